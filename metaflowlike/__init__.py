@@ -1,0 +1,46 @@
+"""metaflowlike: write an ML workflow once as a Python class; run it anywhere.
+
+Flows port from Metaflow by changing the import line::
+
+    from metaflowlike import FlowSpec, step, Parameter, current
+
+Only the authoring API is imported eagerly; the client (``Flow``, ``Run``...) and the
+step decorators load on first use so that ``import metaflowlike`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .current import current
+from .decorators import StepDecorator, make_decorator, step
+from .flowspec import FlowSpec
+from .parameters import IncludeFile, JSONType, Parameter
+
+__version__ = "0.1.0"
+
+_CLIENT_NAMES = {
+    "Flow", "Run", "Step", "Task", "DataArtifact", "Metaflow", "namespace",
+    "get_namespace", "default_namespace", "get_metadata", "get_datastore",
+}
+
+__all__ = [
+    "FlowSpec", "step", "Parameter", "JSONType", "IncludeFile", "current",
+    "StepDecorator", "make_decorator", *sorted(_CLIENT_NAMES),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if name in _CLIENT_NAMES:
+        return getattr(importlib.import_module(".client", __name__), name)
+    # Step decorators (`from metaflowlike import retry`) come from the plugin registry.
+    plugins = importlib.import_module(".plugins", __name__)
+
+    if name in plugins.names(plugins.STEP_DECORATORS):
+        deco = make_decorator(plugins.load(plugins.STEP_DECORATORS, name, "decorator"))
+        globals()[name] = deco
+        return deco
+    raise AttributeError(f"module 'metaflowlike' has no attribute '{name}'")

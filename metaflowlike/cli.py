@@ -1,0 +1,271 @@
+"""``python flow.py [TOP OPTIONS] COMMAND``: the command line of a flow.
+
+Top-level options (``--datastore``, ``--datastore-root``, ``--quiet``) come before the
+command, as in Metaflow. Commands: ``run``, ``resume``, ``step`` (runs one task: what
+the local runtime forks and what a pod or a Batch job executes), ``show``, ``check``,
+``logs``, ``dump``. A ``MetaflowlikeException`` is printed as one paragraph without a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from . import config
+from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
+from .parameters import Parameter
+
+
+def flow_parameters(flow_cls: type) -> list[Parameter]:
+    params = {}
+    for klass in reversed(flow_cls.__mro__):
+        for attr, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                params[attr] = value
+    return list(params.values())
+
+
+class _State:
+    def __init__(self, flow_cls: type, ds_type: str | None, root: str | None, quiet: bool) -> None:
+        self.flow_cls = flow_cls
+        self.ds_type, self.root, self.quiet = ds_type, root, quiet
+        self._graph = None
+        self._fds = None
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            from .graph import FlowGraph
+
+            self._graph = FlowGraph(self.flow_cls)
+        return self._graph
+
+    @property
+    def fds(self):
+        if self._fds is None:
+            self._fds = config.open_datastore(self.ds_type, self.root)
+        return self._fds
+
+    def validate(self) -> None:
+        from .lint import validate
+
+        validate(self.graph)
+
+    def top_args(self) -> list[str]:
+        args = ["--datastore", self.fds.storage.TYPE, "--datastore-root", self.fds.storage.root]
+        return args + (["--quiet"] if self.quiet else [])
+
+
+def _params_options(flow_cls: type):
+    def decorate(cmd):
+        for p in flow_parameters(flow_cls):
+            help_text = p.help + (f" [default: {p.default!r}]" if p.show_default and p.default is not None else "")
+            cmd = click.option(f"--{p.name}", p.attr_name, default=None, type=str, help=help_text)(cmd)
+        return cmd
+
+    return decorate
+
+
+def parse_params(flow_cls: type, raw: dict[str, str | None]) -> dict[str, Any]:
+    """Convert command-line strings to typed values; every error names the parameter."""
+    values = {}
+    for p in flow_parameters(flow_cls):
+        given = raw.get(p.attr_name)
+        if given is not None:
+            values[p.attr_name] = p.convert(given)
+        elif p.required:
+            raise InvalidParameter(f'Missing required parameter "{p.name}": pass --{p.name} VALUE.')
+        else:
+            values[p.attr_name] = p.default_value()
+    return values
+
+
+def _with_decorators(specs: tuple[str, ...]) -> list:
+    from .decorators import parse_with
+
+    return [parse_with(s) for s in specs]
+
+
+def build_cli(flow_cls: type) -> click.Group:
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
+    @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
+    @click.option("--quiet", is_flag=True, help="Print task output only.")
+    @click.pass_context
+    def cli(ctx, ds_type, datastore_root, quiet):
+        """Run and inspect this flow."""
+        ctx.obj = _State(flow_cls, ds_type, datastore_root, quiet)
+
+    @cli.command()
+    @click.pass_obj
+    def check(state: _State):
+        """Validate the flow graph and report every problem."""
+        state.validate()
+        click.echo(f"The graph of {flow_cls.__name__} looks good ({len(state.graph.nodes)} steps).")
+
+    @cli.command()
+    @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text")
+    @click.pass_obj
+    def show(state: _State, fmt: str):
+        """Print the flow graph in words, or as dot/mermaid source."""
+        from . import graph_render
+
+        render = {"text": graph_render.render_text, "dot": graph_render.render_dot,
+                  "mermaid": graph_render.render_mermaid}[fmt]
+        click.echo(render(state.graph))
+
+    @cli.command()
+    @_params_options(flow_cls)
+    @click.option("--max-workers", default=16, show_default=True, help="Tasks running at once.")
+    @click.option("--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed.")
+    @click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
+    @click.option("--run-id-file", default=None, help="Write the run id to this file.")
+    @click.option("--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...].")
+    @click.option("--launcher", type=click.Choice(["fork", "subprocess"]),
+                  default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"), hidden=True)
+    @click.pass_obj
+    def run(state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw):
+        """Run the flow locally."""
+        from .run import start_run
+
+        state.validate()
+        decos = _with_decorators(with_specs)
+        values = parse_params(flow_cls, raw)
+        ok = start_run(
+            state, values, max_workers=max_workers, max_num_splits=max_num_splits,
+            tags=list(tags), run_id_file=run_id_file, with_decorators=decos,
+            with_specs=list(with_specs), launcher=launcher,
+        )
+        sys.exit(0 if ok else 1)
+
+    @cli.command()
+    @click.argument("step_name")
+    @click.option("--run-id", required=True)
+    @click.option("--task-id", required=True)
+    @click.option("--input-paths", default="", help="Comma-separated run_id/step/task_id.")
+    @click.option("--split-index", type=int, default=None)
+    @click.option("--attempt", type=int, default=0)
+    @click.option("--max-num-splits", default=10000)
+    @click.option("--max-retries", default=0)
+    @click.option("--tag", "tags", multiple=True)
+    @click.option("--with", "with_specs", multiple=True)
+    @click.option("--origin-run-id", default=None)
+    @click.pass_obj
+    def step(state: _State, step_name, run_id, task_id, input_paths, split_index, attempt,
+             max_num_splits, max_retries, tags, with_specs, origin_run_id):
+        """Run one task (used by the runtime and by remote executors)."""
+        from .task import TaskSpec, run_task
+
+        if step_name not in state.graph:
+            raise MetaflowlikeException(f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes))
+        run = state.fds.read_run(flow_cls.__name__, run_id)
+        if run is None:
+            raise MetaflowlikeException(f"Run {flow_cls.__name__}/{run_id} has no run record in {state.fds.storage.url()}.")
+        spec = TaskSpec(
+            flow_name=flow_cls.__name__, run_id=run_id, step_name=step_name, task_id=task_id,
+            attempt=attempt, input_paths=[p for p in input_paths.split(",") if p],
+            split_index=split_index, max_num_splits=max_num_splits, user=run.get("user", ""),
+            tags=list(tags) or run.get("tags", []), origin_run_id=origin_run_id,
+            namespace=run.get("namespace"), max_retries=max_retries,
+        )
+        decos = _with_decorators(with_specs)
+        for d in list(state.graph[step_name].decorators) + decos:
+            os.environ.update(d.task_env(step_name=step_name))
+        ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.exit(0 if ok else 1)
+
+    @cli.command()
+    @click.argument("pathspec")
+    @click.option("--stderr", "only_stderr", is_flag=True, help="Only stderr.")
+    @click.option("--stdout", "only_stdout", is_flag=True, help="Only stdout.")
+    @click.option("--attempt", type=int, default=None)
+    @click.pass_obj
+    def logs(state: _State, pathspec, only_stderr, only_stdout, attempt):
+        """Print the saved logs of RUN_ID/STEP[/TASK_ID]."""
+        streams = ["stdout", "stderr"]
+        if only_stderr:
+            streams = ["stderr"]
+        elif only_stdout:
+            streams = ["stdout"]
+        for task_path in _task_paths(state, pathspec):
+            rec = state.fds.read_task(task_path, attempt)
+            if rec is None:
+                continue
+            for stream in streams:
+                data = state.fds.read_log(task_path, rec.attempt, stream)
+                if data:
+                    out = sys.stderr if stream == "stderr" else sys.stdout
+                    out.write(data.decode(errors="replace"))
+                    out.flush()
+
+    @cli.command()
+    @click.argument("pathspec")
+    @click.option("--max-value-size", default=1000, help="Truncate long values.")
+    @click.pass_obj
+    def dump(state: _State, pathspec, max_value_size):
+        """Print the artifacts of the finished task(s) RUN_ID/STEP[/TASK_ID]."""
+        for task_path in _task_paths(state, pathspec):
+            rec = state.fds.read_task(task_path)
+            if rec is None:
+                continue
+            click.echo(f"{task_path} ({rec.status}):")
+            for name in sorted(rec.artifacts):
+                key, size, type_name = rec.artifacts[name]
+                value = repr(state.fds.cas.load(key))
+                if len(value) > max_value_size:
+                    value = value[:max_value_size] + "..."
+                click.echo(f"  {name} ({type_name}, {size} bytes) = {value}")
+
+    from .resume import add_resume_command
+
+    add_resume_command(cli, flow_cls, _params_options, _with_decorators)
+    return cli
+
+
+def _task_paths(state: _State, pathspec: str) -> list[str]:
+    parts = pathspec.strip("/").split("/")
+    flow = state.flow_cls.__name__
+    if len(parts) not in (2, 3):
+        raise MetaflowlikeException(f'Expected RUN_ID/STEP[/TASK_ID], got "{pathspec}".')
+    run_id, step = parts[0], parts[1]
+    if state.fds.read_run(flow, run_id) is None:
+        raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
+    tasks = [parts[2]] if len(parts) == 3 else sorted(state.fds.list_tasks(flow, run_id, step), key=_num)
+    if not tasks:
+        raise MetaflowlikeException(f'Run {flow}/{run_id} has no tasks for step "{step}".')
+    return [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
+
+
+def _num(s: str) -> tuple:
+    return (0, int(s), "") if s.isdigit() else (1, 0, s)
+
+
+def print_error(e: MetaflowlikeException) -> None:
+    click.secho(f"{e.headline}:", fg="red", bold=True, err=True, nl=False)
+    click.echo(f" {e}", err=True)
+
+
+def main(flow_cls: type, args: list[str] | None = None) -> None:
+    """Entry point used by ``FlowSpec.__init__`` when a flow file is run."""
+    try:
+        build_cli(flow_cls).main(args=args, prog_name=os.path.basename(sys.argv[0]), standalone_mode=False)
+    except MetaflowlikeException as e:
+        print_error(e)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(0)
+

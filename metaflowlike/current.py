@@ -1,0 +1,40 @@
+"""``current``: facts about the task that is running, readable from step code.
+
+One module-level object; the task runner fills it in before user code runs. Plugins
+(checkpoint, card, ...) attach their own attributes with ``current._update``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Current:
+    flow_name: str | None = None
+    run_id: str | None = None
+    step_name: str | None = None
+    task_id: str | None = None
+    retry_count: int = 0
+    origin_run_id: str | None = None
+    namespace: str | None = None
+    username: str | None = None
+    tags: frozenset[str] = frozenset()
+    is_running_flow: bool = False
+
+    @property
+    def pathspec(self) -> str | None:
+        if not self.is_running_flow:
+            return None
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    def _update(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __repr__(self) -> str:
+        if not self.is_running_flow:
+            return "<current: not inside a running task>"
+        return f"<current {self.pathspec} attempt {self.retry_count}>"
+
+
+current = Current()

@@ -1,0 +1,128 @@
+"""Storage in a local folder: the embedded, zero set-up default.
+
+Atomicity comes from writing a temporary file in the destination's folder and
+``os.replace``-ing it into place, so a crash leaves at most a ``.tmp-*`` file that no
+reader ever lists.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+from .storage import Storage, StorageError
+
+TMP_PREFIX = ".tmp-"
+
+
+class LocalStorage(Storage):
+    TYPE = "local"
+    consume_local_file = True
+    parallelism = 1  # the page cache is faster than a thread pool
+
+    def __init__(self, root: str) -> None:
+        super().__init__(os.path.abspath(os.path.expanduser(root)))
+
+    @classmethod
+    def default_root(cls) -> str:
+        return os.path.join(os.getcwd(), ".metaflowlike")
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/")) if path else self.root
+
+    def local_path(self, path: str) -> str:
+        return self._full(path)
+
+    def spool_dir(self) -> str:
+        d = os.path.join(self.root, ".spool")
+        self._makedirs(d)
+        return d
+
+    def _makedirs(self, d: str) -> None:
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError as e:
+            raise self._error("create folder", d, e) from e
+
+    def _error(self, op: str, path: str, e: OSError) -> StorageError:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        if e.errno == errno.ENOSPC:
+            reason = "the disk is full"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            reason = "the datastore is not writable"
+        return StorageError(f"local datastore: cannot {op} {path}: {reason}.")
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self._full(path))
+
+    def put_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
+        full = self._full(path)
+        if not overwrite and os.path.exists(full):
+            return
+        d = os.path.dirname(full)
+        tmp = None
+        try:
+            os.makedirs(d, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, full)
+        except OSError as e:
+            if tmp:
+                _silent_unlink(tmp)
+            raise self._error("write", full, e) from e
+
+    def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
+        full = self._full(path)
+        if not overwrite and os.path.exists(full):
+            return
+        try:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            try:
+                os.replace(local_path, full)  # same filesystem: a rename, no copy
+                return
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            try:
+                with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
+                    while chunk := src.read(8 << 20):
+                        out.write(chunk)
+                os.replace(tmp, full)
+            except BaseException:
+                _silent_unlink(tmp)
+                raise
+        except OSError as e:
+            raise self._error("write", full, e) from e
+
+    def get_bytes(self, path: str) -> bytes:
+        with open(self._full(path), "rb") as f:
+            return f.read()
+
+    def get_file(self, path: str, local_path: str) -> None:
+        with open(self._full(path), "rb") as src, open(local_path, "wb") as out:
+            while chunk := src.read(8 << 20):
+                out.write(chunk)
+
+    def list_dir(self, path: str) -> list[tuple[str, bool]]:
+        try:
+            with os.scandir(self._full(path)) as it:
+                return [
+                    (e.name, e.is_dir())
+                    for e in it
+                    if not e.name.startswith(TMP_PREFIX) and e.name != ".spool"
+                ]
+        except FileNotFoundError:
+            return []
+
+    def delete(self, path: str) -> None:
+        _silent_unlink(self._full(path))
+
+
+def _silent_unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

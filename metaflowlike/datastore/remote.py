@@ -1,0 +1,132 @@
+"""What the object-store backends (S3, Azure Blob, GCS) have in common.
+
+Each cloud backend is a :class:`RemoteStorage`: a root URL ``<scheme>://bucket/prefix``,
+one SDK client and one thread pool that are created lazily, shared by every thread and
+re-created after a ``fork`` (neither survives one), and every operation wrapped in the
+shared :class:`~.retry.RetryPolicy`. Pure Python: the SDKs are imported by the plugins.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .retry import RetryPolicy
+from .storage import Storage, StorageError, join
+
+T = TypeVar("T")
+
+_in_pool = threading.local()
+
+
+def parse_root(root: str, scheme: str) -> tuple[str, str]:
+    """``("bucket", "prefix")`` from ``scheme://bucket/prefix`` (prefix may be empty)."""
+    head = f"{scheme}://"
+    if not isinstance(root, str) or not root.startswith(head):
+        raise StorageError(
+            f"{scheme} datastore: invalid root {root!r}: expected {head}bucket/optional/prefix."
+        )
+    bucket, _, prefix = root[len(head) :].partition("/")
+    if not bucket or "\\" in bucket or any(c.isspace() for c in bucket):
+        raise StorageError(
+            f"{scheme} datastore: invalid root {root!r}: the bucket name is missing or "
+            f"malformed (expected {head}bucket/optional/prefix)."
+        )
+    prefix = "/".join(p for p in prefix.split("/") if p)
+    return bucket, prefix
+
+
+class RemoteStorage(Storage):
+    """Base of the object-store backends; subclasses set ``TYPE`` and implement the
+    primitives plus :meth:`_new_client` and :meth:`_is_transient`."""
+
+    parallelism = 16
+
+    def __init__(self, root: str) -> None:
+        self.bucket, self.prefix = parse_root(root, self.TYPE)
+        super().__init__(f"{self.TYPE}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else ""))
+        self.retry = RetryPolicy(
+            backend=self.TYPE, is_transient=self._is_transient, secrets=self._secrets
+        )
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._client_obj: Any = None
+        self._pool_obj: ThreadPoolExecutor | None = None
+
+    # --- hooks for the subclasses ----------------------------------------------------
+
+    def _new_client(self) -> Any:
+        """Build the SDK client (called once per process, on first use)."""
+        raise NotImplementedError
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def _secrets(self) -> list[str]:
+        """Credential values that must never appear in an error message."""
+        return []
+
+    # --- shared machinery ------------------------------------------------------------
+
+    def key(self, path: str) -> str:
+        """The object name of ``path`` inside the bucket."""
+        return join(self.prefix, path) if self.prefix else path.strip("/")
+
+    def dir_key(self, path: str) -> str:
+        """The listing prefix of directory ``path`` ('' or ending with '/')."""
+        k = self.key(path)
+        return k + "/" if k else ""
+
+    def _fresh_process(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._client_obj = None
+            self._pool_obj = None
+
+    @property
+    def client(self) -> Any:
+        """The SDK client: thread safe, so one per process is shared by all threads."""
+        with self._lock:
+            self._fresh_process()
+            if self._client_obj is None:
+                self._client_obj = self._new_client()
+            return self._client_obj
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            self._fresh_process()
+            if self._pool_obj is None:
+                self._pool_obj = ThreadPoolExecutor(
+                    max_workers=self.parallelism,
+                    thread_name_prefix=f"mfl-{self.TYPE}",
+                    initializer=_mark_pool_thread,
+                )
+            return self._pool_obj
+
+    def _map(self, fn: Callable[[Any], T], items: Sequence) -> list[T]:
+        # Reuse one pool (threads and their warm HTTP connections) for every batch; a
+        # batch started from inside the pool runs inline instead of deadlocking it.
+        if len(items) <= 1 or self.parallelism <= 1 or getattr(_in_pool, "yes", False):
+            return [fn(i) for i in items]
+        return list(self._pool().map(fn, items))
+
+    def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` with retries; errors name ``op`` and the URL of ``path``."""
+        return self.retry.call(op, self.url(path), fn)
+
+    def close(self) -> None:
+        """Release the thread pool (the client's connections close with it)."""
+        with self._lock:
+            pool, self._pool_obj = self._pool_obj, None
+        if pool is not None and self._pid == os.getpid():
+            pool.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.root!r})"
+
+
+def _mark_pool_thread() -> None:
+    _in_pool.yes = True

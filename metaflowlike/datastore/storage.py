@@ -1,0 +1,125 @@
+"""The one interface every storage backend implements.
+
+The layers above (content-addressed store, task datastore) only ever talk to a
+``Storage``; each backend (local folder, S3, Azure Blob, GCS) is one small class.
+Paths are always ``/``-separated and relative to the backend's root.
+
+Contract every backend must honour (``tests/test_storage_contract.py`` checks it):
+
+* ``put_*`` is atomic: a reader sees either nothing or the complete object, never a
+  partial one, whatever instant the writer dies at.
+* ``get_*`` of a missing path raises ``FileNotFoundError``.
+* ``list_dir`` is one level deep, like ``os.scandir``: it returns child names and
+  whether each is a "directory" (a common prefix) or an object.
+* Transient errors are retried inside the backend; a persistent one raises
+  ``StorageError`` naming the backend, the URL and the operation (never a secret).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ..exceptions import MetaflowlikeException
+
+
+class StorageError(MetaflowlikeException):
+    """A storage operation failed for good (after retries)."""
+
+    headline = "Storage error"
+
+
+class Storage(ABC):
+    """Abstract object store rooted at ``root``.
+
+    ``TYPE`` is the name users pass to ``--datastore``; ``default_root()`` gives the
+    root when none is configured (only the local backend has one).
+    """
+
+    TYPE: str = ""
+    #: how many requests the batched helpers run at once
+    parallelism: int = 16
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    @classmethod
+    def default_root(cls) -> str | None:
+        return None
+
+    def url(self, path: str = "") -> str:
+        """Human readable location of ``path``, for error messages."""
+        return self.root.rstrip("/") + ("/" + path if path else "")
+
+    # --- the primitives a backend implements -------------------------------------
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def put_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
+        """Store ``data`` at ``path`` atomically. With ``overwrite=False`` an existing
+        object is left as is (content-addressed blobs never change)."""
+
+    @abstractmethod
+    def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
+        """Store the local file at ``path`` atomically, streaming it (large blobs).
+
+        The caller owns ``local_path`` and may delete it afterwards; a backend is
+        allowed to *move* it instead of copying when ``consume_local_file`` is set."""
+
+    @abstractmethod
+    def get_bytes(self, path: str) -> bytes: ...
+
+    @abstractmethod
+    def get_file(self, path: str, local_path: str) -> None:
+        """Stream the object at ``path`` into the local file ``local_path``."""
+
+    @abstractmethod
+    def list_dir(self, path: str) -> list[tuple[str, bool]]:
+        """Children of ``path`` as ``(name, is_dir)``; empty if ``path`` is absent."""
+
+    def delete(self, path: str) -> None:  # pragma: no cover - optional
+        raise NotImplementedError(f"{type(self).__name__} cannot delete")
+
+    #: set by backends whose put_file may rename the local file into place
+    consume_local_file: bool = False
+
+    def local_path(self, path: str) -> str | None:
+        """A filesystem path where the object can be read directly, if any.
+
+        Lets the local backend hand out files without a copy; remote ones return None."""
+        return None
+
+    def spool_dir(self) -> str | None:
+        """Where to write temporary files that will become objects (same filesystem
+        as the store for the local backend, so that a rename is enough)."""
+        return None
+
+    # --- batched helpers: backends may override with something faster -------------
+
+    def _map(self, fn, items: Sequence):
+        if len(items) <= 1 or self.parallelism <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        return self._map(self.exists, list(paths))
+
+    def put_many(self, items: Iterable[tuple[str, bytes]], overwrite: bool = True) -> None:
+        self._map(lambda kv: self.put_bytes(kv[0], kv[1], overwrite=overwrite), list(items))
+
+    def get_many(self, paths: Sequence[str]) -> list[bytes]:
+        return self._map(self.get_bytes, list(paths))
+
+
+def join(*parts: str) -> str:
+    """Join storage path parts with '/' (never the OS separator)."""
+    return "/".join(p.strip("/") for p in parts if p)
+
+
+def ensure_parent(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -1,0 +1,153 @@
+"""Per-run and per-task records: which artifact names map to which content keys.
+
+Layout under the datastore root (see ``docs/datastore-layout.md``)::
+
+    data/<k[:2]>/<key>                                  blobs (content_store)
+    flows/<Flow>/<run_id>/_run.json                     run record, written at start
+    flows/<Flow>/<run_id>/_done.json                    run end record
+    flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/task.json    manifest + task facts
+    flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/stdout.log   (and stderr.log)
+    flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>.done         completion marker
+
+``<attempt>.done`` is written last, after the manifest and the logs: readers ignore
+every attempt without it, so a task killed at any instant is simply invisible and a
+resume runs it again. Every file is written atomically by the storage layer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .content_store import ContentStore, StoredArtifact
+from .storage import Storage
+
+FLOWS = "flows"
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+@dataclass
+class TaskRecord:
+    """What a finished attempt left behind (``task.json`` + its ``.done`` marker)."""
+
+    pathspec: str
+    attempt: int
+    artifacts: dict[str, list]  # name -> [key, size, type]
+    info: dict[str, Any] = field(default_factory=dict)  # task.json minus artifacts
+    done: dict[str, Any] = field(default_factory=dict)  # the marker's content
+
+    @property
+    def status(self) -> str:
+        return self.done.get("status", "unknown")
+
+
+class FlowDatastore:
+    """Wiring: one storage, its content store, and the path scheme for runs and tasks."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.cas = ContentStore(storage)
+
+    # --- paths -------------------------------------------------------------------
+
+    @staticmethod
+    def run_dir(flow: str, run_id: str) -> str:
+        return f"{FLOWS}/{flow}/{run_id}"
+
+    @staticmethod
+    def task_dir(flow: str, run_id: str, step: str, task_id: str) -> str:
+        return f"{FLOWS}/{flow}/{run_id}/{step}/{task_id}"
+
+    # --- runs --------------------------------------------------------------------
+
+    def write_run(self, flow: str, run_id: str, record: dict[str, Any]) -> None:
+        self.storage.put_bytes(f"{self.run_dir(flow, run_id)}/_run.json", _dumps(record))
+
+    def write_run_done(self, flow: str, run_id: str, record: dict[str, Any]) -> None:
+        self.storage.put_bytes(f"{self.run_dir(flow, run_id)}/_done.json", _dumps(record))
+
+    def read_json(self, path: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.storage.get_bytes(path))
+        except FileNotFoundError:
+            return None
+
+    def read_run(self, flow: str, run_id: str) -> dict[str, Any] | None:
+        return self.read_json(f"{self.run_dir(flow, run_id)}/_run.json")
+
+    def read_run_done(self, flow: str, run_id: str) -> dict[str, Any] | None:
+        return self.read_json(f"{self.run_dir(flow, run_id)}/_done.json")
+
+    def list_flows(self) -> list[str]:
+        return sorted(n for n, is_dir in self.storage.list_dir(FLOWS) if is_dir)
+
+    def list_runs(self, flow: str) -> list[str]:
+        return [n for n, is_dir in self.storage.list_dir(f"{FLOWS}/{flow}") if is_dir]
+
+    def list_steps(self, flow: str, run_id: str) -> list[str]:
+        return [n for n, d in self.storage.list_dir(self.run_dir(flow, run_id)) if d]
+
+    def list_tasks(self, flow: str, run_id: str, step: str) -> list[str]:
+        return [n for n, d in self.storage.list_dir(f"{self.run_dir(flow, run_id)}/{step}") if d]
+
+    # --- tasks -------------------------------------------------------------------
+
+    def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
+        """Attempt numbers whose completion marker exists, ascending."""
+        names = self.storage.list_dir(self.task_dir(flow, run_id, step, task_id))
+        return sorted(int(n[:-5]) for n, d in names if not d and n.endswith(".done"))
+
+    def write_task(
+        self,
+        pathspec: str,
+        attempt: int,
+        artifacts: dict[str, StoredArtifact | list],
+        info: dict[str, Any],
+    ) -> None:
+        manifest = {
+            name: [a.key, a.size, a.type] if isinstance(a, StoredArtifact) else list(a)
+            for name, a in artifacts.items()
+        }
+        doc = dict(info, artifacts=manifest)
+        self.storage.put_bytes(f"{_task_path(pathspec)}/{attempt}/task.json", _dumps(doc))
+
+    def write_log(self, pathspec: str, attempt: int, stream: str, local_file: str) -> None:
+        self.storage.put_file(f"{_task_path(pathspec)}/{attempt}/{stream}.log", local_file)
+
+    def read_log(self, pathspec: str, attempt: int, stream: str) -> bytes:
+        try:
+            return self.storage.get_bytes(f"{_task_path(pathspec)}/{attempt}/{stream}.log")
+        except FileNotFoundError:
+            return b""
+
+    def mark_done(self, pathspec: str, attempt: int, record: dict[str, Any]) -> None:
+        self.storage.put_bytes(f"{_task_path(pathspec)}/{attempt}.done", _dumps(record))
+
+    def read_task(self, pathspec: str, attempt: int | None = None) -> TaskRecord | None:
+        """The record of ``attempt`` (default: the latest finished one), or None."""
+        flow, run_id, step, task_id = pathspec.split("/")
+        if attempt is None:
+            done = self.attempts(flow, run_id, step, task_id)
+            if not done:
+                return None
+            attempt = done[-1]
+        base = _task_path(pathspec)
+        marker = self.read_json(f"{base}/{attempt}.done")
+        if marker is None:
+            return None
+        info = self.read_json(f"{base}/{attempt}/task.json") or {}
+        artifacts = info.pop("artifacts", {})
+        return TaskRecord(pathspec, attempt, artifacts, info, marker)
+
+
+def _task_path(pathspec: str) -> str:
+    return f"{FLOWS}/{pathspec}"
+
+
+def now() -> float:
+    return round(time.time(), 6)

@@ -1,0 +1,178 @@
+"""Step decorators: the base class, the ``@step`` marker and ``--with`` parsing.
+
+A step decorator is a class with a ``name`` and ``defaults``; its hooks take keyword-only
+arguments so that new ones can be added without breaking anybody. Built-in decorators
+and third-party ones register the same way, through the ``metaflowlike.step_decorators``
+entry-point group, and user code may subclass ``StepDecorator`` and apply it directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import MetaflowlikeException, UnknownDecorator, did_you_mean
+
+
+class StepDecorator:
+    """Base class; override the hooks you need."""
+
+    name: str = ""
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **attributes: Any) -> None:
+        unknown = set(attributes) - set(self.defaults)
+        if unknown:
+            bad = sorted(unknown)[0]
+            raise MetaflowlikeException(
+                f'@{self.name} has no argument "{bad}". Arguments: '
+                f"{', '.join(self.defaults) or 'none'}." + did_you_mean(bad, self.defaults)
+            )
+        self.attributes = {**self.defaults, **attributes}
+
+    def __repr__(self) -> str:
+        return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self.attributes.items())})"
+
+    # --- hooks (keyword-only) ----------------------------------------------------
+
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        """Validate the decorator when the flow starts (in the runtime process)."""
+
+    def task_env(self, *, step_name: str) -> dict[str, str]:
+        """Environment variables for the task process."""
+        return {}
+
+    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+        """Inside the task process, before user code."""
+
+    def task_decorate(self, func: Callable[[], None], *, flow: Any, step_name: str) -> Callable[[], None]:
+        """Wrap the user function (return it unchanged if nothing to do)."""
+        return func
+
+    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+        """Inside the task process, after user code succeeded."""
+
+    def task_exception(self, *, flow: Any, step_name: str, exception: BaseException, retry_count: int, max_retries: int) -> bool:
+        """Inside the task process, after user code failed; return True if handled."""
+        return False
+
+    def max_retries(self) -> int:
+        """How many extra attempts the runtime may make for this step."""
+        return 0
+
+    def timeout_seconds(self) -> float | None:
+        return None
+
+    def resources(self) -> dict[str, float]:
+        return {}
+
+
+def make_decorator(cls: type[StepDecorator]) -> Callable:
+    """Turn a decorator class into something usable as ``@name`` and ``@name(k=v)``."""
+
+    def attach(func: Callable, **kwargs: Any) -> Callable:
+        decos = func.__dict__.setdefault("decorators", [])
+        if any(d.name == cls.name for d in decos):
+            raise MetaflowlikeException(f'@{cls.name} is applied twice to step "{func.__name__}".')
+        decos.append(cls(**kwargs))
+        return func
+
+    @functools.wraps(cls, updated=())
+    def decorator(func: Callable | None = None, **kwargs: Any):
+        if func is not None and callable(func):
+            return attach(func, **kwargs)
+        return lambda f: attach(f, **kwargs)
+
+    decorator.__doc__ = cls.__doc__
+    decorator.decorator_class = cls  # type: ignore[attr-defined]
+    return decorator
+
+
+def step(func: Callable) -> Callable:
+    """Mark a method of a FlowSpec as a step."""
+    func.is_step = True  # type: ignore[attr-defined]
+    func.__dict__.setdefault("decorators", [])
+    return func
+
+
+class ResourcesDecorator(StepDecorator):
+    """Declare what a task needs: ``@resources(cpu=2, memory=4096, gpu=0)`` (memory in MB)."""
+
+    name = "resources"
+    defaults = {"cpu": 1, "memory": 4096, "gpu": 0, "disk": None}
+
+    def resources(self) -> dict[str, float]:
+        return {k: float(self.attributes[k] or 0) for k in ("cpu", "memory", "gpu")}
+
+
+class EnvironmentDecorator(StepDecorator):
+    """Set environment variables in the task's process: ``@environment(vars={...})``."""
+
+    name = "environment"
+    defaults = {"vars": {}}
+
+    def task_env(self, *, step_name: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
+
+    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+        os.environ.update(self.task_env(step_name=step_name))
+
+
+def decorator_class(name: str) -> type[StepDecorator]:
+    from . import plugins
+
+    try:
+        return plugins.load(plugins.STEP_DECORATORS, name, "decorator")
+    except plugins.MissingExtra:
+        raise
+    except MetaflowlikeException as e:
+        raise UnknownDecorator(str(e).replace("Unknown decorator", "Unknown step decorator")) from None
+
+
+def parse_with(spec: str) -> StepDecorator:
+    """Parse ``--with NAME[:k=v,k=v]`` into a decorator instance."""
+    name, _, args = spec.partition(":")
+    cls = decorator_class(name.strip())
+    kwargs: dict[str, Any] = {}
+    if args:
+        for item in _split_args(args):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise MetaflowlikeException(f'--with {spec}: expected key=value, got "{item}".')
+            kwargs[key.strip()] = _parse_value(value.strip())
+    return cls(**kwargs)
+
+
+def _split_args(args: str) -> list[str]:
+    """Split on commas that are not inside brackets or quotes (``vars={"a":1,"b":2}``)."""
+    out, depth, quote, cur = [], 0, "", ""
+    for ch in args:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _parse_value(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        low = value.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        return value

@@ -1,0 +1,63 @@
+"""One exception root for everything metaflowlike raises on purpose.
+
+A ``MetaflowlikeException`` is a *user* mistake or an environmental failure: the CLI
+prints its ``headline`` and message as one paragraph, without a traceback. Anything
+else escaping is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MetaflowlikeException(Exception):
+    headline = "Error"
+
+    def __init__(self, msg: str = "", lineno: int | None = None) -> None:
+        super().__init__(msg)
+        self.message = msg
+        self.lineno = lineno
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidGraph(MetaflowlikeException):
+    headline = "Invalid flow graph"
+
+
+class InvalidParameter(MetaflowlikeException):
+    headline = "Invalid parameter"
+
+
+class UnknownDecorator(MetaflowlikeException):
+    headline = "Unknown decorator"
+
+
+class UnserializableArtifact(MetaflowlikeException):
+    headline = "Artifact cannot be saved"
+
+
+class CorruptArtifact(MetaflowlikeException):
+    headline = "Corrupt artifact"
+
+
+class MergeArtifactsError(MetaflowlikeException):
+    headline = "Conflicting artifacts in merge_artifacts"
+
+
+class TaskFailed(MetaflowlikeException):
+    headline = "Task failed"
+
+
+class NotFound(MetaflowlikeException):
+    headline = "Not found"
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' Did you mean "x"?' when a close match exists, else ''."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"

@@ -1,0 +1,217 @@
+"""``FlowSpec``: the base class users write their flow as.
+
+Building a flow object has no side effects except when it is created as the script's
+entry point (``MyFlow()`` at the bottom of ``flow.py``), which hands over to the CLI,
+as users of Metaflow expect. Inside a task, attribute reads fall through to the
+artifacts the task inherited, loaded lazily and only when touched; attribute writes
+become the task's new artifacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .decorators import step  # noqa: F401  (re-exported for `from metaflowlike.flowspec import step`)
+from .exceptions import MergeArtifactsError, MetaflowlikeException, did_you_mean
+
+#: attributes of FlowSpec that are not artifacts and cannot be step names
+RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
+
+
+class ArtifactSource:
+    """Where a flow object reads inherited artifacts from (set by the task runner)."""
+
+    def __init__(self, manifest: dict[str, list], load, foreach_stack: list[dict], input_loader=None):
+        self.manifest = manifest  # name -> [key, size, type]
+        self.load = load  # key -> object
+        self.foreach_stack = foreach_stack
+        self.input_loader = input_loader  # frame -> the foreach item
+        self.loaded: dict[str, str] = {}  # name -> key of artifacts read so far
+
+
+class FlowSpec:
+    """Subclass this and decorate methods with ``@step``."""
+
+    _source: ArtifactSource | None = None
+
+    def __init__(self, use_cli: bool = True) -> None:
+        if use_cli:
+            from .cli import main
+
+            main(type(self))
+
+    # --- artifacts -----------------------------------------------------------------
+
+    def _artifact(self, name: str) -> Any:
+        if name in self.__dict__:
+            return self.__dict__[name]
+        src = self.__dict__.get("_source")
+        if src is None or name not in src.manifest:
+            raise AttributeError(name)
+        key = src.manifest[name][0]
+        value = src.load(key)
+        self.__dict__[name] = value
+        src.loaded[name] = key
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self._artifact(name)
+        except AttributeError:
+            src = self.__dict__.get("_source")
+            known = list(src.manifest) if src else []
+            raise AttributeError(
+                f"Flow {type(self).__name__} has no attribute or artifact '{name}'."
+                + did_you_mean(name, known)
+            ) from None
+
+    def _artifact_names(self) -> list[str]:
+        src = self.__dict__.get("_source")
+        names = set(src.manifest) if src else set()
+        names.update(n for n in self.__dict__ if not n.startswith("_"))
+        return sorted(names)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        """Iterate over (name, value) of the artifacts visible here."""
+        for name in self._artifact_names():
+            yield name, self._artifact(name)
+
+    # --- transitions ---------------------------------------------------------------
+
+    def next(self, *steps: Any, foreach: str | None = None) -> None:
+        """Declare the next step(s); the graph was parsed from this call already,
+        here we only record what the running step asked for."""
+        names = []
+        for s in steps:
+            name = getattr(s, "__name__", None)
+            if name is None or not callable(s):
+                raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {s!r}.")
+            names.append(name)
+        if self.__dict__.get("_transition") is not None:
+            raise MetaflowlikeException("self.next() was called twice in one step.")
+        self.__dict__["_transition"] = (tuple(names), foreach)
+
+    # --- foreach -------------------------------------------------------------------
+
+    @property
+    def index(self) -> int | None:
+        stack = self._stack()
+        return stack[-1]["index"] if stack else None
+
+    @property
+    def input(self) -> Any:
+        stack = self._stack()
+        if not stack:
+            return None
+        src = self.__dict__["_source"]
+        return src.input_loader(stack[-1])
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """``[(index, num_splits, value), ...]`` from the outermost foreach inwards."""
+        src = self.__dict__.get("_source")
+        return [(f["index"], f["num_splits"], src.input_loader(f)) for f in self._stack()]
+
+    def _stack(self) -> list[dict]:
+        src = self.__dict__.get("_source")
+        return src.foreach_stack if src else []
+
+    # --- joins ---------------------------------------------------------------------
+
+    def merge_artifacts(
+        self,
+        inputs: Iterable[FlowSpec],
+        exclude: list[str] | None = None,
+        include: list[str] | None = None,
+    ) -> None:
+        """Carry artifacts of the join's inputs forward.
+
+        An artifact that every input holding it has with the same value (same content
+        key: no bytes are read) is merged; one whose values differ is an error unless
+        this join step already set it or it is excluded."""
+        if exclude and include:
+            raise MergeArtifactsError("merge_artifacts() takes exclude or include, not both.")
+        inputs = list(inputs)
+        exclude_set = set(exclude or [])
+        candidates: dict[str, set[str]] = {}
+        for inp in inputs:
+            src = inp.__dict__.get("_source")
+            for name, entry in (src.manifest if src else {}).items():
+                candidates.setdefault(name, set()).add(entry[0])
+        if include:
+            missing = [n for n in include if n not in candidates]
+            if missing:
+                raise MergeArtifactsError(
+                    f"merge_artifacts(include=...) names artifacts no input has: {', '.join(missing)}."
+                )
+            names = set(include)
+        else:
+            names = set(candidates) - exclude_set
+        own = self.__dict__["_source"]
+        conflicts = []
+        for name in sorted(names):
+            if name.startswith("_") or name in self.__dict__ or name in own.manifest:
+                continue
+            keys = candidates[name]
+            if len(keys) > 1:
+                conflicts.append(name)
+                continue
+            entry = next(
+                i.__dict__["_source"].manifest[name]
+                for i in inputs
+                if name in i.__dict__["_source"].manifest
+            )
+            own.manifest[name] = entry
+        if conflicts:
+            raise MergeArtifactsError(
+                "These artifacts have different values in the join's inputs: "
+                f"{', '.join(conflicts)}. Set them in the join step, or pass them in "
+                "exclude=[...] to merge_artifacts()."
+            )
+
+
+class Inputs(list):
+    """The ``inputs`` of a join: a list of input views, also reachable by step name
+    (``inputs.train_a``) after a static branch."""
+
+    def __getattr__(self, name: str) -> FlowSpec:
+        for inp in self:
+            if inp.__dict__.get("_step_name") == name:
+                return inp
+        raise AttributeError(
+            f"This join has no input from step '{name}'."
+            + did_you_mean(name, [i.__dict__.get("_step_name", "") for i in self])
+        )
+
+
+class InputView:
+    """Marks a read-only flow object that represents one input of a join."""
+
+
+def input_view(flow_cls: type, step_name: str, source: ArtifactSource) -> FlowSpec:
+    """A read-only object of the user's flow class over one input task's artifacts."""
+    view_cls = _view_class(flow_cls)
+    view = object.__new__(view_cls)
+    view.__dict__["_source"] = source
+    view.__dict__["_step_name"] = step_name
+    return view
+
+
+_VIEW_CLASSES: dict[type, type] = {}
+
+
+def _view_class(flow_cls: type) -> type:
+    if flow_cls not in _VIEW_CLASSES:
+
+        def __setattr__(self, name, value):
+            raise MetaflowlikeException(
+                f"Cannot set '{name}' on an input of a join: inputs are read-only. "
+                f"Set it on self instead."
+            )
+
+        _VIEW_CLASSES[flow_cls] = type(
+            flow_cls.__name__, (InputView, flow_cls), {"__setattr__": __setattr__}
+        )
+    return _VIEW_CLASSES[flow_cls]

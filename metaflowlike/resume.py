@@ -1,0 +1,147 @@
+"""``resume``: a new run that reuses every successful task of an earlier one.
+
+The new run walks the graph as usual, but before launching a task it looks for the
+same task in the origin run (same step, same inputs once mapped to the origin's task
+ids, same foreach index). A successful match outside the steps being rerun is *cloned*:
+its record is written into the new run pointing at the same content keys, so no
+artifact byte is copied. Everything else runs with the current code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from .exceptions import MetaflowlikeException, did_you_mean
+
+
+class ResumeError(MetaflowlikeException):
+    headline = "Cannot resume"
+
+
+def _downstream(graph: Any, start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(graph[name].out_funcs)
+    return seen
+
+
+class Cloner:
+    """Maps tasks of the new run to finished tasks of the origin run."""
+
+    def __init__(self, fds: Any, flow: str, origin_run_id: str, rerun_steps: set[str]) -> None:
+        self.fds, self.flow, self.origin = fds, flow, origin_run_id
+        self.rerun = rerun_steps
+        self.to_origin: dict[str, str] = {}  # new "run/step/task" -> origin "run/step/task"
+        self.index: dict[tuple, Any] = {}
+        for step in fds.list_steps(flow, origin_run_id):
+            for task_id in fds.list_tasks(flow, origin_run_id, step):
+                rec = fds.read_task(f"{flow}/{origin_run_id}/{step}/{task_id}")
+                if rec is None:
+                    continue
+                key = (step, tuple(rec.info.get("input_paths", [])), _split_index(rec.info))
+                self.index[key] = rec
+
+    def __call__(self, runtime: Any, spec: Any) -> dict | None:
+        if spec.step_name in self.rerun:
+            return None
+        try:
+            inputs = tuple(self.to_origin[p] for p in spec.input_paths)
+        except KeyError:
+            return None  # an input was rerun, so this task must run too
+        rec = self.index.get((spec.step_name, inputs, spec.split_index))
+        if rec is None or rec.status != "ok":
+            return None
+        fds = self.fds
+        new_path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
+        self.to_origin[new_path] = rec.pathspec.split("/", 1)[1]
+        info = dict(rec.info)
+        info.update(input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time())
+        # foreach frames point at split tasks: map them to this run's task ids
+        info["foreach_stack"] = [dict(f, task=self._new_path(f["task"], spec)) for f in info.get("foreach_stack", [])]
+        fds.write_task(spec.pathspec, 0, rec.artifacts, info)
+        for stream in ("stdout", "stderr"):
+            data = fds.read_log(rec.pathspec, rec.attempt, stream)
+            if data:
+                fds.storage.put_bytes(f"flows/{spec.pathspec}/0/{stream}.log", data)
+        fds.mark_done(spec.pathspec, 0, dict(rec.done, attempt=0, cloned_from=rec.pathspec))
+        runtime.reporter.task_cloned(spec, rec.pathspec)
+        return info
+
+    def _new_path(self, origin_path: str, spec: Any) -> str:
+        for new, old in self.to_origin.items():
+            if old == origin_path:
+                return new
+        return origin_path
+
+
+def _split_index(info: dict) -> int | None:
+    stack = info.get("foreach_stack") or []
+    inputs = info.get("input_paths") or []
+    if stack and inputs and stack[-1].get("task") == inputs[0]:
+        return stack[-1]["index"]
+    return None
+
+
+def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_decorators) -> None:
+    @cli.command()
+    @click.argument("step_name", required=False)
+    @click.option("--origin-run-id", default=None, help="Run to resume (default: the latest).")
+    @click.option("--max-workers", default=16, show_default=True)
+    @click.option("--max-num-splits", default=10000, show_default=True)
+    @click.option("--tag", "tags", multiple=True)
+    @click.option("--run-id-file", default=None)
+    @click.option("--with", "with_specs", multiple=True)
+    @click.option("--launcher", type=click.Choice(["fork", "subprocess"]), default="fork", hidden=True)
+    @params_options(flow_cls)
+    @click.pass_obj
+    def resume(state, step_name, origin_run_id, max_workers, max_num_splits, tags, run_id_file,
+               with_specs, launcher, **raw):
+        """Rerun a failed run, reusing every task that succeeded."""
+        from .run import execute
+
+        given = [name for name, value in raw.items() if value is not None]
+        if given:
+            raise ResumeError(
+                f"resume reuses the parameters of the origin run; --{given[0]} cannot be "
+                "changed. Start a new run with `run` instead."
+            )
+        state.validate()
+        fds, graph, flow = state.fds, state.graph, flow_cls.__name__
+        if origin_run_id is None:
+            runs = sorted(fds.list_runs(flow), key=lambda r: (len(r), r))
+            if not runs:
+                raise ResumeError(f"There is no run of {flow} to resume in {fds.storage.url()}.")
+            origin_run_id = runs[-1]
+        origin = fds.read_run(flow, origin_run_id)
+        if origin is None:
+            raise ResumeError(f"No run {flow}/{origin_run_id} in {fds.storage.url()}.")
+        missing = [s for s in fds.list_steps(flow, origin_run_id) if s not in graph]
+        if missing:
+            raise ResumeError(
+                f"Run {flow}/{origin_run_id} has steps that the flow no longer has: "
+                f"{', '.join(sorted(missing))}. Start a new run instead."
+            )
+        if step_name is not None and step_name not in graph:
+            raise ResumeError(f'The flow has no step "{step_name}".' + did_you_mean(step_name, graph.nodes))
+        done = fds.read_run_done(flow, origin_run_id) or {}
+        if step_name is None and done.get("status") == "ok":
+            raise ResumeError(
+                f"Run {flow}/{origin_run_id} finished successfully: there is nothing to resume. "
+                "Name a step to rerun from, e.g. `resume end`."
+            )
+        rerun = _downstream(graph, step_name) if step_name else set()
+        cloner = Cloner(fds, flow, origin_run_id, rerun)
+        ok = execute(
+            state, origin.get("params", {}), {}, max_workers=max_workers,
+            max_num_splits=max_num_splits, tags=list(tags), run_id_file=run_id_file,
+            with_decorators=with_decorators(with_specs), with_specs=list(with_specs),
+            launcher=launcher, origin_run_id=origin_run_id, clone=cloner,
+        )
+        raise SystemExit(0 if ok else 1)

@@ -1,0 +1,92 @@
+"""Start a run: allocate its id, store its parameters, write its record, execute it.
+
+Shared by ``run`` and ``resume`` so both produce runs the client reads the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import config
+from .reporter import Reporter
+from .runtime import Runtime, new_run_id
+
+
+def system_tags(user: str) -> list[str]:
+    return [f"user:{user}", f"python_version:{sys.version.split()[0]}"]
+
+
+def execute(
+    state: Any,
+    params: dict[str, list],
+    param_values: dict[str, Any],
+    *,
+    max_workers: int = 16,
+    max_num_splits: int = 10000,
+    tags: list[str] | None = None,
+    run_id_file: str | None = None,
+    with_decorators: list | None = None,
+    with_specs: list[str] | None = None,
+    launcher: str = "fork",
+    origin_run_id: str | None = None,
+    clone: Callable | None = None,
+) -> bool:
+    fds, graph, flow_cls = state.fds, state.graph, state.flow_cls
+    flow = graph.name
+    user = config.get_username()
+    for node in graph:
+        for deco in list(node.decorators) + list(with_decorators or []):
+            deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    run_id = new_run_id(fds, flow)
+    all_tags = system_tags(user) + list(tags or [])
+    fds.write_run(flow, run_id, {
+        "flow": flow, "run_id": run_id, "user": user, "tags": all_tags,
+        "user_tags": list(tags or []), "namespace": f"user:{user}",
+        "created_at": time.time(), "params": params,
+        "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
+        "origin_run_id": origin_run_id, "steps": graph.sorted_nodes(),
+        "with": list(with_specs or []),
+    })
+    if run_id_file:
+        with open(run_id_file, "w") as f:
+            f.write(run_id)
+    reporter = Reporter(quiet=state.quiet)
+    reporter.run_started(flow, run_id, user, origin_run_id)
+
+    def step_command(spec) -> list[str]:
+        cmd = [sys.executable, sys.argv[0], *state.top_args(), "step", spec.step_name,
+               "--run-id", spec.run_id, "--task-id", spec.task_id,
+               "--input-paths", ",".join(spec.input_paths), "--attempt", str(spec.attempt),
+               "--max-num-splits", str(spec.max_num_splits), "--max-retries", str(spec.max_retries)]
+        if spec.split_index is not None:
+            cmd += ["--split-index", str(spec.split_index)]
+        if spec.origin_run_id:
+            cmd += ["--origin-run-id", spec.origin_run_id]
+        for w in with_specs or []:
+            cmd += ["--with", w]
+        return cmd
+
+    runtime = Runtime(
+        flow_cls, graph, fds, run_id=run_id, params=params, max_workers=max_workers,
+        max_num_splits=max_num_splits, user=user, tags=all_tags, namespace=f"user:{user}",
+        with_decorators=with_decorators, reporter=reporter, launcher=launcher,
+        step_command=step_command, origin_run_id=origin_run_id,
+    )
+    if clone is not None:
+        runtime.clone = lambda spec: clone(runtime, spec)
+    ok = False
+    try:
+        ok = runtime.execute()
+    finally:
+        fds.write_run_done(flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()})
+        reporter.run_finished(ok, flow, run_id)
+    return ok
+
+
+def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
+    stored = state.fds.cas.save(list(param_values.items()))
+    params = {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    return execute(state, params, param_values, **kwargs)

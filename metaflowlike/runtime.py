@@ -1,0 +1,397 @@
+"""The local scheduler: turns a flow graph into task processes, at most N at a time.
+
+Each task is its own process. By default the runtime, which has already imported the
+flow and built its graph, *forks* a child per task: the child starts in a millisecond
+with everything imported, yet keeps its own memory, logs, process group (so a timeout
+or Ctrl-C kills it with its children) and crash isolation. ``--launcher subprocess``
+(or on platforms without fork) starts ``python flow.py step ...`` instead: the very
+command a pod or a Batch job runs.
+
+The scheduler prints nothing itself; it emits events to a reporter.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .datastore.task_datastore import FlowDatastore
+from .exceptions import MetaflowlikeException
+from .reporter import Reporter
+from .task import TaskSpec, closes_foreach, run_task
+
+
+@dataclass
+class Worker:
+    """One running task process and the logs it is producing."""
+
+    spec: TaskSpec
+    pid: int
+    fds: dict[int, str]  # read end of pipe -> "stdout" / "stderr"
+    logs: dict[str, Any]  # stream -> open spool file
+    started: float
+    deadline: float | None = None
+    proc: subprocess.Popen | None = None
+    partial: dict[str, bytes] = field(default_factory=dict)
+    exit_status: int | None = None
+    killed_reason: str | None = None
+
+
+class Runtime:
+    def __init__(
+        self,
+        flow_cls: type,
+        graph: Any,
+        fds: FlowDatastore,
+        *,
+        run_id: str,
+        params: dict[str, list],
+        max_workers: int = 16,
+        max_num_splits: int = 10000,
+        user: str = "",
+        tags: list[str] | None = None,
+        namespace: str | None = None,
+        with_decorators: list | None = None,
+        reporter: Reporter | None = None,
+        launcher: str = "fork",
+        step_command: Callable[[TaskSpec], list[str]] | None = None,
+        origin_run_id: str | None = None,
+    ) -> None:
+        self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
+        self.flow_name = graph.name
+        self.run_id = run_id
+        self.params = params
+        self.max_workers = max(1, max_workers)
+        self.max_num_splits = max_num_splits
+        self.user, self.tags, self.namespace = user, list(tags or []), namespace
+        self.with_decorators = list(with_decorators or [])
+        self.reporter = reporter or Reporter()
+        self.launcher = launcher if hasattr(os, "fork") else "subprocess"
+        self.step_command = step_command
+        self.origin_run_id = origin_run_id
+        self.queue: deque[TaskSpec] = deque()
+        self.running: dict[int, Worker] = {}
+        self.joins: dict[tuple, dict[int, str]] = {}
+        self.task_counter = 0
+        self.failed: list[str] = []
+        self.selector = selectors.DefaultSelector()
+        self.spool = tempfile.mkdtemp(prefix="mfl-logs-", dir=fds.storage.spool_dir())
+        #: hook for resume: returns a finished record to reuse instead of running
+        self.clone: Callable[[TaskSpec], Any] | None = None
+
+    # --- graph walking -------------------------------------------------------------
+
+    def _new_task(self, step: str, inputs: list[str], split_index: int | None = None) -> None:
+        self.task_counter += 1
+        decos = list(self.graph[step].decorators) + self.with_decorators
+        self.queue.append(
+            TaskSpec(
+                flow_name=self.flow_name, run_id=self.run_id, step_name=step,
+                task_id=str(self.task_counter), input_paths=inputs, split_index=split_index,
+                max_num_splits=self.max_num_splits, user=self.user, tags=self.tags,
+                origin_run_id=self.origin_run_id, namespace=self.namespace,
+                max_retries=max((d.max_retries() for d in decos), default=0),
+            )
+        )
+
+    def _successors(self, spec: TaskSpec, info: dict) -> None:
+        node = self.graph[spec.step_name]
+        path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
+        stack = info.get("foreach_stack", [])
+        if node.type == "end":
+            return
+        if node.split_type == "foreach":
+            n = info.get("foreach_num_splits", 0)
+            if n == 0:
+                self._fail(spec, f'foreach="{node.foreach_param}" in step "{node.name}" produced no splits.')
+                return
+            for i in range(n):
+                self._new_task(node.out_funcs[0], [path], i)
+            return
+        for out in node.out_funcs:
+            target = self.graph[out]
+            if not target.is_join:
+                self._new_task(out, [path])
+                continue
+            if closes_foreach(self.graph, target):
+                key = (out, tuple(f["index"] for f in stack[:-1]))
+                slot, expected = stack[-1]["index"], stack[-1]["num_splits"]
+            else:
+                key = (out, tuple(f["index"] for f in stack))
+                slot, expected = target.in_funcs.index(spec.step_name), len(target.in_funcs)
+            arrived = self.joins.setdefault(key, {})
+            arrived[slot] = path
+            if len(arrived) == expected:
+                del self.joins[key]
+                self._new_task(out, [arrived[i] for i in sorted(arrived)])
+
+    def _fail(self, spec: TaskSpec, message: str) -> None:
+        self.failed.append(spec.pathspec)
+        self.reporter.run_error(spec, message)
+
+    # --- main loop -----------------------------------------------------------------
+
+    def execute(self) -> bool:
+        """Run the whole flow; True if every task succeeded."""
+        self._new_task("start", [])
+        interrupted = False
+        try:
+            while self.queue or self.running:
+                while self.queue and len(self.running) < self.max_workers and not self.failed:
+                    spec = self.queue.popleft()
+                    if self.clone is not None and self._try_clone(spec):
+                        continue
+                    self._launch(spec)
+                if self.failed and not self.running:
+                    break
+                self._pump(timeout=0.5)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.reporter.interrupted()
+            self._kill_all("interrupted (Ctrl-C)")
+        finally:
+            self._kill_all("the runtime stopped")
+            self.selector.close()
+            try:
+                os.rmdir(self.spool)
+            except OSError:
+                pass
+        if interrupted:
+            raise KeyboardInterrupt
+        return not self.failed and not self.queue
+
+    def _try_clone(self, spec: TaskSpec) -> bool:
+        info = self.clone(spec)
+        if info is None:
+            return False
+        self._successors(spec, info)
+        return True
+
+    def _launch(self, spec: TaskSpec) -> None:
+        self.reporter.task_started(spec)
+        logs = {s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb") for s in ("stdout", "stderr")}
+        decos = list(self.graph[spec.step_name].decorators) + self.with_decorators
+        timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        if self.launcher == "fork":
+            pid, fds = self._fork(spec, decos)
+            proc = None
+        else:
+            proc = subprocess.Popen(
+                self.step_command(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            pid = proc.pid
+            fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+        worker = Worker(spec, pid, fds, logs, time.time(), proc=proc)
+        if timeout:
+            worker.deadline = worker.started + timeout
+        for fd, stream in fds.items():
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ, (worker, stream))
+        self.running[pid] = worker
+
+    def _fork(self, spec: TaskSpec, decos: list) -> tuple[int, dict[int, str]]:
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the task process
+            code = 2
+            try:
+                os.setpgid(0, 0)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.dup2(w_out, 1)
+                os.dup2(w_err, 2)
+                for fd in (r_out, w_out, r_err, w_err):
+                    os.close(fd)
+                for fd in list(self.selector.get_map()):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                sys.stdout.reconfigure(line_buffering=True)
+                sys.stderr.reconfigure(line_buffering=True)
+                for d in decos:
+                    os.environ.update(d.task_env(step_name=spec.step_name))
+                ok = run_task(self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators)
+                code = 0 if ok else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        os.close(w_out)
+        os.close(w_err)
+        return pid, {r_out: "stdout", r_err: "stderr"}
+
+    def _pump(self, timeout: float) -> None:
+        """Move log bytes from pipes to spool files and the console; reap exits."""
+        events = self.selector.select(timeout=self._tick(timeout))
+        for key, _ in events:
+            worker, stream = key.data
+            self._read(worker, key.fd, stream)
+        now = time.time()
+        for worker in list(self.running.values()):
+            if worker.deadline and now > worker.deadline and worker.exit_status is None:
+                worker.killed_reason = f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                _killpg(worker.pid, signal.SIGKILL)
+            if worker.exit_status is None:
+                worker.exit_status = _poll(worker)
+            if worker.exit_status is not None:
+                if worker.fds and not events:
+                    # exited but a grandchild may hold the pipes: drain what is there
+                    for fd, stream in list(worker.fds.items()):
+                        self._read(worker, fd, stream)
+                    if worker.fds:
+                        _killpg(worker.pid, signal.SIGKILL)
+                        for fd in list(worker.fds):
+                            self._close(worker, fd)
+                if not worker.fds:
+                    self._finish(worker)
+
+    def _tick(self, timeout: float) -> float:
+        if any(w.exit_status is not None or not w.fds for w in self.running.values()):
+            return 0.01
+        deadlines = [w.deadline for w in self.running.values() if w.deadline]
+        if deadlines:
+            timeout = max(0.0, min(timeout, min(deadlines) - time.time()))
+        return timeout
+
+    def _read(self, worker: Worker, fd: int, stream: str) -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                self._close(worker, fd)
+                return
+            worker.logs[stream].write(data)
+            self.reporter.task_output(worker.spec, stream, data, worker.partial)
+
+    def _close(self, worker: Worker, fd: int) -> None:
+        self.selector.unregister(fd)
+        os.close(fd) if worker.proc is None else None
+        del worker.fds[fd]
+        if worker.proc is not None and not worker.fds:
+            worker.proc.stdout.close()
+            worker.proc.stderr.close()
+
+    def _finish(self, worker: Worker) -> None:
+        del self.running[worker.pid]
+        spec = worker.spec
+        self.reporter.task_output_flush(spec, worker.partial)
+        for stream, f in worker.logs.items():
+            f.close()
+            self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
+            if os.path.exists(f.name):
+                os.unlink(f.name)
+        info = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
+        status = info.get("status") if worker.exit_status == 0 else "failed"
+        marker = {
+            "status": status or "failed",
+            "attempt": spec.attempt,
+            "started_at": worker.started,
+            "finished_at": time.time(),
+            "exit_status": worker.exit_status,
+        }
+        if worker.killed_reason:
+            marker["reason"] = worker.killed_reason
+        elif worker.exit_status and worker.exit_status < 0:
+            marker["reason"] = f"killed by signal {-worker.exit_status}"
+        self.fds.mark_done(spec.pathspec, spec.attempt, marker)
+        if marker["status"] == "ok":
+            self.reporter.task_finished(spec, worker.started)
+            self._successors(spec, info)
+        elif spec.attempt < spec.max_retries:
+            self.reporter.task_retry(spec, marker.get("reason"))
+            spec.attempt += 1
+            self.queue.appendleft(spec)
+        else:
+            self.failed.append(spec.pathspec)
+            self.reporter.task_failed(spec, marker.get("reason"), info.get("exception"))
+
+    def _kill_all(self, reason: str) -> None:
+        """Stop every running task (with its children) and record the attempts as failed."""
+        if not self.running:
+            return
+        for worker in self.running.values():
+            _killpg(worker.pid, signal.SIGTERM)
+        deadline = time.time() + 3
+        while time.time() < deadline and any(_poll(w) is None for w in self.running.values()):
+            time.sleep(0.02)
+        for worker in list(self.running.values()):
+            _killpg(worker.pid, signal.SIGKILL)
+            if worker.exit_status is None:
+                worker.exit_status = _poll(worker, block=True)
+            worker.killed_reason = reason
+            for fd in list(worker.fds):
+                try:
+                    self._read(worker, fd, worker.fds[fd])
+                except (OSError, KeyError):
+                    pass
+                if fd in worker.fds:
+                    self._close(worker, fd)
+            worker.spec.max_retries = 0
+            try:
+                self._finish(worker)
+            except Exception:
+                traceback.print_exc()
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _poll(worker: Worker, block: bool = False) -> int | None:
+    """Exit status (negative: killed by that signal) or None while running."""
+    if worker.exit_status is not None:
+        return worker.exit_status
+    if worker.proc is not None:
+        return worker.proc.wait() if block else worker.proc.poll()
+    try:
+        pid, status = os.waitpid(worker.pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return -1
+    if pid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
+
+
+def new_run_id(fds: FlowDatastore, flow_name: str) -> str:
+    """A run id: microseconds since the epoch, unique even for runs started together."""
+    candidate = int(time.time() * 1e6)
+    while True:
+        run_dir = fds.run_dir(flow_name, str(candidate))
+        local = fds.storage.local_path(run_dir)
+        if local is not None:
+            try:
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                os.mkdir(local)
+                return str(candidate)
+            except FileExistsError:
+                candidate += 1
+                continue
+            except OSError as e:
+                raise MetaflowlikeException(f"Cannot create run folder {local}: {e.strerror}.") from None
+        if not fds.storage.exists(f"{run_dir}/_run.json"):
+            return str(candidate)
+        candidate += 1

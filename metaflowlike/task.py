@@ -1,0 +1,246 @@
+"""Execute one task, inside the task's own process.
+
+This is the single code path that runs user code: the local runtime calls ``run_task``
+in a forked child, and the ``step`` CLI command calls it in a fresh interpreter (a
+container, a pod, a Batch job, an Argo or Step Functions state). It reads the records
+of its input tasks, builds the flow object over their artifacts, runs the step,
+stores what the step set, and writes ``task.json``. The completion marker is written
+by whoever supervises the process, after the logs are saved.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .current import current
+from .datastore.task_datastore import FlowDatastore, TaskRecord
+from .exceptions import MetaflowlikeException
+from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
+
+
+@dataclass
+class TaskSpec:
+    """Everything a task needs to know, all of it serializable to a command line."""
+
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    attempt: int = 0
+    input_paths: list[str] = field(default_factory=list)  # "run_id/step/task_id"
+    split_index: int | None = None
+    params_task: str | None = None  # pathspec-less key: run-level parameter manifest
+    max_num_splits: int = 10000
+    user: str = ""
+    tags: list[str] = field(default_factory=list)
+    origin_run_id: str | None = None
+    namespace: str | None = None
+    max_retries: int = 0
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+class _Loader:
+    """Reads input task records once and loads artifacts by key, caching objects."""
+
+    def __init__(self, fds: FlowDatastore, flow_name: str) -> None:
+        self.fds, self.flow_name = fds, flow_name
+        self.records: dict[str, TaskRecord] = {}
+        self.objects: dict[str, Any] = {}
+
+    def record(self, path: str) -> TaskRecord:
+        if path not in self.records:
+            rec = self.fds.read_task(f"{self.flow_name}/{path}")
+            if rec is None:
+                raise MetaflowlikeException(f"Input task {self.flow_name}/{path} has no finished attempt.")
+            self.records[path] = rec
+        return self.records[path]
+
+    def load(self, key: str) -> Any:
+        if key not in self.objects:
+            self.objects[key] = self.fds.cas.load(key)
+        return self.objects[key]
+
+    def foreach_item(self, frame: dict) -> Any:
+        rec = self.record(frame["task"])
+        items = self.load(rec.artifacts[frame["var"]][0])
+        if not hasattr(items, "__getitem__") or isinstance(items, dict):
+            items = list(items)
+        return items[frame["index"]]
+
+
+def run_task(
+    flow_cls: type[FlowSpec],
+    graph: Any,
+    spec: TaskSpec,
+    fds: FlowDatastore,
+    params: dict[str, list],
+    extra_decorators: list | None = None,
+) -> bool:
+    """Run the step of ``spec``; return True on success. Never raises for user errors:
+    a failure is recorded in ``task.json`` (exception type, message, traceback)."""
+    started = time.time()
+    node = graph[spec.step_name]
+    loader = _Loader(fds, spec.flow_name)
+    decorators = list(node.decorators) + list(extra_decorators or [])
+    info: dict[str, Any] = {
+        "step": spec.step_name,
+        "attempt": spec.attempt,
+        "input_paths": spec.input_paths,
+        "started_at": started,
+        "pid": os.getpid(),
+        "user": spec.user,
+        "tags": spec.tags,
+    }
+    flow: FlowSpec = object.__new__(flow_cls)
+    artifacts: dict[str, list] = {}
+    ok = False
+    try:
+        source, inputs, stack = _build_inputs(flow_cls, graph, spec, loader, params)
+        info["foreach_stack"] = stack
+        flow.__dict__["_source"] = source
+        flow.__dict__["_transition"] = None
+        current._update(
+            flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
+            task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
+            namespace=spec.namespace, username=spec.user, tags=frozenset(spec.tags),
+            is_running_flow=True,
+        )
+        for deco in decorators:
+            deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
+        method = getattr(flow, spec.step_name)
+        func = (lambda: method(inputs)) if node.is_join else method
+        for deco in decorators:
+            func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+        try:
+            func()
+            _check_transition(flow, node)
+            for deco in decorators:
+                deco.task_post_step(flow=flow, step_name=spec.step_name)
+        except Exception as e:
+            handled = any(
+                deco.task_exception(
+                    flow=flow, step_name=spec.step_name, exception=e,
+                    retry_count=spec.attempt, max_retries=spec.max_retries,
+                )
+                for deco in decorators
+            )
+            if not handled:
+                raise
+            info["caught"] = True
+            if node.type != "end" and flow.__dict__.get("_transition") is None:
+                flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
+        artifacts = _persist(flow, source, fds)
+        if node.foreach_param:
+            info["foreach_num_splits"] = _num_splits(flow, node, spec)
+        ok = True
+    except BaseException as e:  # noqa: BLE001 - everything is recorded, then reported
+        info["exception"] = {
+            "type": f"{type(e).__module__}.{type(e).__qualname__}".removeprefix("builtins."),
+            "message": str(e),
+            "traceback": traceback.format_exc(),
+            "user_error": isinstance(e, MetaflowlikeException),
+        }
+        traceback.print_exc()
+    info["status"] = "ok" if ok else "failed"
+    info["finished_at"] = time.time()
+    try:
+        fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
+    except Exception:
+        traceback.print_exc()
+        return False
+    return ok
+
+
+def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict[str, list]):
+    """Work out the inherited manifest, join inputs and foreach stack of this task."""
+    node = graph[spec.step_name]
+    manifest: dict[str, list] = {}
+    inputs = None
+    if not spec.input_paths:  # start
+        stack: list[dict] = []
+    elif node.is_join:
+        recs = [loader.record(p) for p in spec.input_paths]
+        views = []
+        for path, rec in zip(spec.input_paths, recs):
+            src = ArtifactSource(dict(rec.artifacts), loader.load, rec.info.get("foreach_stack", []), loader.foreach_item)
+            views.append(input_view(flow_cls, path.split("/")[1], src))
+        inputs = Inputs(views)
+        stack = list(recs[0].info.get("foreach_stack", []))
+        if closes_foreach(graph, node):
+            stack = stack[:-1]
+    else:
+        (path,) = spec.input_paths
+        rec = loader.record(path)
+        manifest.update(rec.artifacts)
+        stack = list(rec.info.get("foreach_stack", []))
+        parent = graph[path.split("/")[1]]
+        if parent.split_type == "foreach":
+            stack.append({
+                "step": parent.name, "task": path, "var": parent.foreach_param,
+                "index": spec.split_index, "num_splits": rec.info.get("foreach_num_splits"),
+            })
+    manifest.update(params)
+    return ArtifactSource(manifest, loader.load, stack, loader.foreach_item), inputs, stack
+
+
+def closes_foreach(graph, node) -> bool:
+    """True if this join closes a foreach (its split parent fans out with foreach)."""
+    first = graph[node.in_funcs[0]]
+    parents = first.split_parents
+    return bool(parents) and graph[parents[-1]].split_type == "foreach"
+
+
+def _check_transition(flow: FlowSpec, node) -> None:
+    transition = flow.__dict__.get("_transition")
+    if node.type == "end":
+        if transition is not None:
+            raise MetaflowlikeException('The "end" step must not call self.next().')
+        return
+    if transition is None:
+        raise MetaflowlikeException(f'Step "{node.name}" finished without calling self.next().')
+    names, foreach = transition
+    if tuple(names) != tuple(node.out_funcs) or foreach != node.foreach_param:
+        raise MetaflowlikeException(
+            f'Step "{node.name}" called self.next({", ".join(names)}'
+            f'{", foreach=" + repr(foreach) if foreach else ""}) but its source says '
+            f'self.next({", ".join(node.out_funcs)}). Conditional transitions are not supported.'
+        )
+
+
+def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict[str, list]:
+    """Store what the step set; pass everything else on by key, reading no bytes."""
+    manifest = dict(source.manifest)
+    items = [(n, v) for n, v in flow.__dict__.items() if not n.startswith("_")]
+    stored = fds.cas.save(items)
+    for name, art in stored.items():
+        manifest[name] = [art.key, art.size, art.type]
+    return manifest
+
+
+def _num_splits(flow: FlowSpec, node, spec: TaskSpec) -> int:
+    var = node.foreach_param
+    try:
+        value = getattr(flow, var)
+    except AttributeError:
+        raise MetaflowlikeException(
+            f'Step "{node.name}" fans out with foreach="{var}" but never set self.{var}.'
+        ) from None
+    try:
+        n = len(value) if hasattr(value, "__len__") else len(list(value))
+    except TypeError:
+        raise MetaflowlikeException(
+            f'foreach="{var}" in step "{node.name}" needs an iterable, got {type(value).__name__}.'
+        ) from None
+    if n > spec.max_num_splits:
+        raise MetaflowlikeException(
+            f'foreach="{var}" in step "{node.name}" makes {n} splits, more than '
+            f"--max-num-splits {spec.max_num_splits}."
+        )
+    return n
