@@ -21,13 +21,29 @@ from .parameters import IncludeFile, JSONType, Parameter
 __version__ = "0.1.0"
 
 _CLIENT_NAMES = {
-    "Flow", "Run", "Step", "Task", "DataArtifact", "Metaflow", "namespace",
-    "get_namespace", "default_namespace", "get_metadata", "get_datastore",
+    "Flow",
+    "Run",
+    "Step",
+    "Task",
+    "DataArtifact",
+    "Metaflow",
+    "namespace",
+    "get_namespace",
+    "default_namespace",
+    "get_metadata",
+    "get_datastore",
 }
 
 __all__ = [
-    "FlowSpec", "step", "Parameter", "JSONType", "IncludeFile", "current",
-    "StepDecorator", "make_decorator", *sorted(_CLIENT_NAMES),
+    "FlowSpec",
+    "step",
+    "Parameter",
+    "JSONType",
+    "IncludeFile",
+    "current",
+    "StepDecorator",
+    "make_decorator",
+    *sorted(_CLIENT_NAMES),
 ]
 
 

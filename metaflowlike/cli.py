@@ -63,8 +63,12 @@ class _State:
 def _params_options(flow_cls: type):
     def decorate(cmd):
         for p in flow_parameters(flow_cls):
-            help_text = p.help + (f" [default: {p.default!r}]" if p.show_default and p.default is not None else "")
-            cmd = click.option(f"--{p.name}", p.attr_name, default=None, type=str, help=help_text)(cmd)
+            help_text = p.help + (
+                f" [default: {p.default!r}]" if p.show_default and p.default is not None else ""
+            )
+            cmd = click.option(f"--{p.name}", p.attr_name, default=None, type=str, help=help_text)(
+                cmd
+            )
         return cmd
 
     return decorate
@@ -114,21 +118,34 @@ def build_cli(flow_cls: type) -> click.Group:
         """Print the flow graph in words, or as dot/mermaid source."""
         from . import graph_render
 
-        render = {"text": graph_render.render_text, "dot": graph_render.render_dot,
-                  "mermaid": graph_render.render_mermaid}[fmt]
+        render = {
+            "text": graph_render.render_text,
+            "dot": graph_render.render_dot,
+            "mermaid": graph_render.render_mermaid,
+        }[fmt]
         click.echo(render(state.graph))
 
     @cli.command()
     @_params_options(flow_cls)
     @click.option("--max-workers", default=16, show_default=True, help="Tasks running at once.")
-    @click.option("--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed.")
+    @click.option(
+        "--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed."
+    )
     @click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
     @click.option("--run-id-file", default=None, help="Write the run id to this file.")
-    @click.option("--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...].")
-    @click.option("--launcher", type=click.Choice(["fork", "subprocess"]),
-                  default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"), hidden=True)
+    @click.option(
+        "--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...]."
+    )
+    @click.option(
+        "--launcher",
+        type=click.Choice(["fork", "subprocess"]),
+        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
+        hidden=True,
+    )
     @click.pass_obj
-    def run(state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw):
+    def run(
+        state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
+    ):
         """Run the flow locally."""
         from .run import start_run
 
@@ -136,9 +153,15 @@ def build_cli(flow_cls: type) -> click.Group:
         decos = _with_decorators(with_specs)
         values = parse_params(flow_cls, raw)
         ok = start_run(
-            state, values, max_workers=max_workers, max_num_splits=max_num_splits,
-            tags=list(tags), run_id_file=run_id_file, with_decorators=decos,
-            with_specs=list(with_specs), launcher=launcher,
+            state,
+            values,
+            max_workers=max_workers,
+            max_num_splits=max_num_splits,
+            tags=list(tags),
+            run_id_file=run_id_file,
+            with_decorators=decos,
+            with_specs=list(with_specs),
+            launcher=launcher,
         )
         sys.exit(0 if ok else 1)
 
@@ -155,22 +178,46 @@ def build_cli(flow_cls: type) -> click.Group:
     @click.option("--with", "with_specs", multiple=True)
     @click.option("--origin-run-id", default=None)
     @click.pass_obj
-    def step(state: _State, step_name, run_id, task_id, input_paths, split_index, attempt,
-             max_num_splits, max_retries, tags, with_specs, origin_run_id):
+    def step(
+        state: _State,
+        step_name,
+        run_id,
+        task_id,
+        input_paths,
+        split_index,
+        attempt,
+        max_num_splits,
+        max_retries,
+        tags,
+        with_specs,
+        origin_run_id,
+    ):
         """Run one task (used by the runtime and by remote executors)."""
         from .task import TaskSpec, run_task
 
         if step_name not in state.graph:
-            raise MetaflowlikeException(f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes))
+            raise MetaflowlikeException(
+                f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
+            )
         run = state.fds.read_run(flow_cls.__name__, run_id)
         if run is None:
-            raise MetaflowlikeException(f"Run {flow_cls.__name__}/{run_id} has no run record in {state.fds.storage.url()}.")
+            raise MetaflowlikeException(
+                f"Run {flow_cls.__name__}/{run_id} has no run record in {state.fds.storage.url()}."
+            )
         spec = TaskSpec(
-            flow_name=flow_cls.__name__, run_id=run_id, step_name=step_name, task_id=task_id,
-            attempt=attempt, input_paths=[p for p in input_paths.split(",") if p],
-            split_index=split_index, max_num_splits=max_num_splits, user=run.get("user", ""),
-            tags=list(tags) or run.get("tags", []), origin_run_id=origin_run_id,
-            namespace=run.get("namespace"), max_retries=max_retries,
+            flow_name=flow_cls.__name__,
+            run_id=run_id,
+            step_name=step_name,
+            task_id=task_id,
+            attempt=attempt,
+            input_paths=[p for p in input_paths.split(",") if p],
+            split_index=split_index,
+            max_num_splits=max_num_splits,
+            user=run.get("user", ""),
+            tags=list(tags) or run.get("tags", []),
+            origin_run_id=origin_run_id,
+            namespace=run.get("namespace"),
+            max_retries=max_retries,
         )
         decos = _with_decorators(with_specs)
         for d in list(state.graph[step_name].decorators) + decos:
@@ -236,7 +283,11 @@ def _task_paths(state: _State, pathspec: str) -> list[str]:
     run_id, step = parts[0], parts[1]
     if state.fds.read_run(flow, run_id) is None:
         raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
-    tasks = [parts[2]] if len(parts) == 3 else sorted(state.fds.list_tasks(flow, run_id, step), key=_num)
+    tasks = (
+        [parts[2]]
+        if len(parts) == 3
+        else sorted(state.fds.list_tasks(flow, run_id, step), key=_num)
+    )
     if not tasks:
         raise MetaflowlikeException(f'Run {flow}/{run_id} has no tasks for step "{step}".')
     return [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
@@ -254,7 +305,9 @@ def print_error(e: MetaflowlikeException) -> None:
 def main(flow_cls: type, args: list[str] | None = None) -> None:
     """Entry point used by ``FlowSpec.__init__`` when a flow file is run."""
     try:
-        build_cli(flow_cls).main(args=args, prog_name=os.path.basename(sys.argv[0]), standalone_mode=False)
+        build_cli(flow_cls).main(
+            args=args, prog_name=os.path.basename(sys.argv[0]), standalone_mode=False
+        )
     except MetaflowlikeException as e:
         print_error(e)
         sys.exit(1)
@@ -268,4 +321,3 @@ def main(flow_cls: type, args: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     sys.exit(0)
-

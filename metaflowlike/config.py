@@ -44,7 +44,7 @@ def resolve_datastore(ds_type: str | None = None, root: str | None = None) -> Da
         ds_type = SCHEMES.get(root.split("://", 1)[0])
     ds_type = ds_type or "local"
     if root and root.startswith("file://"):
-        root = root[len("file://"):]
+        root = root[len("file://") :]
     return DatastoreConfig(ds_type, root or "")
 
 

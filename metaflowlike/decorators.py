@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -48,14 +47,24 @@ class StepDecorator:
     def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
         """Inside the task process, before user code."""
 
-    def task_decorate(self, func: Callable[[], None], *, flow: Any, step_name: str) -> Callable[[], None]:
+    def task_decorate(
+        self, func: Callable[[], None], *, flow: Any, step_name: str
+    ) -> Callable[[], None]:
         """Wrap the user function (return it unchanged if nothing to do)."""
         return func
 
     def task_post_step(self, *, flow: Any, step_name: str) -> None:
         """Inside the task process, after user code succeeded."""
 
-    def task_exception(self, *, flow: Any, step_name: str, exception: BaseException, retry_count: int, max_retries: int) -> bool:
+    def task_exception(
+        self,
+        *,
+        flow: Any,
+        step_name: str,
+        exception: BaseException,
+        retry_count: int,
+        max_retries: int,
+    ) -> bool:
         """Inside the task process, after user code failed; return True if handled."""
         return False
 
@@ -98,29 +107,6 @@ def step(func: Callable) -> Callable:
     return func
 
 
-class ResourcesDecorator(StepDecorator):
-    """Declare what a task needs: ``@resources(cpu=2, memory=4096, gpu=0)`` (memory in MB)."""
-
-    name = "resources"
-    defaults = {"cpu": 1, "memory": 4096, "gpu": 0, "disk": None}
-
-    def resources(self) -> dict[str, float]:
-        return {k: float(self.attributes[k] or 0) for k in ("cpu", "memory", "gpu")}
-
-
-class EnvironmentDecorator(StepDecorator):
-    """Set environment variables in the task's process: ``@environment(vars={...})``."""
-
-    name = "environment"
-    defaults = {"vars": {}}
-
-    def task_env(self, *, step_name: str) -> dict[str, str]:
-        return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
-
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        os.environ.update(self.task_env(step_name=step_name))
-
-
 def decorator_class(name: str) -> type[StepDecorator]:
     from . import plugins
 
@@ -129,7 +115,9 @@ def decorator_class(name: str) -> type[StepDecorator]:
     except plugins.MissingExtra:
         raise
     except MetaflowlikeException as e:
-        raise UnknownDecorator(str(e).replace("Unknown decorator", "Unknown step decorator")) from None
+        raise UnknownDecorator(
+            str(e).replace("Unknown decorator", "Unknown step decorator")
+        ) from None
 
 
 def parse_with(spec: str) -> StepDecorator:

@@ -22,7 +22,9 @@ RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifact
 class ArtifactSource:
     """Where a flow object reads inherited artifacts from (set by the task runner)."""
 
-    def __init__(self, manifest: dict[str, list], load, foreach_stack: list[dict], input_loader=None):
+    def __init__(
+        self, manifest: dict[str, list], load, foreach_stack: list[dict], input_loader=None
+    ):
         self.manifest = manifest  # name -> [key, size, type]
         self.load = load  # key -> object
         self.foreach_stack = foreach_stack

@@ -30,7 +30,9 @@ class Reporter:
     def _task_line(self, spec: Any, text: str, err: bool = False) -> None:
         self._line(_prefix(spec).decode() + text, err)
 
-    def run_started(self, flow: str, run_id: str, user: str, resumed_from: str | None = None) -> None:
+    def run_started(
+        self, flow: str, run_id: str, user: str, resumed_from: str | None = None
+    ) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         extra = f", resuming run {resumed_from}" if resumed_from else ""
         self._line(f"{stamp} Workflow starting (run-id {run_id}{extra}) as user {user}:")

@@ -62,9 +62,13 @@ class Cloner:
         new_path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
         self.to_origin[new_path] = rec.pathspec.split("/", 1)[1]
         info = dict(rec.info)
-        info.update(input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time())
+        info.update(
+            input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time()
+        )
         # foreach frames point at split tasks: map them to this run's task ids
-        info["foreach_stack"] = [dict(f, task=self._new_path(f["task"], spec)) for f in info.get("foreach_stack", [])]
+        info["foreach_stack"] = [
+            dict(f, task=self._new_path(f["task"], spec)) for f in info.get("foreach_stack", [])
+        ]
         fds.write_task(spec.pathspec, 0, rec.artifacts, info)
         for stream in ("stdout", "stderr"):
             data = fds.read_log(rec.pathspec, rec.attempt, stream)
@@ -98,11 +102,23 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
     @click.option("--tag", "tags", multiple=True)
     @click.option("--run-id-file", default=None)
     @click.option("--with", "with_specs", multiple=True)
-    @click.option("--launcher", type=click.Choice(["fork", "subprocess"]), default="fork", hidden=True)
+    @click.option(
+        "--launcher", type=click.Choice(["fork", "subprocess"]), default="fork", hidden=True
+    )
     @params_options(flow_cls)
     @click.pass_obj
-    def resume(state, step_name, origin_run_id, max_workers, max_num_splits, tags, run_id_file,
-               with_specs, launcher, **raw):
+    def resume(
+        state,
+        step_name,
+        origin_run_id,
+        max_workers,
+        max_num_splits,
+        tags,
+        run_id_file,
+        with_specs,
+        launcher,
+        **raw,
+    ):
         """Rerun a failed run, reusing every task that succeeded."""
         from .run import execute
 
@@ -129,7 +145,9 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"{', '.join(sorted(missing))}. Start a new run instead."
             )
         if step_name is not None and step_name not in graph:
-            raise ResumeError(f'The flow has no step "{step_name}".' + did_you_mean(step_name, graph.nodes))
+            raise ResumeError(
+                f'The flow has no step "{step_name}".' + did_you_mean(step_name, graph.nodes)
+            )
         done = fds.read_run_done(flow, origin_run_id) or {}
         if step_name is None and done.get("status") == "ok":
             raise ResumeError(
@@ -139,9 +157,17 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
         rerun = _downstream(graph, step_name) if step_name else set()
         cloner = Cloner(fds, flow, origin_run_id, rerun)
         ok = execute(
-            state, origin.get("params", {}), {}, max_workers=max_workers,
-            max_num_splits=max_num_splits, tags=list(tags), run_id_file=run_id_file,
-            with_decorators=with_decorators(with_specs), with_specs=list(with_specs),
-            launcher=launcher, origin_run_id=origin_run_id, clone=cloner,
+            state,
+            origin.get("params", {}),
+            {},
+            max_workers=max_workers,
+            max_num_splits=max_num_splits,
+            tags=list(tags),
+            run_id_file=run_id_file,
+            with_decorators=with_decorators(with_specs),
+            with_specs=list(with_specs),
+            launcher=launcher,
+            origin_run_id=origin_run_id,
+            clone=cloner,
         )
         raise SystemExit(0 if ok else 1)

@@ -42,14 +42,24 @@ def execute(
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
-    fds.write_run(flow, run_id, {
-        "flow": flow, "run_id": run_id, "user": user, "tags": all_tags,
-        "user_tags": list(tags or []), "namespace": f"user:{user}",
-        "created_at": time.time(), "params": params,
-        "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
-        "origin_run_id": origin_run_id, "steps": graph.sorted_nodes(),
-        "with": list(with_specs or []),
-    })
+    fds.write_run(
+        flow,
+        run_id,
+        {
+            "flow": flow,
+            "run_id": run_id,
+            "user": user,
+            "tags": all_tags,
+            "user_tags": list(tags or []),
+            "namespace": f"user:{user}",
+            "created_at": time.time(),
+            "params": params,
+            "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
+            "origin_run_id": origin_run_id,
+            "steps": graph.sorted_nodes(),
+            "with": list(with_specs or []),
+        },
+    )
     if run_id_file:
         with open(run_id_file, "w") as f:
             f.write(run_id)
@@ -57,10 +67,25 @@ def execute(
     reporter.run_started(flow, run_id, user, origin_run_id)
 
     def step_command(spec) -> list[str]:
-        cmd = [sys.executable, sys.argv[0], *state.top_args(), "step", spec.step_name,
-               "--run-id", spec.run_id, "--task-id", spec.task_id,
-               "--input-paths", ",".join(spec.input_paths), "--attempt", str(spec.attempt),
-               "--max-num-splits", str(spec.max_num_splits), "--max-retries", str(spec.max_retries)]
+        cmd = [
+            sys.executable,
+            sys.argv[0],
+            *state.top_args(),
+            "step",
+            spec.step_name,
+            "--run-id",
+            spec.run_id,
+            "--task-id",
+            spec.task_id,
+            "--input-paths",
+            ",".join(spec.input_paths),
+            "--attempt",
+            str(spec.attempt),
+            "--max-num-splits",
+            str(spec.max_num_splits),
+            "--max-retries",
+            str(spec.max_retries),
+        ]
         if spec.split_index is not None:
             cmd += ["--split-index", str(spec.split_index)]
         if spec.origin_run_id:
@@ -70,10 +95,21 @@ def execute(
         return cmd
 
     runtime = Runtime(
-        flow_cls, graph, fds, run_id=run_id, params=params, max_workers=max_workers,
-        max_num_splits=max_num_splits, user=user, tags=all_tags, namespace=f"user:{user}",
-        with_decorators=with_decorators, reporter=reporter, launcher=launcher,
-        step_command=step_command, origin_run_id=origin_run_id,
+        flow_cls,
+        graph,
+        fds,
+        run_id=run_id,
+        params=params,
+        max_workers=max_workers,
+        max_num_splits=max_num_splits,
+        user=user,
+        tags=all_tags,
+        namespace=f"user:{user}",
+        with_decorators=with_decorators,
+        reporter=reporter,
+        launcher=launcher,
+        step_command=step_command,
+        origin_run_id=origin_run_id,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)
@@ -81,7 +117,9 @@ def execute(
     try:
         ok = runtime.execute()
     finally:
-        fds.write_run_done(flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()})
+        fds.write_run_done(
+            flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
+        )
         reporter.run_finished(ok, flow, run_id)
     return ok
 

@@ -45,6 +45,8 @@ class Worker:
     partial: dict[str, bytes] = field(default_factory=dict)
     exit_status: int | None = None
     killed_reason: str | None = None
+    need: dict[str, float] = field(default_factory=dict)
+    gpus: list[int] = field(default_factory=list)
 
 
 class Runtime:
@@ -80,6 +82,10 @@ class Runtime:
         self.step_command = step_command
         self.origin_run_id = origin_run_id
         self.queue: deque[TaskSpec] = deque()
+        self.delayed: list[tuple[float, TaskSpec]] = []  # retries waiting for their time
+        self.capacity = machine_capacity()
+        self.used = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+        self.free_gpus = list(range(int(self.capacity["gpu"])))
         self.running: dict[int, Worker] = {}
         self.joins: dict[tuple, dict[int, str]] = {}
         self.task_counter = 0
@@ -96,10 +102,17 @@ class Runtime:
         decos = list(self.graph[step].decorators) + self.with_decorators
         self.queue.append(
             TaskSpec(
-                flow_name=self.flow_name, run_id=self.run_id, step_name=step,
-                task_id=str(self.task_counter), input_paths=inputs, split_index=split_index,
-                max_num_splits=self.max_num_splits, user=self.user, tags=self.tags,
-                origin_run_id=self.origin_run_id, namespace=self.namespace,
+                flow_name=self.flow_name,
+                run_id=self.run_id,
+                step_name=step,
+                task_id=str(self.task_counter),
+                input_paths=inputs,
+                split_index=split_index,
+                max_num_splits=self.max_num_splits,
+                user=self.user,
+                tags=self.tags,
+                origin_run_id=self.origin_run_id,
+                namespace=self.namespace,
                 max_retries=max((d.max_retries() for d in decos), default=0),
             )
         )
@@ -113,7 +126,10 @@ class Runtime:
         if node.split_type == "foreach":
             n = info.get("foreach_num_splits", 0)
             if n == 0:
-                self._fail(spec, f'foreach="{node.foreach_param}" in step "{node.name}" produced no splits.')
+                self._fail(
+                    spec,
+                    f'foreach="{node.foreach_param}" in step "{node.name}" produced no splits.',
+                )
                 return
             for i in range(n):
                 self._new_task(node.out_funcs[0], [path], i)
@@ -143,23 +159,26 @@ class Runtime:
 
     def execute(self) -> bool:
         """Run the whole flow; True if every task succeeded."""
+        self._check_resources()
         self._new_task("start", [])
         interrupted = False
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            while self.queue or self.running:
-                while self.queue and len(self.running) < self.max_workers and not self.failed:
-                    spec = self.queue.popleft()
-                    if self.clone is not None and self._try_clone(spec):
-                        continue
-                    self._launch(spec)
+            while self.queue or self.running or self.delayed:
+                self._release_delayed()
+                self._start_ready()
                 if self.failed and not self.running:
                     break
-                self._pump(timeout=0.5)
+                timeout = 0.5
+                if self.delayed:
+                    timeout = max(0.0, min(timeout, min(t for t, _ in self.delayed) - time.time()))
+                self._pump(timeout=timeout)
         except KeyboardInterrupt:
             interrupted = True
             self.reporter.interrupted()
             self._kill_all("interrupted (Ctrl-C)")
         finally:
+            signal.signal(signal.SIGTERM, old_term)
             self._kill_all("the runtime stopped")
             self.selector.close()
             try:
@@ -170,6 +189,49 @@ class Runtime:
             raise KeyboardInterrupt
         return not self.failed and not self.queue
 
+    def _start_ready(self) -> None:
+        """Launch queued tasks while workers and machine resources allow."""
+        skipped: list[TaskSpec] = []
+        while self.queue and len(self.running) < self.max_workers and not self.failed:
+            spec = self.queue.popleft()
+            if self.clone is not None and self._try_clone(spec):
+                continue
+            need = self._request(spec)
+            if any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
+                skipped.append(spec)  # waits for running tasks to free resources
+                continue
+            self._launch(spec, need)
+        self.queue.extendleft(reversed(skipped))
+
+    def _release_delayed(self) -> None:
+        now = time.time()
+        ready = [spec for t, spec in self.delayed if t <= now]
+        self.delayed = [(t, spec) for t, spec in self.delayed if t > now]
+        self.queue.extendleft(reversed(ready))
+
+    def _decorators(self, step: str) -> list:
+        return list(self.graph[step].decorators) + self.with_decorators
+
+    def _request(self, spec: TaskSpec) -> dict[str, float]:
+        need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+        for deco in self._decorators(spec.step_name):
+            for k, v in deco.resources().items():
+                need[k] = max(need[k], v)
+        return need
+
+    def _check_resources(self) -> None:
+        """Refuse up front a step that asks for more than this machine has."""
+        for node in self.graph:
+            need = self._request(TaskSpec(self.flow_name, "", node.name, ""))
+            for k, v in need.items():
+                if v > self.capacity[k]:
+                    unit = " MB" if k == "memory" else ""
+                    raise MetaflowlikeException(
+                        f'Step "{node.name}" asks for {k}={v:g}{unit} but this machine has '
+                        f"{self.capacity[k]:g}{unit}. Lower the @resources request or run the "
+                        f"step remotely (e.g. --with kubernetes)."
+                    )
+
     def _try_clone(self, spec: TaskSpec) -> bool:
         info = self.clone(spec)
         if info is None:
@@ -177,22 +239,37 @@ class Runtime:
         self._successors(spec, info)
         return True
 
-    def _launch(self, spec: TaskSpec) -> None:
+    def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
-        logs = {s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb") for s in ("stdout", "stderr")}
-        decos = list(self.graph[spec.step_name].decorators) + self.with_decorators
+        logs = {
+            s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb")
+            for s in ("stdout", "stderr")
+        }
+        decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        env: dict[str, str] = {}
+        for d in decos:
+            env.update(d.task_env(step_name=spec.step_name))
+        gpus = [self.free_gpus.pop(0) for _ in range(int(need["gpu"]))]
+        if need["gpu"]:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         if self.launcher == "fork":
-            pid, fds = self._fork(spec, decos)
+            pid, fds = self._fork(spec, env)
             proc = None
         else:
             proc = subprocess.Popen(
-                self.step_command(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                self.step_command(spec),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **env},
             )
             pid = proc.pid
             fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
-        worker = Worker(spec, pid, fds, logs, time.time(), proc=proc)
+        worker = Worker(spec, pid, fds, logs, time.time(), proc=proc, need=need, gpus=gpus)
+        for k, v in need.items():
+            self.used[k] += v
         if timeout:
             worker.deadline = worker.started + timeout
         for fd, stream in fds.items():
@@ -200,7 +277,7 @@ class Runtime:
             self.selector.register(fd, selectors.EVENT_READ, (worker, stream))
         self.running[pid] = worker
 
-    def _fork(self, spec: TaskSpec, decos: list) -> tuple[int, dict[int, str]]:
+    def _fork(self, spec: TaskSpec, env: dict[str, str]) -> tuple[int, dict[int, str]]:
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         sys.stdout.flush()
@@ -223,9 +300,10 @@ class Runtime:
                         pass
                 sys.stdout.reconfigure(line_buffering=True)
                 sys.stderr.reconfigure(line_buffering=True)
-                for d in decos:
-                    os.environ.update(d.task_env(step_name=spec.step_name))
-                ok = run_task(self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators)
+                os.environ.update(env)
+                ok = run_task(
+                    self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators
+                )
                 code = 0 if ok else 1
             except BaseException:
                 traceback.print_exc()
@@ -248,7 +326,9 @@ class Runtime:
         now = time.time()
         for worker in list(self.running.values()):
             if worker.deadline and now > worker.deadline and worker.exit_status is None:
-                worker.killed_reason = f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                worker.killed_reason = (
+                    f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                )
                 _killpg(worker.pid, signal.SIGKILL)
             if worker.exit_status is None:
                 worker.exit_status = _poll(worker)
@@ -294,6 +374,9 @@ class Runtime:
 
     def _finish(self, worker: Worker) -> None:
         del self.running[worker.pid]
+        for k, v in worker.need.items():
+            self.used[k] -= v
+        self.free_gpus.extend(worker.gpus)
         spec = worker.spec
         self.reporter.task_output_flush(spec, worker.partial)
         for stream, f in worker.logs.items():
@@ -321,6 +404,19 @@ class Runtime:
         elif spec.attempt < spec.max_retries:
             self.reporter.task_retry(spec, marker.get("reason"))
             spec.attempt += 1
+            delay = max(
+                (getattr(d, "retry_delay", lambda: 0)() for d in self._decorators(spec.step_name)),
+                default=0,
+            )
+            self.delayed.append((time.time() + delay, spec))
+        elif not spec.catch_fallback and any(
+            d.name == "catch" for d in self._decorators(spec.step_name)
+        ):
+            # The task died before @catch could act inside it (killed, timed out hard,
+            # out of memory): one more attempt records the failure without user code.
+            self.reporter.task_retry(spec, marker.get("reason"))
+            spec.attempt += 1
+            spec.catch_fallback = marker.get("reason") or "the task process died"
             self.queue.appendleft(spec)
         else:
             self.failed.append(spec.pathspec)
@@ -352,6 +448,39 @@ class Runtime:
                 self._finish(worker)
             except Exception:
                 traceback.print_exc()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def machine_capacity() -> dict[str, float]:
+    """CPUs, memory (MB) and GPUs of this machine; METAFLOWLIKE_LOCAL_{CPUS,MEMORY,GPUS}
+    override the detection (e.g. to keep a share of the machine free)."""
+    cpus = float(os.cpu_count() or 1)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError, AttributeError):
+        memory = 4096.0
+    env = os.environ
+    return {
+        "cpu": float(env.get("METAFLOWLIKE_LOCAL_CPUS", cpus)),
+        "memory": float(env.get("METAFLOWLIKE_LOCAL_MEMORY", memory)),
+        "gpu": float(env.get("METAFLOWLIKE_LOCAL_GPUS", _count_gpus())),
+    }
+
+
+def _count_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return len([line for line in out.stdout.splitlines() if line.startswith("GPU")])
 
 
 def _killpg(pid: int, sig: int) -> None:
@@ -391,7 +520,9 @@ def new_run_id(fds: FlowDatastore, flow_name: str) -> str:
                 candidate += 1
                 continue
             except OSError as e:
-                raise MetaflowlikeException(f"Cannot create run folder {local}: {e.strerror}.") from None
+                raise MetaflowlikeException(
+                    f"Cannot create run folder {local}: {e.strerror}."
+                ) from None
         if not fds.storage.exists(f"{run_dir}/_run.json"):
             return str(candidate)
         candidate += 1

@@ -40,6 +40,7 @@ class TaskSpec:
     origin_run_id: str | None = None
     namespace: str | None = None
     max_retries: int = 0
+    catch_fallback: str | None = None  # set: record this failure via @catch, run no user code
 
     @property
     def pathspec(self) -> str:
@@ -58,7 +59,9 @@ class _Loader:
         if path not in self.records:
             rec = self.fds.read_task(f"{self.flow_name}/{path}")
             if rec is None:
-                raise MetaflowlikeException(f"Input task {self.flow_name}/{path} has no finished attempt.")
+                raise MetaflowlikeException(
+                    f"Input task {self.flow_name}/{path} has no finished attempt."
+                )
             self.records[path] = rec
         return self.records[path]
 
@@ -107,9 +110,15 @@ def run_task(
         flow.__dict__["_source"] = source
         flow.__dict__["_transition"] = None
         current._update(
-            flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step_name,
-            task_id=spec.task_id, retry_count=spec.attempt, origin_run_id=spec.origin_run_id,
-            namespace=spec.namespace, username=spec.user, tags=frozenset(spec.tags),
+            flow_name=spec.flow_name,
+            run_id=spec.run_id,
+            step_name=spec.step_name,
+            task_id=spec.task_id,
+            retry_count=spec.attempt,
+            origin_run_id=spec.origin_run_id,
+            namespace=spec.namespace,
+            username=spec.user,
+            tags=frozenset(spec.tags),
             is_running_flow=True,
         )
         for deco in decorators:
@@ -118,6 +127,8 @@ def run_task(
         func = (lambda: method(inputs)) if node.is_join else method
         for deco in decorators:
             func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+        if spec.catch_fallback:
+            func = _raiser(spec.catch_fallback)
         try:
             func()
             _check_transition(flow, node)
@@ -126,8 +137,11 @@ def run_task(
         except Exception as e:
             handled = any(
                 deco.task_exception(
-                    flow=flow, step_name=spec.step_name, exception=e,
-                    retry_count=spec.attempt, max_retries=spec.max_retries,
+                    flow=flow,
+                    step_name=spec.step_name,
+                    exception=e,
+                    retry_count=spec.attempt,
+                    max_retries=spec.max_retries,
                 )
                 for deco in decorators
             )
@@ -158,6 +172,17 @@ def run_task(
     return ok
 
 
+class TaskKilled(MetaflowlikeException):
+    headline = "Task killed"
+
+
+def _raiser(reason: str):
+    def fail() -> None:
+        raise TaskKilled(f"The previous attempt was stopped from outside: {reason}.")
+
+    return fail
+
+
 def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict[str, list]):
     """Work out the inherited manifest, join inputs and foreach stack of this task."""
     node = graph[spec.step_name]
@@ -169,7 +194,12 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
         recs = [loader.record(p) for p in spec.input_paths]
         views = []
         for path, rec in zip(spec.input_paths, recs):
-            src = ArtifactSource(dict(rec.artifacts), loader.load, rec.info.get("foreach_stack", []), loader.foreach_item)
+            src = ArtifactSource(
+                dict(rec.artifacts),
+                loader.load,
+                rec.info.get("foreach_stack", []),
+                loader.foreach_item,
+            )
             views.append(input_view(flow_cls, path.split("/")[1], src))
         inputs = Inputs(views)
         stack = list(recs[0].info.get("foreach_stack", []))
@@ -182,10 +212,15 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
         stack = list(rec.info.get("foreach_stack", []))
         parent = graph[path.split("/")[1]]
         if parent.split_type == "foreach":
-            stack.append({
-                "step": parent.name, "task": path, "var": parent.foreach_param,
-                "index": spec.split_index, "num_splits": rec.info.get("foreach_num_splits"),
-            })
+            stack.append(
+                {
+                    "step": parent.name,
+                    "task": path,
+                    "var": parent.foreach_param,
+                    "index": spec.split_index,
+                    "num_splits": rec.info.get("foreach_num_splits"),
+                }
+            )
     manifest.update(params)
     return ArtifactSource(manifest, loader.load, stack, loader.foreach_item), inputs, stack
 
@@ -209,8 +244,8 @@ def _check_transition(flow: FlowSpec, node) -> None:
     if tuple(names) != tuple(node.out_funcs) or foreach != node.foreach_param:
         raise MetaflowlikeException(
             f'Step "{node.name}" called self.next({", ".join(names)}'
-            f'{", foreach=" + repr(foreach) if foreach else ""}) but its source says '
-            f'self.next({", ".join(node.out_funcs)}). Conditional transitions are not supported.'
+            f"{', foreach=' + repr(foreach) if foreach else ''}) but its source says "
+            f"self.next({', '.join(node.out_funcs)}). Conditional transitions are not supported."
         )
 
 

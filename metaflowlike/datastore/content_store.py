@@ -90,7 +90,9 @@ class ContentStore:
         for _, ser, key in prepared:
             if not present[key]:
                 to_write.setdefault(key, ser)
-        self.storage._map(lambda kv: self._write(kv[0], kv[1].chunks, kv[1].size), list(to_write.items()))
+        self.storage._map(
+            lambda kv: self._write(kv[0], kv[1].chunks, kv[1].size), list(to_write.items())
+        )
         return {
             name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
             for name, ser, key in prepared
@@ -150,7 +152,9 @@ class ContentStore:
             self.storage.get_file(path, tmp)
         except FileNotFoundError:
             os.unlink(tmp)
-            raise CorruptArtifact(f"Artifact blob {key} is missing from {self.storage.url(path)}.") from None
+            raise CorruptArtifact(
+                f"Artifact blob {key} is missing from {self.storage.url(path)}."
+            ) from None
         return open(tmp, "rb"), tmp
 
     def _read_logical(self, key: str, split: bool):

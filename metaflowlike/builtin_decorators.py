@@ -1,0 +1,153 @@
+"""The standard step decorators: resources, environment, retry, catch, timeout.
+
+They register through entry points like any third-party decorator (see
+``pyproject.toml``) and only use the public hooks of ``StepDecorator``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .decorators import StepDecorator
+from .exceptions import MetaflowlikeException
+
+
+class ResourcesDecorator(StepDecorator):
+    """What a task needs: ``@resources(cpu=2, memory=4096, gpu=1)`` (memory in MB).
+
+    Unlike Metaflow, the local scheduler honours it: tasks whose summed requests would
+    exceed the machine's CPUs, memory or GPUs wait, and a GPU task gets its own devices."""
+
+    name = "resources"
+    defaults = {"cpu": 1, "memory": 4096, "gpu": 0, "disk": None, "shared_memory": None}
+
+    def resources(self) -> dict[str, float]:
+        return {k: float(self.attributes[k] or 0) for k in ("cpu", "memory", "gpu")}
+
+
+class EnvironmentDecorator(StepDecorator):
+    """Set environment variables in the task's process: ``@environment(vars={...})``."""
+
+    name = "environment"
+    defaults = {"vars": {}}
+
+    def task_env(self, *, step_name: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
+
+    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+        os.environ.update(self.task_env(step_name=step_name))
+
+
+class RetryDecorator(StepDecorator):
+    """Run a failed task again: ``@retry(times=3, minutes_between_retries=2)``."""
+
+    name = "retry"
+    defaults = {"times": 3, "minutes_between_retries": 2}
+
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        times = self.attributes["times"]
+        if not isinstance(times, int) or not 0 <= times <= 100:
+            raise MetaflowlikeException(
+                f'@retry on step "{step_name}": times must be an integer from 0 to 100.'
+            )
+
+    def max_retries(self) -> int:
+        return int(self.attributes["times"])
+
+    def retry_delay(self) -> float:
+        return float(self.attributes["minutes_between_retries"]) * 60
+
+
+class CaughtException:
+    """What ``@catch`` stores: picklable even when the original exception is not."""
+
+    def __init__(self, exc_type: str, message: str, tb: str) -> None:
+        self.type, self.message, self.traceback = exc_type, message, tb
+        self.exception = f"{exc_type}: {message}"
+
+    def __str__(self) -> str:
+        return self.exception
+
+    def __repr__(self) -> str:
+        return f"CaughtException({self.exception!r})"
+
+
+class CatchDecorator(StepDecorator):
+    """Once retries are exhausted, store the exception and let the run go on:
+    ``@catch(var='error', print_exception=True)``."""
+
+    name = "catch"
+    defaults = {"var": None, "print_exception": True}
+
+    def task_exception(
+        self,
+        *,
+        flow: Any,
+        step_name: str,
+        exception: BaseException,
+        retry_count: int,
+        max_retries: int,
+    ) -> bool:
+        if retry_count < max_retries:
+            return False
+        self.record(flow, type(exception).__name__, str(exception), traceback.format_exc())
+        return True
+
+    def record(self, flow: Any, exc_type: str, message: str, tb: str) -> None:
+        if self.attributes["print_exception"]:
+            print(f"@catch caught {exc_type}: {message}\n{tb}", flush=True)
+        var = self.attributes["var"]
+        if var:
+            flow.__dict__[var] = CaughtException(exc_type, message, tb)
+
+
+class TimeoutException(MetaflowlikeException):
+    headline = "Step timed out"
+
+
+class TimeoutDecorator(StepDecorator):
+    """Fail a task that runs too long: ``@timeout(seconds=, minutes=, hours=)``.
+
+    The task gets a ``TimeoutException`` raised in it at the limit (so ``@retry`` and
+    ``@catch`` apply); if it does not stop within a few more seconds (stuck in C code),
+    the runtime kills its whole process group."""
+
+    name = "timeout"
+    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
+    GRACE = 5.0
+
+    def limit(self) -> float:
+        a = self.attributes
+        return (
+            float(a["seconds"] or 0) + 60 * float(a["minutes"] or 0) + 3600 * float(a["hours"] or 0)
+        )
+
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        if self.limit() <= 0:
+            raise MetaflowlikeException(f'@timeout on step "{step_name}" needs a positive limit.')
+
+    def timeout_seconds(self) -> float | None:
+        return self.limit() + self.GRACE
+
+    def task_decorate(
+        self, func: Callable[[], None], *, flow: Any, step_name: str
+    ) -> Callable[[], None]:
+        limit = self.limit()
+
+        def on_alarm(signum, frame):
+            raise TimeoutException(f'Step "{step_name}" timed out after {limit:g} seconds.')
+
+        def run() -> None:
+            old = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, limit)
+            try:
+                func()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old)
+
+        return run

@@ -1,0 +1,2 @@
+from .cloud_servers import *  # noqa: F401,F403 - moto / Azurite / fake-gcs-server fixtures
+from .flowrunner import make_flow  # noqa: F401
