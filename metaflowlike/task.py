@@ -226,10 +226,9 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
 
 
 def closes_foreach(graph, node) -> bool:
-    """True if this join closes a foreach (its split parent fans out with foreach)."""
-    first = graph[node.in_funcs[0]]
-    parents = first.split_parents
-    return bool(parents) and graph[parents[-1]].split_type == "foreach"
+    """True if this join closes a foreach (rather than a static branch)."""
+    split = node.matching_split
+    return split is not None and graph[split].split_type == "foreach"
 
 
 def _check_transition(flow: FlowSpec, node) -> None:

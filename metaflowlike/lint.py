@@ -1,0 +1,226 @@
+"""Graph checks: report every problem of a flow at once, each with step, file and line.
+
+A user fixing a flow wants the whole list in one go, not one error per run, so
+:func:`check` never stops early: it collects the problems the graph recorded while
+parsing (:attr:`FlowGraph.problems`) and while balancing splits and joins
+(:attr:`FlowGraph.structure_problems`) and adds the checks below. :func:`validate` turns
+a non-empty list into one :class:`InvalidGraph` whose message has one problem per line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .exceptions import InvalidGraph, did_you_mean
+from .graph import FlowGraph, GraphProblem
+
+__all__ = ["GraphProblem", "check", "validate"]
+
+_VALID_NAME = re.compile(r"[a-z0-9_]+")
+
+
+def check(graph: FlowGraph) -> list[GraphProblem]:
+    """Every problem of ``graph``, sorted by file and line. Empty means valid."""
+    problems = list(graph.problems)
+    for checker in (
+        _check_start_end,
+        _check_names,
+        _check_arguments,
+        _check_reachable,
+        _check_cycles,
+        _check_foreach_names,
+        _check_split_into_join,
+    ):
+        problems.extend(checker(graph))
+    problems.extend(graph.structure_problems)
+    unique = list(dict.fromkeys(problems))
+    unique.sort(key=lambda p: (p.file, p.lineno, p.step or "", p.code))
+    return unique
+
+
+def validate(graph: FlowGraph) -> None:
+    """Raise :class:`InvalidGraph` listing every problem, one per line, if any."""
+    problems = check(graph)
+    if problems:
+        raise InvalidGraph("\n".join(map(str, problems)), lineno=problems[0].lineno)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _step_problem(graph: FlowGraph, step: str, code: str, msg: str, at_next: bool = False):
+    node = graph.nodes[step]
+    line = (node.next_lineno if at_next else None) or node.lineno
+    return GraphProblem(code, msg, node.source_file, line, step=step, flow=graph.name)
+
+
+def _flow_problem(graph: FlowGraph, code: str, msg: str) -> GraphProblem:
+    return GraphProblem(code, msg, graph.source_file, graph.lineno, step=None, flow=graph.name)
+
+
+def _check_start_end(graph: FlowGraph):
+    for name in ("start", "end"):
+        if name not in graph:
+            yield _flow_problem(
+                graph,
+                f"missing-{name}",
+                f'has no "{name}" step; every flow needs one (@step def {name}(self)).'
+                + did_you_mean(name, graph.nodes),
+            )
+
+
+def _check_names(graph: FlowGraph):
+    for node in graph:
+        if node.name.startswith("_"):
+            yield _step_problem(
+                graph, node.name, "bad-step-name", 'step names must not start with "_"'
+            )
+        elif not _VALID_NAME.fullmatch(node.name):
+            yield _step_problem(
+                graph,
+                node.name,
+                "bad-step-name",
+                'step names may only use lowercase letters, digits and "_"',
+            )
+        if node.name in graph.reserved_names:
+            yield _step_problem(
+                graph,
+                node.name,
+                "reserved-step-name",
+                f'"{node.name}" is a FlowSpec attribute and cannot name a step; rename it',
+            )
+
+
+def _check_arguments(graph: FlowGraph):
+    for node in graph:
+        num_args = graph.sources[node.name].num_args
+        if num_args == 0:
+            yield _step_problem(
+                graph, node.name, "bad-arguments", f"must take self: def {node.name}(self)"
+            )
+        elif num_args > 2:
+            yield _step_problem(
+                graph,
+                node.name,
+                "bad-arguments",
+                "takes too many arguments: a step takes (self), a join (self, inputs)",
+            )
+        if not node.is_join:
+            continue
+        if node.name == "start":
+            yield _step_problem(
+                graph,
+                "start",
+                "start-takes-inputs",
+                "start is the first step and cannot take inputs: def start(self)",
+            )
+        elif node.name == "end":
+            yield _step_problem(
+                graph,
+                "end",
+                "end-takes-inputs",
+                "end cannot take inputs; join the branches in a join step before end",
+            )
+        elif node.split_type:
+            yield _step_problem(
+                graph,
+                node.name,
+                "join-splits",
+                "a join cannot also split; add a separate step after the join",
+                at_next=True,
+            )
+
+
+def _reachable(graph: FlowGraph) -> set[str]:
+    if "start" not in graph:
+        return set(graph.nodes)  # nothing to measure from; missing-start says it all
+    seen = {"start"}
+    todo = ["start"]
+    while todo:
+        for child in graph.nodes[todo.pop()].out_funcs:
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
+
+
+def _check_reachable(graph: FlowGraph):
+    if any(p.code == "no-source" for p in graph.problems):
+        return  # transitions unknown: "unreachable" would only repeat "no source"
+    reachable = _reachable(graph)
+    for node in graph:
+        if node.name not in reachable:
+            how = (
+                "no step goes to it"
+                if not node.in_funcs
+                else "only unreachable steps go to it ("
+                + ", ".join(f'"{s}"' for s in node.in_funcs)
+                + ")"
+            )
+            yield _step_problem(
+                graph, node.name, "unreachable", f"is not reachable from start: {how}"
+            )
+
+
+def _check_cycles(graph: FlowGraph):
+    for cycle in graph.cycles:
+        closing, target = cycle[-2], cycle[-1]
+        yield _step_problem(
+            graph,
+            closing,
+            "cycle",
+            f'self.next() to "{target}" makes a cycle ({" -> ".join(cycle)}); flows must not loop',
+            at_next=True,
+        )
+
+
+def _ancestors(graph: FlowGraph, name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for parent in graph.nodes[todo.pop()].in_funcs:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def _check_foreach_names(graph: FlowGraph):
+    """foreach='x' needs self.x: assigned in the step or in a step before it, or a
+    class attribute (a Parameter, a constant). Dynamic setattr() disables the check."""
+    for node in graph:
+        param = node.foreach_param
+        if param is None:
+            continue
+        steps = {node.name} | _ancestors(graph, node.name)
+        sources = [graph.sources[s] for s in steps]
+        if any(src.dynamic_assign for src in sources):
+            continue
+        if param in graph.class_attributes or any(param in src.assigned for src in sources):
+            continue
+        known = set().union(*(src.assigned for src in sources))
+        yield _step_problem(
+            graph,
+            node.name,
+            "foreach-missing-name",
+            f'foreach over missing name "{param}": self.{param} is not assigned in this '
+            "step or any step before it." + did_you_mean(param, known),
+            at_next=True,
+        )
+
+
+def _check_split_into_join(graph: FlowGraph):
+    for node in graph:
+        if not node.split_type:
+            continue
+        for child in node.out_funcs:
+            target = graph.nodes[child]
+            if target.is_join and target.type == "join":
+                yield _step_problem(
+                    graph,
+                    node.name,
+                    "split-into-join",
+                    f'this {node.split_type} goes straight to the join "{child}"; '
+                    "each branch needs at least one step before the join",
+                    at_next=True,
+                )
