@@ -177,6 +177,8 @@ def build_cli(flow_cls: type) -> click.Group:
     @click.option("--tag", "tags", multiple=True)
     @click.option("--with", "with_specs", multiple=True)
     @click.option("--origin-run-id", default=None)
+    @click.option("--origin-task", default=None, help="On resume: the task this one replaces.")
+    @click.option("--catch-fallback", default=None, hidden=True)
     @click.pass_obj
     def step(
         state: _State,
@@ -191,6 +193,8 @@ def build_cli(flow_cls: type) -> click.Group:
         tags,
         with_specs,
         origin_run_id,
+        origin_task,
+        catch_fallback,
     ):
         """Run one task (used by the runtime and by remote executors)."""
         from .task import TaskSpec, run_task
@@ -218,6 +222,8 @@ def build_cli(flow_cls: type) -> click.Group:
             origin_run_id=origin_run_id,
             namespace=run.get("namespace"),
             max_retries=max_retries,
+            origin_task=origin_task,
+            catch_fallback=catch_fallback,
         )
         decos = _with_decorators(with_specs)
         for d in list(state.graph[step_name].decorators) + decos:

@@ -49,14 +49,14 @@ class Cloner:
                 self.index[key] = rec
 
     def __call__(self, runtime: Any, spec: Any) -> dict | None:
-        if spec.step_name in self.rerun:
-            return None
         try:
             inputs = tuple(self.to_origin[p] for p in spec.input_paths)
         except KeyError:
             return None  # an input was rerun, so this task must run too
         rec = self.index.get((spec.step_name, inputs, spec.split_index))
-        if rec is None or rec.status != "ok":
+        if rec is not None:
+            spec.origin_task = rec.pathspec  # lets @checkpoint find the origin's progress
+        if rec is None or rec.status != "ok" or spec.step_name in self.rerun:
             return None
         fds = self.fds
         new_path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"

@@ -90,6 +90,10 @@ def execute(
             cmd += ["--split-index", str(spec.split_index)]
         if spec.origin_run_id:
             cmd += ["--origin-run-id", spec.origin_run_id]
+        if spec.origin_task:
+            cmd += ["--origin-task", spec.origin_task]
+        if spec.catch_fallback:
+            cmd += ["--catch-fallback", spec.catch_fallback]
         for w in with_specs or []:
             cmd += ["--with", w]
         return cmd

@@ -41,6 +41,7 @@ class TaskSpec:
     namespace: str | None = None
     max_retries: int = 0
     catch_fallback: str | None = None  # set: record this failure via @catch, run no user code
+    origin_task: str | None = None  # on resume: the origin run's task this one replaces
 
     @property
     def pathspec(self) -> str:
@@ -100,6 +101,7 @@ def run_task(
         "pid": os.getpid(),
         "user": spec.user,
         "tags": spec.tags,
+        "resumed_from": spec.origin_task,
     }
     flow: FlowSpec = object.__new__(flow_cls)
     artifacts: dict[str, list] = {}
@@ -120,6 +122,8 @@ def run_task(
             username=spec.user,
             tags=frozenset(spec.tags),
             is_running_flow=True,
+            origin_task=spec.origin_task,
+            _datastore=fds,
         )
         for deco in decorators:
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
