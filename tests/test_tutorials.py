@@ -1,0 +1,87 @@
+"""Every tutorial runs end to end, as its README says."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+
+
+def _run(args, cwd, env=None, check=True):
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture
+def tutorial(tmp_path, monkeypatch):
+    monkeypatch.delenv("METAFLOWLIKE_DATASTORE_ROOT", raising=False)
+    monkeypatch.delenv("METAFLOWLIKE_DATASTORE", raising=False)
+
+    def copy(name: str) -> Path:
+        dest = tmp_path / name
+        shutil.copytree(TUTORIALS / name, dest)
+        return dest
+
+    return copy
+
+
+def test_every_tutorial_has_a_readme():
+    folders = sorted(p for p in TUTORIALS.iterdir() if p.is_dir())
+    assert [p.name[:2] for p in folders] == [f"{i:02d}" for i in range(len(folders))]
+    for folder in folders:
+        assert (folder / "README.md").exists(), folder
+
+
+def test_00_helloworld(tutorial):
+    d = tutorial("00-helloworld")
+    out = _run(["helloworld.py", "run"], d).stdout
+    assert "HELLO FROM METAFLOWLIKE!" in out
+    assert "Step hello" in _run(["helloworld.py", "show"], d).stdout
+
+
+def test_01_parameters_and_branches(tutorial):
+    d = tutorial("01-parameters-and-branches")
+    out = _run(["branches.py", "run", "--alpha", "0.3", "--epochs", "4"], d).stdout
+    assert "best: ('slope'" in out
+    bad = _run(["branches.py", "run", "--epochs", "many"], d, check=False)
+    assert bad.returncode != 0 and '"epochs"' in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_02_foreach_and_join(tutorial):
+    d = tutorial("02-foreach-and-join")
+    out = _run(["foreach.py", "run", "--max-workers", "4"], d).stdout
+    assert "forest: 0.6" in out and "linear: 0.6" in out and "tree: 0.4" in out
+
+
+def test_03_artifacts_in_a_notebook(tutorial):
+    d = tutorial("03-artifacts-in-a-notebook")
+    _run(["train.py", "run"], d)
+    out = _run(["inspect_results.py"], d).stdout
+    assert "successful=True" in out and "best model:" in out
+    assert out.count("stdout: task") == 3 and "parameter points = 50" in out
+
+
+def test_04_resume_and_checkpoint(tutorial):
+    d = tutorial("04-resume-and-checkpoint")
+    crashed = _run(["train.py", "run"], d, check=False)
+    assert crashed.returncode != 0 and "Simulated crash at epoch 3" in crashed.stderr
+    out = _run(["train.py", "resume"], d, env={"CRASH_AT_EPOCH": "-1"}).stdout
+    assert "Restored checkpoint" in out and "epoch 3" in out
+    assert "epochs run in the last attempt: [3, 4, 5]" in out
+    out = _run(["train.py", "resume", "train"], d, env={"CRASH_AT_EPOCH": "-1"}).stdout
+    assert "Restored checkpoint" in out
