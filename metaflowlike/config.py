@@ -8,7 +8,6 @@ Precedence, highest first: command-line options, environment variables
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from dataclasses import dataclass
@@ -68,6 +67,8 @@ def get_username() -> str:
     for var in ("METAFLOWLIKE_USER", "USERNAME", "USER"):
         if os.environ.get(var):
             return os.environ[var]
+    import getpass  # imports termios: only when the environment does not say
+
     try:
         return getpass.getuser()
     except Exception:

@@ -83,7 +83,12 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 def describe(exc: BaseException, secrets: Iterable[str] = (), limit: int = 300) -> str:
     """A one-line, secret-free reason for ``exc`` suitable for an error message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # SDKs put the essential part first and request ids, XML bodies... after it
+    text = " ".join(lines[0].split()) if lines else type(exc).__name__
+    code = getattr(exc, "error_code", None)  # Azure's precise reason
+    if isinstance(code, str) and code and code not in text:
+        text += f" ({code})"
     text = redact(text, secrets)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
