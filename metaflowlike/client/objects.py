@@ -1,0 +1,315 @@
+"""``Metaflow``, ``Flow``, ``Run`` and ``Step``: the containers above a task.
+
+They read only what the question at hand needs: a folder listing to know which runs,
+steps or tasks exist, and the (cached) run record for tags and namespaces. Listings
+are kept on the object that made them and refreshed on a miss, so a run that is still
+in progress shows its new steps and tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from ..exceptions import did_you_mean
+from .settings import (
+    MetaflowNotFound,
+    MetaflowObject,
+    _check_namespace,
+    _id_key,
+    _parse,
+    _Store,
+    _store,
+    _when,
+    get_metadata,
+    get_namespace,
+)
+from .task import MetaflowData, Task
+
+# --- Metaflow and Flow ----------------------------------------------------------------
+
+
+class Metaflow:
+    """The root: every flow with at least one run in the current namespace."""
+
+    def __init__(self) -> None:
+        self._store = _store()
+
+    @property
+    def flows(self) -> list[Flow]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[Flow]:
+        for name in self._store.flows(refresh=True):
+            flow = Flow._make(self._store, name)
+            if get_namespace() is None or next(flow.runs(), None) is not None:
+                yield flow
+
+    def __getitem__(self, name: str) -> Flow:
+        return Flow(name)
+
+    def __repr__(self) -> str:
+        return "Metaflow()"
+
+
+class Flow(MetaflowObject):
+    """All runs of one flow class, newest first."""
+
+    _NAME = "Flow"
+
+    def __init__(self, pathspec: str) -> None:
+        (name,) = _parse(pathspec, 1, "flow", "FlowName")
+        store = _store()
+        if name not in store.flows() and name not in store.flows(refresh=True):
+            raise MetaflowNotFound(
+                f"Flow {name} does not exist in {get_metadata()}."
+                + did_you_mean(name, store.flows())
+            )
+        self._init(store, name)
+
+    @classmethod
+    def _make(cls, store: _Store, name: str) -> Flow:
+        obj = cls.__new__(cls)
+        obj._init(store, name)
+        return obj
+
+    def _init(self, store: _Store, name: str) -> None:
+        self._store, self.id, self.pathspec = store, name, name
+
+    parent = None
+    tags = user_tags = system_tags = frozenset()  # type: ignore[assignment]
+    origin_pathspec = None
+
+    def is_in_namespace(self) -> bool:
+        return get_namespace() is None or next(self.runs(), None) is not None
+
+    def runs(self, *tags: str) -> Iterator[Run]:
+        """Runs in the current namespace that carry every tag in ``tags``, newest first."""
+        ns = get_namespace()
+        ids = sorted(self._store.fds.list_runs(self.id), key=_id_key, reverse=True)
+        for run_id in ids:
+            rec = self._store.run_record(self.id, run_id)
+            if rec is None:  # a run that is only starting has no record yet
+                continue
+            have = set(rec.get("tags", []))
+            if (ns is None or ns in have) and all(t in have for t in tags):
+                yield Run._make(self._store, self, run_id, rec)
+
+    def __iter__(self) -> Iterator[Run]:
+        return self.runs()
+
+    def __getitem__(self, run_id: str) -> Run:
+        return Run(f"{self.id}/{run_id}")
+
+    def __contains__(self, run_id: str) -> bool:
+        return self._store.run_record(self.id, str(run_id)) is not None
+
+    @property
+    def latest_run(self) -> Run | None:
+        """The newest run in the namespace, finished or not."""
+        return next(self.runs(), None)
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        return next((r for r in self.runs() if r.successful), None)
+
+
+# --- Run ------------------------------------------------------------------------------
+
+
+class Run(MetaflowObject):
+    """One execution of a flow: its steps, its ``end`` data and its tags."""
+
+    _NAME = "Run"
+
+    def __init__(self, pathspec: str) -> None:
+        flow, run_id = _parse(pathspec, 2, "run", "FlowName/RunID")
+        store = _store()
+        rec = store.run_record(flow, run_id)
+        if rec is None:
+            if flow not in store.flows() and flow not in store.flows(refresh=True):
+                raise MetaflowNotFound(
+                    f"Run {flow}/{run_id} does not exist: there is no flow {flow} in "
+                    f"{get_metadata()}." + did_you_mean(flow, store.flows())
+                )
+            raise MetaflowNotFound(f"Run {flow}/{run_id} does not exist in {get_metadata()}.")
+        self._init(store, None, flow, run_id, rec)
+        _check_namespace(self)
+
+    @classmethod
+    def _make(cls, store: _Store, flow: Flow | None, run_id: str, rec: dict) -> Run:
+        obj = cls.__new__(cls)
+        obj._init(store, flow, rec.get("flow") or flow.id, run_id, rec)  # type: ignore[union-attr]
+        return obj
+
+    def _init(
+        self, store: _Store, flow: Flow | None, flow_name: str, run_id: str, rec: dict
+    ) -> None:
+        self._store, self._flow, self._flow_name = store, flow, flow_name
+        self.id, self.pathspec = run_id, f"{flow_name}/{run_id}"
+        self._record = rec
+        self._step_names: list[str] | None = None
+
+    def _run_record(self) -> dict:
+        return self._record
+
+    def _list_steps(self) -> list[str]:
+        """Existing steps, in graph order (as recorded at the start of the run)."""
+        present = set(self._store.fds.list_steps(self._flow_name, self.id))
+        order = [s for s in self._record.get("steps", []) if s in present]
+        self._step_names = order + sorted(present.difference(order))
+        return self._step_names
+
+    @property
+    def parent(self) -> Flow:
+        if self._flow is None:
+            self._flow = Flow._make(self._store, self._flow_name)
+        return self._flow
+
+    def __iter__(self) -> Iterator[Step]:
+        for name in self._list_steps():
+            yield Step._make(self, name)
+
+    def steps(self, *tags: str) -> Iterator[Step]:
+        if all(t in self.tags for t in tags):
+            yield from self
+
+    def __contains__(self, name: str) -> bool:
+        return name in (self._step_names or ()) or name in self._list_steps()
+
+    def __getitem__(self, name: str) -> Step:
+        if name in self:
+            return Step._make(self, name)
+        graph = self._record.get("steps", [])
+        if name in graph:
+            raise MetaflowNotFound(f'Run {self.pathspec} has not reached step "{name}" (yet).')
+        known = ", ".join(self._step_names or []) or "none"
+        hint = did_you_mean(name, graph) or f" Its steps: {known}."
+        raise MetaflowNotFound(f'Run {self.pathspec} has no step "{name}".' + hint)
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _when(self._record.get("created_at"))
+
+    @property
+    def end_task(self) -> Task | None:
+        """The task of the ``end`` step, or None while the run has not reached it."""
+        end = Step._make(self, "end")
+        return end.task
+
+    @property
+    def data(self) -> MetaflowData | None:
+        """Shortcut for ``run['end'].task.data``; None if the run has no ``end`` task."""
+        end = self.end_task
+        return end.data if end is not None else None
+
+    @property
+    def successful(self) -> bool:
+        end = self.end_task
+        return end is not None and end.successful
+
+    @property
+    def finished(self) -> bool:
+        end = self.end_task
+        return end is not None and end.finished
+
+    @property
+    def finished_at(self) -> datetime | None:
+        end = self.end_task
+        return end.finished_at if end is not None else None
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        origin = self._record.get("origin_run_id")
+        return f"{self._flow_name}/{origin}" if origin else None
+
+    @property
+    def user(self) -> str | None:
+        return self._record.get("user")
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """Parameter values as ``repr`` strings (the values themselves: ``run.data``)."""
+        return dict(self._record.get("param_values", {}))
+
+    code = None  # code packages are not stored by the local runtime
+
+
+# --- Step -----------------------------------------------------------------------------
+
+
+class Step(MetaflowObject):
+    """The tasks one step of a run executed (one, or one per foreach split)."""
+
+    _NAME = "Step"
+
+    def __init__(self, pathspec: str) -> None:
+        flow, run_id, name = _parse(pathspec, 3, "step", "FlowName/RunID/StepName")
+        run = Run(f"{flow}/{run_id}")
+        self._init(run, name)
+        if not self._list_tasks():
+            raise MetaflowNotFound(
+                f'Step {self.pathspec} does not exist: run {run.pathspec} has no task for "{name}".'
+                + did_you_mean(name, run._list_steps())
+            )
+
+    @classmethod
+    def _make(cls, run: Run, name: str) -> Step:
+        obj = cls.__new__(cls)
+        obj._init(run, name)
+        return obj
+
+    def _init(self, run: Run, name: str) -> None:
+        self._run, self.id = run, name
+        self.pathspec = f"{run.pathspec}/{name}"
+        self._task_ids: list[str] | None = None
+
+    def _run_record(self) -> dict:
+        return self._run._record
+
+    def _list_tasks(self) -> list[str]:
+        ids = self._run._store.fds.list_tasks(self._run._flow_name, self._run.id, self.id)
+        self._task_ids = sorted(ids, key=_id_key)
+        return self._task_ids
+
+    @property
+    def parent(self) -> Run:
+        return self._run
+
+    def __iter__(self) -> Iterator[Task]:
+        for task_id in self._list_tasks():
+            yield Task._make(self, task_id)
+
+    def tasks(self, *tags: str) -> Iterator[Task]:
+        if all(t in self.tags for t in tags):
+            yield from self
+
+    def __contains__(self, task_id: str) -> bool:
+        task_id = str(task_id)
+        return task_id in (self._task_ids or ()) or task_id in self._list_tasks()
+
+    def __getitem__(self, task_id: str) -> Task:
+        if str(task_id) in self:
+            return Task._make(self, str(task_id))
+        raise MetaflowNotFound(f"Step {self.pathspec} has no task {task_id}.")
+
+    @property
+    def task(self) -> Task | None:
+        """The first task (the only one, for a step outside a foreach)."""
+        ids = self._task_ids if self._task_ids is not None else self._list_tasks()
+        return Task._make(self, ids[0]) if ids else None
+
+    @property
+    def created_at(self) -> datetime | None:
+        task = self.task
+        return task.created_at if task is not None else None
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the last task finished; None while any task is unfinished."""
+        times = [t.finished_at for t in self]
+        if not times or any(t is None for t in times):
+            return None
+        return max(times)  # type: ignore[type-var]
+
+    origin_pathspec = None

@@ -1,0 +1,183 @@
+"""Process-wide client settings (datastore, namespace), the errors, and the base object.
+
+The datastore is resolved once with ``config.open_datastore()`` and kept for the whole
+process, with the caches that are safe to share: run records never change once
+written. ``set_datastore`` swaps it (and the caches) for another one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .. import config
+from ..datastore.task_datastore import FlowDatastore
+from ..exceptions import MetaflowlikeException, NotFound
+
+
+class MetaflowNotFound(NotFound, KeyError):
+    """A flow, run, step, task or artifact does not exist (also a KeyError, like Metaflow)."""
+
+    headline = "Not found"
+
+
+class MetaflowArtifactNotFound(MetaflowlikeException, AttributeError):
+    """``task.data.name`` for an artifact the task does not have."""
+
+    headline = "No such artifact"
+
+
+class MetaflowNamespaceMismatch(MetaflowlikeException):
+    headline = "Not in the current namespace"
+
+
+class MetaflowInvalidPathspec(MetaflowlikeException):
+    headline = "Invalid pathspec"
+
+
+# --- process-wide settings ------------------------------------------------------------
+
+
+class _Store:
+    """A datastore plus the caches that are safe to share: run records and flow names."""
+
+    def __init__(self, fds: FlowDatastore) -> None:
+        self.fds = fds
+        self.storage = fds.storage
+        self.records: dict[tuple[str, str], dict] = {}
+        self.flow_names: list[str] | None = None
+
+    def run_record(self, flow: str, run_id: str) -> dict | None:
+        rec = self.records.get((flow, run_id))
+        if rec is None:
+            rec = self.fds.read_run(flow, run_id)
+            if rec is not None:  # a missing record may appear later: do not cache that
+                self.records[(flow, run_id)] = rec
+        return rec
+
+    def flows(self, refresh: bool = False) -> list[str]:
+        if self.flow_names is None or refresh:
+            self.flow_names = self.fds.list_flows()
+        return self.flow_names
+
+
+_STORE: _Store | None = None
+_UNSET = object()
+_NAMESPACE: Any = _UNSET
+
+
+def _store() -> _Store:
+    global _STORE
+    if _STORE is None:
+        _STORE = _Store(config.open_datastore())
+    return _STORE
+
+
+def set_datastore(type: str | None = None, root: str | None = None) -> str:
+    """Read runs from another datastore, e.g. ``set_datastore('s3', 's3://bucket/p')``.
+
+    Without arguments the configuration (environment, config file) is resolved again.
+    Returns the new ``get_metadata()`` string."""
+    global _STORE
+    _STORE = _Store(config.open_datastore(type, root))
+    return get_metadata()
+
+
+def get_datastore() -> FlowDatastore:
+    """The ``FlowDatastore`` the client reads."""
+    return _store().fds
+
+
+def get_metadata() -> str:
+    """Where the client reads runs from, as ``type@root`` (``local@/home/me/.metaflowlike``)."""
+    storage = _store().storage
+    return f"{storage.TYPE}@{storage.root}"
+
+
+def default_namespace() -> str:
+    """Reset the namespace to ``user:<username>`` and return it."""
+    global _NAMESPACE
+    _NAMESPACE = f"user:{config.get_username()}"
+    return _NAMESPACE
+
+
+def namespace(ns: str | None) -> str | None:
+    """Only see runs tagged ``ns`` (e.g. ``user:anne``); ``None`` sees every run."""
+    global _NAMESPACE
+    if ns is not None and not isinstance(ns, str):
+        raise MetaflowlikeException(f"namespace() takes a tag string or None, not {ns!r}.")
+    _NAMESPACE = ns
+    return ns
+
+
+def get_namespace() -> str | None:
+    return default_namespace() if _NAMESPACE is _UNSET else _NAMESPACE
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _parse(pathspec: str, n: int, kind: str, example: str) -> list[str]:
+    parts = str(pathspec).strip("/").split("/") if pathspec else []
+    if len(parts) != n or not all(parts):
+        raise MetaflowInvalidPathspec(
+            f'A {kind} pathspec looks like "{example}", got "{pathspec}".'
+        )
+    return parts
+
+
+def _when(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts)
+
+
+def _id_key(task_or_run_id: str) -> tuple:
+    if task_or_run_id.isdigit():
+        return (1, int(task_or_run_id), "")
+    return (0, 0, task_or_run_id)
+
+
+class MetaflowObject:
+    """What every client object shares: ``id``, ``pathspec``, tags and equality."""
+
+    _NAME = "object"
+    id: str
+    pathspec: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('{self.pathspec}')"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.pathspec == self.pathspec  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.pathspec))
+
+    def _run_record(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """All tags of the run this object belongs to (system and user tags)."""
+        return frozenset(self._run_record().get("tags", []))
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return frozenset(self._run_record().get("user_tags", []))
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        return self.tags - self.user_tags
+
+    def is_in_namespace(self) -> bool:
+        ns = get_namespace()
+        return ns is None or ns in self.tags
+
+
+def _check_namespace(obj: MetaflowObject) -> None:
+    ns = get_namespace()
+    if ns is not None and not obj.is_in_namespace():
+        owner = obj._run_record().get("user", "?")
+        raise MetaflowNamespaceMismatch(
+            f"{obj._NAME} {obj.pathspec} is not in the current namespace '{ns}' (it was "
+            f"run by {owner}). Call namespace('user:{owner}') or namespace(None) to see it."
+        )

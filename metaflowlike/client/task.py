@@ -1,0 +1,335 @@
+"""``Task`` and its artifacts: where the bytes are, read only when asked for.
+
+A task learns its latest finished attempt from one folder listing, its status from the
+small ``<attempt>.done`` marker and its artifact manifest from ``task.json``, each read
+at most once per object and only when a property needs it. ``DataArtifact.data`` is
+the one place artifact bytes are loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..datastore.task_datastore import FlowDatastore
+from ..exceptions import did_you_mean
+from .settings import (
+    MetaflowArtifactNotFound,
+    MetaflowNotFound,
+    MetaflowObject,
+    _parse,
+    _when,
+    get_metadata,
+)
+
+if TYPE_CHECKING:
+    from .objects import Step
+
+
+class TaskException:
+    """The exception a failed task raised: ``type``, ``message`` and ``traceback``."""
+
+    def __init__(self, info: dict) -> None:
+        self.type: str = info.get("type", "")
+        self.message: str = info.get("message", "")
+        self.traceback: str = info.get("traceback", "")
+        self.user_error: bool = bool(info.get("user_error", False))
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+    def __repr__(self) -> str:
+        return f"TaskException({self.type!r}, {self.message!r})"
+
+
+class Task(MetaflowObject):
+    """One task: its artifacts, logs, status and timing (latest finished attempt)."""
+
+    _NAME = "Task"
+
+    def __init__(self, pathspec: str, attempt: int | None = None) -> None:
+        from .objects import Run, Step
+
+        flow, run_id, step, task_id = _parse(pathspec, 4, "task", "FlowName/RunID/StepName/TaskID")
+        run = Run(f"{flow}/{run_id}")
+        self._init(Step._make(run, step), task_id)
+        names = run._store.storage.list_dir(self._dir)
+        if not names:  # the folder appears when the first attempt starts
+            raise MetaflowNotFound(f"Task {self.pathspec} does not exist in {get_metadata()}.")
+        self._attempts = sorted(int(n[:-5]) for n, d in names if not d and n.endswith(".done"))
+        if attempt is not None:
+            if attempt not in self._attempts:
+                raise MetaflowNotFound(f"Task {self.pathspec} has no finished attempt {attempt}.")
+            self._attempt = attempt
+
+    @classmethod
+    def _make(cls, step: Step, task_id: str) -> Task:
+        obj = cls.__new__(cls)
+        obj._init(step, task_id)
+        return obj
+
+    def _init(self, step: Step, task_id: str) -> None:
+        self._step, self.id = step, task_id
+        self.pathspec = f"{step.pathspec}/{task_id}"
+        run = step._run
+        self._fds: FlowDatastore = run._store.fds
+        self._dir = FlowDatastore.task_dir(run._flow_name, run.id, step.id, task_id)
+        self._attempts: list[int] | None = None
+        self._attempt: int | None = None
+        self._marker: dict | None = None
+        self._info: dict | None = None
+
+    def _run_record(self) -> dict:
+        return self._step._run._record
+
+    # --- lazily read records ---------------------------------------------------------
+
+    @property
+    def current_attempt(self) -> int | None:
+        """The latest finished attempt (None while the first one is running)."""
+        if self._attempt is None:
+            if self._attempts is None:
+                run = self._step._run
+                self._attempts = self._fds.attempts(run._flow_name, run.id, self._step.id, self.id)
+            self._attempt = self._attempts[-1] if self._attempts else None
+        return self._attempt
+
+    def _read(self, name: str) -> dict:
+        attempt = self.current_attempt
+        if attempt is None:
+            return {}
+        return self._fds.read_json(f"{self._dir}/{attempt}{name}") or {}
+
+    def _done(self) -> dict:
+        if self._marker is None:
+            self._marker = self._read(".done")
+        return self._marker
+
+    def _task_info(self) -> dict:
+        if self._info is None:
+            self._info = self._read("/task.json")
+        return self._info
+
+    def _manifest(self) -> dict[str, list]:
+        return self._task_info().get("artifacts", {})
+
+    def _load(self, key: str) -> Any:
+        return self._fds.cas.load(key)
+
+    # --- artifacts -------------------------------------------------------------------
+
+    @property
+    def data(self) -> MetaflowData:
+        """Artifact values by attribute: ``task.data.accuracy``."""
+        return MetaflowData(self)
+
+    @property
+    def artifacts(self) -> MetaflowArtifacts:
+        """``DataArtifact`` objects by attribute: ``task.artifacts.accuracy.data``."""
+        return MetaflowArtifacts(self)
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        manifest = self._manifest()
+        for name in sorted(manifest):
+            yield DataArtifact._make(self, name, manifest[name])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._manifest()
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        manifest = self._manifest()
+        if name not in manifest:
+            raise MetaflowNotFound(self._missing(name))
+        return DataArtifact._make(self, name, manifest[name])
+
+    def _missing(self, name: str) -> str:
+        if self.current_attempt is None:
+            return f"Task {self.pathspec} has not finished: it has no artifact '{name}' yet."
+        return f"Task {self.pathspec} has no artifact '{name}'." + did_you_mean(
+            name, self._manifest()
+        )
+
+    # --- status ----------------------------------------------------------------------
+
+    @property
+    def parent(self) -> Step:
+        return self._step
+
+    @property
+    def finished(self) -> bool:
+        return self.current_attempt is not None
+
+    @property
+    def successful(self) -> bool:
+        return self._done().get("status") == "ok"
+
+    @property
+    def created_at(self) -> datetime | None:
+        return _when(self._done().get("started_at") or self._task_info().get("started_at"))
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _when(self._done().get("finished_at"))
+
+    @property
+    def exception(self) -> TaskException | None:
+        """What made the task fail (type, message, traceback); None if it succeeded."""
+        if self.current_attempt is None or self.successful:
+            return None
+        exc = self._task_info().get("exception")
+        if exc:
+            return TaskException(exc)
+        reason = self._done().get("reason") or f"exit status {self._done().get('exit_status')}"
+        return TaskException({"type": "TaskKilled", "message": f"The task process died: {reason}."})
+
+    @property
+    def index(self) -> int | None:
+        """The index of the innermost foreach this task runs in, if any."""
+        stack = self._task_info().get("foreach_stack") or []
+        return stack[-1].get("index") if stack else None
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The task of the origin run this one was cloned from by ``resume``."""
+        return self._task_info().get("origin_task")
+
+    @property
+    def metadata_dict(self) -> dict[str, Any]:
+        """The task's recorded facts (``task.json`` without the artifact manifest)."""
+        return {k: v for k, v in self._task_info().items() if k != "artifacts"}
+
+    @property
+    def parent_tasks(self) -> list[Task]:
+        """The tasks whose output this task started from."""
+        from .objects import Step
+
+        run = self._step._run
+        out = []
+        for path in self._task_info().get("input_paths", []):
+            _, step, task_id = path.split("/")
+            out.append(Task._make(Step._make(run, step), task_id))
+        return out
+
+    def _log(self, stream: str) -> str:
+        attempt = self.current_attempt
+        if attempt is None:
+            return ""
+        return self._fds.read_log(self.pathspec, attempt, stream).decode("utf-8", "replace")
+
+    @property
+    def stdout(self) -> str:
+        return self._log("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._log("stderr")
+
+    code = None
+
+
+# --- artifacts ------------------------------------------------------------------------
+
+
+class DataArtifact(MetaflowObject):
+    """One named value of a task; ``.data`` reads it, the rest is free."""
+
+    _NAME = "DataArtifact"
+
+    def __init__(self, pathspec: str, attempt: int | None = None) -> None:
+        parts = _parse(pathspec, 5, "artifact", "FlowName/RunID/StepName/TaskID/name")
+        task = Task("/".join(parts[:4]), attempt)
+        manifest = task._manifest()
+        if parts[4] not in manifest:
+            raise MetaflowNotFound(task._missing(parts[4]))
+        self._init(task, parts[4], manifest[parts[4]])
+
+    @classmethod
+    def _make(cls, task: Task, name: str, entry: list) -> DataArtifact:
+        obj = cls.__new__(cls)
+        obj._init(task, name, entry)
+        return obj
+
+    def _init(self, task: Task, name: str, entry: list) -> None:
+        self._task, self.id = task, name
+        self.pathspec = f"{task.pathspec}/{name}"
+        self.sha, self.size, self.type = entry[0], entry[1], entry[2]
+
+    def _run_record(self) -> dict:
+        return self._task._run_record()
+
+    @property
+    def data(self) -> Any:
+        """The value, read from the datastore on every access."""
+        return self._task._load(self.sha)
+
+    @property
+    def parent(self) -> Task:
+        return self._task
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._task.finished_at
+
+    finished_at = created_at
+
+
+class MetaflowData:
+    """``task.data``: artifact values as attributes, loaded on access."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        entry = self._task._manifest().get(name)
+        if entry is None:
+            raise MetaflowArtifactNotFound(self._task._missing(name))
+        return self._task._load(entry[0])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._task._manifest()
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._task._manifest())
+
+    def __repr__(self) -> str:
+        return f"<MetaflowData: {', '.join(sorted(self._task._manifest()))}>"
+
+
+class MetaflowArtifacts:
+    """``task.artifacts``: ``DataArtifact`` objects as attributes."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str) -> DataArtifact:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        entry = self._task._manifest().get(name)
+        if entry is None:
+            raise MetaflowArtifactNotFound(self._task._missing(name))
+        return DataArtifact._make(self._task, name, entry)
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter(self._task)
+
+    def __len__(self) -> int:
+        return len(self._task._manifest())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._task._manifest()
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._task._manifest())
+
+    def __repr__(self) -> str:
+        return f"<MetaflowArtifacts: {', '.join(sorted(self._task._manifest()))}>"
