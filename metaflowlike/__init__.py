@@ -32,6 +32,7 @@ _CLIENT_NAMES = {
     "default_namespace",
     "get_metadata",
     "get_datastore",
+    "set_datastore",
 }
 
 __all__ = [

@@ -47,6 +47,7 @@ class Worker:
     killed_reason: str | None = None
     need: dict[str, float] = field(default_factory=dict)
     gpus: list[int] = field(default_factory=list)
+    pidfd: int | None = None  # readable when the process exits (Linux)
 
 
 class Runtime:
@@ -275,6 +276,12 @@ class Runtime:
         for fd, stream in fds.items():
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, (worker, stream))
+        if hasattr(os, "pidfd_open"):
+            try:
+                worker.pidfd = os.pidfd_open(pid)
+                self.selector.register(worker.pidfd, selectors.EVENT_READ, (worker, "exit"))
+            except OSError:
+                worker.pidfd = None
         self.running[pid] = worker
 
     def _fork(self, spec: TaskSpec, env: dict[str, str]) -> tuple[int, dict[int, str]]:
@@ -318,11 +325,20 @@ class Runtime:
         return pid, {r_out: "stdout", r_err: "stderr"}
 
     def _pump(self, timeout: float) -> None:
-        """Move log bytes from pipes to spool files and the console; reap exits."""
+        """Move log bytes from pipes to spool files and the console; reap exits.
+
+        A task's exit is seen through a pidfd in the same select() as its pipes, so the
+        runtime reacts to a finished task at once instead of polling for it."""
         events = self.selector.select(timeout=self._tick(timeout))
         for key, _ in events:
             worker, stream = key.data
-            self._read(worker, key.fd, stream)
+            if stream == "exit":
+                self.selector.unregister(key.fd)
+                os.close(key.fd)
+                worker.pidfd = None
+                worker.exit_status = _poll(worker, block=True)
+            else:
+                self._read(worker, key.fd, stream)
         now = time.time()
         for worker in list(self.running.values()):
             if worker.deadline and now > worker.deadline and worker.exit_status is None:
@@ -330,23 +346,22 @@ class Runtime:
                     f"timed out after {worker.deadline - worker.started:.0f} seconds"
                 )
                 _killpg(worker.pid, signal.SIGKILL)
-            if worker.exit_status is None:
+            if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
-            if worker.exit_status is not None:
-                if worker.fds and not events:
-                    # exited but a grandchild may hold the pipes: drain what is there
-                    for fd, stream in list(worker.fds.items()):
-                        self._read(worker, fd, stream)
-                    if worker.fds:
-                        _killpg(worker.pid, signal.SIGKILL)
-                        for fd in list(worker.fds):
-                            self._close(worker, fd)
-                if not worker.fds:
-                    self._finish(worker)
+            if worker.exit_status is None:
+                continue
+            # The task exited: everything it wrote is in the pipes already.
+            for fd, stream in list(worker.fds.items()):
+                self._read(worker, fd, stream)
+            if worker.fds:  # a child of the task still holds the pipes: stop it too
+                _killpg(worker.pid, signal.SIGKILL)
+                for fd in list(worker.fds):
+                    self._close(worker, fd)
+            self._finish(worker)
 
     def _tick(self, timeout: float) -> float:
-        if any(w.exit_status is not None or not w.fds for w in self.running.values()):
-            return 0.01
+        if any(w.pidfd is None and w.exit_status is None for w in self.running.values()):
+            timeout = min(timeout, 0.005)  # no pidfd on this platform: poll for exits
         deadlines = [w.deadline for w in self.running.values() if w.deadline]
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.time()))
@@ -429,12 +444,20 @@ class Runtime:
         for worker in self.running.values():
             _killpg(worker.pid, signal.SIGTERM)
         deadline = time.time() + 3
-        while time.time() < deadline and any(_poll(w) is None for w in self.running.values()):
+        while time.time() < deadline:
+            for w in self.running.values():
+                w.exit_status = _poll(w)
+            if all(w.exit_status is not None for w in self.running.values()):
+                break
             time.sleep(0.02)
         for worker in list(self.running.values()):
             _killpg(worker.pid, signal.SIGKILL)
             if worker.exit_status is None:
                 worker.exit_status = _poll(worker, block=True)
+            if worker.pidfd is not None:
+                self.selector.unregister(worker.pidfd)
+                os.close(worker.pidfd)
+                worker.pidfd = None
             worker.killed_reason = reason
             for fd in list(worker.fds):
                 try:
