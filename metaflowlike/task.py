@@ -166,6 +166,7 @@ def run_task(
             "user_error": isinstance(e, MetaflowlikeException),
         }
         traceback.print_exc()
+        artifacts = _persist_after_failure(flow)
     info["status"] = "ok" if ok else "failed"
     info["finished_at"] = time.time()
     try:
@@ -258,6 +259,25 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
     items = [(n, v) for n, v in flow.__dict__.items() if not n.startswith("_")]
     stored = fds.cas.save(items)
     for name, art in stored.items():
+        manifest[name] = [art.key, art.size, art.type]
+    return manifest
+
+
+def _persist_after_failure(flow: FlowSpec) -> dict[str, list]:
+    """Keep what a failed step had, so it can be inspected: whatever can still be
+    stored is; an artifact that cannot be serialized is left out (the error names it)."""
+    source = flow.__dict__.get("_source")
+    if source is None:
+        return {}
+    manifest = dict(source.manifest)
+    fds = getattr(current, "_datastore", None)
+    for name, value in list(flow.__dict__.items()):
+        if name.startswith("_"):
+            continue
+        try:
+            art = fds.cas.save([(name, value)])[name]
+        except Exception:
+            continue
         manifest[name] = [art.key, art.size, art.type]
     return manifest
 

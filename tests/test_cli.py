@@ -163,6 +163,7 @@ class FailFlow(FlowSpec):
 
     @step
     def boom(self):
+        self.partial_result = 41
         raise ValueError("kaboom")
         self.next(self.end)
 
@@ -182,6 +183,7 @@ if __name__ == "__main__":
     task = run["boom"].task
     assert not task.successful
     assert "kaboom" in str(task.exception)
+    assert task.data.partial_result == 41  # a failed task's artifacts stay inspectable
     assert "ValueError" in task.stderr
 
 

@@ -325,3 +325,9 @@ if __name__ == "__main__":
     task = Flow("CkptFlow").latest_run["start"].task
     assert task.data.resumed_at == 3
     assert task.data.ckpts == [5, 4, 3, 2, 1]
+    listed = task.checkpoints
+    assert [c["metadata"]["epoch"] for c in listed] == [5, 4, 3, 2, 1]
+    assert {c["attempt"] for c in listed} == {0, 1}
+    # identical file contents are stored once: epochs 1..5 give five distinct blobs
+    keys = {k for c in listed for k, _ in c["files"].values()}
+    assert len(keys) == 5

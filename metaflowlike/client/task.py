@@ -198,6 +198,13 @@ class Task(MetaflowObject):
         return self._task_info().get("origin_task")
 
     @property
+    def checkpoints(self) -> list[dict]:
+        """Records of the checkpoints ``@checkpoint`` saved in this task, newest first."""
+        from ..checkpoint import list_checkpoints
+
+        return list_checkpoints(self._fds, self.pathspec)
+
+    @property
     def metadata_dict(self) -> dict[str, Any]:
         """The task's recorded facts (``task.json`` without the artifact manifest)."""
         return {k: v for k, v in self._task_info().items() if k != "artifacts"}
