@@ -64,7 +64,14 @@ def test_corrupt_blob_is_reported_on_read(tmp_path):
 def test_key_is_hash_of_bytes(tmp_path):
     cas = ContentStore(LocalStorage(str(tmp_path)))
     key = cas.save_bytes_blob(b"hello world")
-    assert key == hashlib.sha256(b"hello world").hexdigest()
+    # the SHA-256 of the SHA-256 digests of its (here: one) 4 MiB pieces
+    assert key == hashlib.sha256(hashlib.sha256(b"hello world").digest()).hexdigest()
+    big = bytes(range(256)) * (40 * 4096)  # 40 MiB: ten pieces
+    digests = b"".join(
+        hashlib.sha256(big[i : i + (4 << 20)]).digest() for i in range(0, len(big), 4 << 20)
+    )
+    assert cas.save_bytes_blob(big) == hashlib.sha256(digests).hexdigest()
+    assert cas.load_raw(hashlib.sha256(digests).hexdigest()) == big
     assert cas.load_raw(key) == b"hello world"
 
 
