@@ -85,6 +85,13 @@ class Cloner:
         return origin_path
 
 
+class _Shown(str):
+    """A parameter value already rendered by ``repr`` in the origin run's record."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def _split_index(info: dict) -> int | None:
     stack = info.get("foreach_stack") or []
     inputs = info.get("input_paths") or []
@@ -156,10 +163,12 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
             )
         rerun = _downstream(graph, step_name) if step_name else set()
         cloner = Cloner(fds, flow, origin_run_id, rerun)
+        # the origin's values as it displayed them, so Run.parameters shows them too
+        shown = {k: _Shown(v) for k, v in origin.get("param_values", {}).items()}
         ok = execute(
             state,
             origin.get("params", {}),
-            {},
+            shown,
             max_workers=max_workers,
             max_num_splits=max_num_splits,
             tags=list(tags),

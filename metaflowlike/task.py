@@ -11,12 +11,15 @@ by whoever supervises the process, after the logs are saved.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
 from .current import current
+from .datastore.local_storage import describe_os_error
+from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .exceptions import MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -257,7 +260,15 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
     """Store what the step set; pass everything else on by key, reading no bytes."""
     manifest = dict(source.manifest)
     items = [(n, v) for n, v in flow.__dict__.items() if not n.startswith("_")]
-    stored = fds.cas.save(items)
+    try:
+        stored = fds.cas.save(items)
+    except OSError as e:
+        # a large blob is first spooled by the content store itself: a full disk shows
+        # up here as a bare OSError that names no file, so say where we were writing
+        where = fds.storage.url() if fds.storage.local_path("") else tempfile.gettempdir()
+        raise StorageError(
+            f"Cannot store the artifacts of this task in {where}: {describe_os_error(e)}."
+        ) from e
     for name, art in stored.items():
         manifest[name] = [art.key, art.size, art.type]
     return manifest

@@ -46,12 +46,7 @@ class LocalStorage(Storage):
             raise self._error("create folder", d, e) from e
 
     def _error(self, op: str, path: str, e: OSError) -> StorageError:
-        reason = os.strerror(e.errno) if e.errno else str(e)
-        if e.errno == errno.ENOSPC:
-            reason = "the disk is full"
-        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            reason = "the datastore is not writable"
-        return StorageError(f"local datastore: cannot {op} {path}: {reason}.")
+        return StorageError(f"local datastore: cannot {op} {path}: {describe_os_error(e)}.")
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self._full(path))
@@ -119,6 +114,20 @@ class LocalStorage(Storage):
 
     def delete(self, path: str) -> None:
         _silent_unlink(self._full(path))
+
+
+def describe_os_error(e: OSError) -> str:
+    """Why a write failed, in words a user acts on (shared with the task's own writes)."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    if e.errno == errno.EFBIG:
+        # a process file size limit (ulimit -f) or the file system's largest file
+        return "the file is too large to write there (disk full or file size limit reached)"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the datastore is not writable"
+    if e.errno == errno.ENOTDIR:
+        return "a part of that path is a file, not a folder"
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 def _silent_unlink(path: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -47,7 +48,9 @@ class RemoteStorage(Storage):
 
     def __init__(self, root: str) -> None:
         self.bucket, self.prefix = parse_root(root, self.TYPE)
-        super().__init__(f"{self.TYPE}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else ""))
+        super().__init__(
+            f"{self.TYPE}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        )
         self.retry = RetryPolicy(
             backend=self.TYPE, is_transient=self._is_transient, secrets=self._secrets
         )
@@ -116,6 +119,21 @@ class RemoteStorage(Storage):
     def _call(self, op: str, path: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` with retries; errors name ``op`` and the URL of ``path``."""
         return self.retry.call(op, self.url(path), fn)
+
+    @staticmethod
+    def _into_file(local_path: str, download: Callable[[str], None]) -> None:
+        """Run ``download(tmp)`` and rename ``tmp`` to ``local_path``: a failed download
+        (or one being retried) never leaves a truncated ``local_path`` behind."""
+        tmp = f"{local_path}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            download(tmp)
+            os.replace(tmp, local_path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     def close(self) -> None:
         """Release the thread pool (the client's connections close with it)."""

@@ -42,11 +42,11 @@ _SECRET_PATTERNS = [
         r"(?i)\b((?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|"
         r"x-goog-signature|x-goog-credential|access_token|refresh_token)=)[^&\s;\"'<>]+"
     ),
+    re.compile(r"(?i)\b((?:AccountKey|SharedAccessSignature|SharedAccessKey|Password)=)[^;\s\"']+"),
     re.compile(
-        r"(?i)\b((?:AccountKey|SharedAccessSignature|SharedAccessKey|Password)=)[^;\s\"']+"
+        r"(?i)((?:authorization|x-amz-security-token|x-ms-copy-source-authorization)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\r\n\"',}]+"
     ),
-    re.compile(r"(?i)((?:authorization|x-amz-security-token|x-ms-copy-source-authorization)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\r\n\"',}]+"),
 ]
 
 
@@ -60,9 +60,7 @@ def attempts_from_env(default: int = DEFAULT_ATTEMPTS) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise StorageError(
-            f"{ENV_ATTEMPTS} must be a whole number of attempts >= 1, not {raw!r}."
-        )
+        raise StorageError(f"{ENV_ATTEMPTS} must be a whole number of attempts >= 1, not {raw!r}.")
     return value
 
 
