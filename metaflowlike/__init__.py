@@ -11,6 +11,7 @@ step decorators load on first use so that ``import metaflowlike`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from .current import current
@@ -53,6 +54,10 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in _CLIENT_NAMES:
         return getattr(importlib.import_module(".client", __name__), name)
+    if _is_submodule(name):
+        # `from . import config` asks here before importing the submodule: say no
+        # quickly instead of scanning every installed package's entry points.
+        raise AttributeError(name)
     # Step decorators (`from metaflowlike import retry`) come from the plugin registry.
     plugins = importlib.import_module(".plugins", __name__)
 
@@ -61,3 +66,10 @@ def __getattr__(name: str) -> Any:
         globals()[name] = deco
         return deco
     raise AttributeError(f"module 'metaflowlike' has no attribute '{name}'")
+
+
+def _is_submodule(name: str) -> bool:
+    here = os.path.dirname(__file__)
+    return os.path.exists(os.path.join(here, name + ".py")) or os.path.isdir(
+        os.path.join(here, name)
+    )
