@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ from .storage import Storage, StorageError, join
 T = TypeVar("T")
 
 _in_pool = threading.local()
+#: every live backend, so that a forked child can drop what it inherited
+_instances: weakref.WeakSet[RemoteStorage] = weakref.WeakSet()
 
 
 def parse_root(root: str, scheme: str) -> tuple[str, str]:
@@ -58,6 +61,7 @@ class RemoteStorage(Storage):
         self._pid: int | None = None
         self._client_obj: Any = None
         self._pool_obj: ThreadPoolExecutor | None = None
+        _instances.add(self)
 
     # --- hooks for the subclasses ----------------------------------------------------
 
@@ -88,6 +92,14 @@ class RemoteStorage(Storage):
             self._pid = os.getpid()
             self._client_obj = None
             self._pool_obj = None
+
+    def _after_fork(self) -> None:
+        """In a forked child: the pool's threads do not exist there, the client's
+        connections are shared with the parent and a lock may be held by a thread that
+        did not survive. Start from scratch (lazily)."""
+        self._lock = threading.Lock()
+        self._pid = None
+        self._fresh_process()
 
     @property
     def client(self) -> Any:
@@ -148,3 +160,12 @@ class RemoteStorage(Storage):
 
 def _mark_pool_thread() -> None:
     _in_pool.yes = True
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_instances):
+        storage._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
