@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
+from .datastore.storage import StorageError
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -117,10 +118,15 @@ def execute(
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)
-    ok = False
     try:
         ok = runtime.execute()
-    finally:
+    except StorageError:
+        raise  # recording the end of the run would only fail again
+    except BaseException:
+        fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+        reporter.run_finished(False, flow, run_id)
+        raise
+    else:
         fds.write_run_done(
             flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
         )

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .datastore.local_storage import describe_os_error
+from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .exceptions import MetaflowlikeException
 from .reporter import Reporter
@@ -178,6 +180,11 @@ class Runtime:
             interrupted = True
             self.reporter.interrupted()
             self._kill_all("interrupted (Ctrl-C)")
+        except StorageError:
+            # The datastore is out of reach: stop the tasks without trying to record
+            # them (they stay invisible, so a resume reruns them) and report it once.
+            self._kill_all("the datastore is unreachable", record=False)
+            raise
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self._kill_all("the runtime stopped")
@@ -437,7 +444,7 @@ class Runtime:
             self.failed.append(spec.pathspec)
             self.reporter.task_failed(spec, marker.get("reason"), info.get("exception"))
 
-    def _kill_all(self, reason: str) -> None:
+    def _kill_all(self, reason: str, record: bool = True) -> None:
         """Stop every running task (with its children) and record the attempts as failed."""
         if not self.running:
             return
@@ -467,6 +474,12 @@ class Runtime:
                 if fd in worker.fds:
                     self._close(worker, fd)
             worker.spec.max_retries = 0
+            if not record:
+                del self.running[worker.pid]
+                for f in worker.logs.values():
+                    f.close()
+                    os.unlink(f.name)
+                continue
             try:
                 self._finish(worker)
             except Exception:
@@ -543,8 +556,8 @@ def new_run_id(fds: FlowDatastore, flow_name: str) -> str:
                 candidate += 1
                 continue
             except OSError as e:
-                raise MetaflowlikeException(
-                    f"Cannot create run folder {local}: {e.strerror}."
+                raise StorageError(
+                    f"local datastore: cannot create run folder {local}: {describe_os_error(e)}."
                 ) from None
         if not fds.storage.exists(f"{run_dir}/_run.json"):
             return str(candidate)

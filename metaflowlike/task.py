@@ -169,9 +169,12 @@ def run_task(
             "user_error": isinstance(e, MetaflowlikeException),
         }
         traceback.print_exc()
-        artifacts = _persist_after_failure(flow)
+        if not isinstance(e, StorageError):  # an unreachable store would only fail again
+            artifacts = _persist_after_failure(flow)
     info["status"] = "ok" if ok else "failed"
     info["finished_at"] = time.time()
+    if not ok and info["exception"]["type"].endswith("StorageError"):
+        return False  # the store is unreachable: writing the record would fail again
     try:
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
     except Exception:

@@ -200,7 +200,7 @@ class Task(MetaflowObject):
     @property
     def checkpoints(self) -> list[dict]:
         """Records of the checkpoints ``@checkpoint`` saved in this task, newest first."""
-        from ..checkpoint import list_checkpoints
+        from ..checkpoint_decorator import list_checkpoints
 
         return list_checkpoints(self._fds, self.pathspec)
 
