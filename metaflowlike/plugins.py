@@ -46,4 +46,6 @@ def load(group: str, name: str, kind: str) -> Any:
     except ImportError as e:
         extra = EXTRAS.get(name)
         hint = f' Install it with: pip install "metaflowlike[{extra}]"' if extra else ""
-        raise MissingExtra(f'The {kind} "{name}" needs a package that is missing ({e}).{hint}') from e
+        raise MissingExtra(
+            f'The {kind} "{name}" needs a package that is missing ({e}).{hint}'
+        ) from e

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
-from .datastore.storage import StorageError
+from .datastore.storage import StorageUnreachable
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -120,7 +120,7 @@ def execute(
         runtime.clone = lambda spec: clone(runtime, spec)
     try:
         ok = runtime.execute()
-    except StorageError:
+    except StorageUnreachable:
         raise  # recording the end of the run would only fail again
     except BaseException:
         fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})

@@ -12,6 +12,7 @@ The scheduler prints nothing itself; it emits events to a reporter.
 
 from __future__ import annotations
 
+import functools
 import os
 import selectors
 import signal
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .datastore.local_storage import describe_os_error
-from .datastore.storage import StorageError
+from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore
 from .exceptions import MetaflowlikeException
 from .reporter import Reporter
@@ -94,6 +95,7 @@ class Runtime:
         self.task_counter = 0
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
+        _prctl()  # load it once here, not in every forked task
         self.spool = tempfile.mkdtemp(prefix="mfl-logs-", dir=fds.storage.spool_dir())
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
@@ -180,7 +182,7 @@ class Runtime:
             interrupted = True
             self.reporter.interrupted()
             self._kill_all("interrupted (Ctrl-C)")
-        except StorageError:
+        except StorageUnreachable:
             # The datastore is out of reach: stop the tasks without trying to record
             # them (they stay invisible, so a resume reruns them) and report it once.
             self._kill_all("the datastore is unreachable", record=False)
@@ -296,13 +298,17 @@ class Runtime:
         r_err, w_err = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the task process
             code = 2
             try:
                 os.setpgid(0, 0)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
+                # takes the task's whole process group down with it.
+                signal.signal(signal.SIGTERM, _kill_own_group)
+                _die_with_parent(parent)
                 os.dup2(w_out, 1)
                 os.dup2(w_err, 2)
                 for fd in (r_out, w_out, r_err, w_err):
@@ -484,6 +490,32 @@ class Runtime:
                 self._finish(worker)
             except Exception:
                 traceback.print_exc()
+
+
+def _kill_own_group(signum, frame):
+    os.killpg(0, signal.SIGKILL)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGTERM this task if the runtime dies (Linux), so a killed
+    runtime leaves no orphan task running user code behind a later resume."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the runtime died before prctl took effect
+        _kill_own_group(signal.SIGTERM, None)
+
+
+@functools.cache
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def _raise_interrupt(signum, frame):

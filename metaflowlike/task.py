@@ -19,7 +19,7 @@ from typing import Any
 
 from .current import current
 from .datastore.local_storage import describe_os_error
-from .datastore.storage import StorageError
+from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .exceptions import MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -169,11 +169,11 @@ def run_task(
             "user_error": isinstance(e, MetaflowlikeException),
         }
         traceback.print_exc()
-        if not isinstance(e, StorageError):  # an unreachable store would only fail again
+        if not isinstance(e, StorageUnreachable):  # it would only fail again
             artifacts = _persist_after_failure(flow)
     info["status"] = "ok" if ok else "failed"
     info["finished_at"] = time.time()
-    if not ok and info["exception"]["type"].endswith("StorageError"):
+    if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     try:
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)

@@ -535,3 +535,86 @@ if __name__ == "__main__":
     flow.run("run", "--run-id-file", str(id_file), env={"METAFLOWLIKE_LAUNCHER": "subprocess"})
     run = Run(f"SpawnFlow/{id_file.read_text()}")
     assert run.data.vs == [1, 2]
+
+
+def test_merge_artifacts_conflict_is_a_clear_error(make_flow):
+    flow = make_flow(
+        HEADER
+        + """
+class ConflictFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.score = 1
+        self.same = "x"
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.score = 2
+        self.same = "x"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.merge_artifacts(inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    ConflictFlow()
+"""
+    )
+    proc = flow.run("run", check=False)
+    assert proc.returncode != 0
+    assert "score" in proc.stderr and "exclude" in proc.stderr
+    assert "same" not in proc.stderr.split("different values")[1].splitlines()[0]
+    # resolving it in the join, or excluding it, makes the merge succeed
+    flow.path.write_text(
+        flow.path.read_text().replace(
+            "self.merge_artifacts(inputs)",
+            "self.score = max(i.score for i in inputs)\n        self.merge_artifacts(inputs)",
+        )
+    )
+    flow.run("run")
+    data = Flow("ConflictFlow").latest_run.data
+    assert data.score == 2 and data.same == "x"
+
+
+def test_max_num_splits_is_enforced(make_flow):
+    flow = make_flow(
+        HEADER
+        + """
+class WideFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(20))
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.n = len(inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    WideFlow()
+"""
+    )
+    proc = flow.run("run", "--max-num-splits", "10", check=False)
+    assert proc.returncode != 0 and "20 splits" in proc.stderr and "--max-num-splits" in proc.stderr
+    flow.run("run", "--max-num-splits", "20")
+    assert Flow("WideFlow").latest_run.data.n == 20

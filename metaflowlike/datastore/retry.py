@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .storage import StorageError
+from .storage import StorageError, StorageUnreachable
 
 T = TypeVar("T")
 
@@ -120,7 +120,8 @@ class RetryPolicy:
     def error(self, op: str, url: str, exc: BaseException, tries: int) -> StorageError:
         reason = describe(exc, self.secrets())
         after = f" after {tries} attempts" if tries > 1 else ""
-        err = StorageError(f"{self.backend} datastore: cannot {op} {url}{after}: {reason}")
+        kind = StorageUnreachable if self.is_transient(exc) else StorageError
+        err = kind(f"{self.backend} datastore: cannot {op} {url}{after}: {reason}")
         err.original = exc  # for debugging; not chained so tracebacks print no secrets
         return err
 

@@ -31,6 +31,11 @@ class StorageError(MetaflowlikeException):
     headline = "Storage error"
 
 
+class StorageUnreachable(StorageError):
+    """The store kept failing with transient errors until the retries ran out: further
+    operations right now would fail the same way, so callers stop writing."""
+
+
 class Storage(ABC):
     """Abstract object store rooted at ``root``.
 
