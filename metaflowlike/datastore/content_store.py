@@ -1,29 +1,35 @@
 """Content-addressed blobs: the only layer that knows about hashes and compression.
 
 An artifact is stored once under ``data/<key[:2]>/<key>``. Its logical bytes (see
-``serialization``) are cut into *pieces* of at most 4 MiB, no piece crossing a chunk
-(header, pickle, each out-of-band buffer); the key is the SHA-256 of the concatenated
-SHA-256 digests of the pieces. Hashing pieces separately lets large artifacts be
-hashed on several cores (hashlib releases the GIL), and the key still changes with any
-byte. Saving something that already exists costs one hash and one existence check;
-nothing is rewritten, whichever run, step or task produced it.
+``serialization``) are a list of *chunks* (header, pickle, each out-of-band buffer),
+each cut into *pieces* of at most 4 MiB. The key is the SHA-256 of the concatenated
+SHA-256 digests of the pieces: any changed byte changes it, and large artifacts hash on
+several cores (hashlib releases the GIL). Saving something that already exists costs
+one hash and one existence check; nothing is rewritten, whichever run, step or task
+produced it.
 
-A blob is ``MFLB\\x01`` then one frame per piece,
-``u8 codec | u32 raw length | u32 stored length | data``. A frame is zlib-compressed
-(level 1) only when a 64 KiB sample of it compresses well, so random numbers and
-already compressed data are stored raw instead of burning CPU for nothing. Frames let
-both directions stream: writing never concatenates the artifact, reading fills the
-final buffers directly (``readinto`` for raw frames) and checks the key.
+On disk a blob is ``MFLB\\x02`` followed by frames:
+
+* ``z | u32 raw length | u32 stored length | data``: one zlib-compressed (level 1)
+  piece, used when a 64 KiB sample of the piece compresses well;
+* ``r | u64 length | u8 pad | pad bytes | data``: consecutive raw pieces of one chunk,
+  the data aligned to 64 bytes in the file.
+
+Random numbers and compressed data are stored raw instead of burning CPU for nothing,
+and a large raw buffer is one contiguous, aligned run: loading it maps the file
+(copy-on-write) and hands the mapped bytes straight to the unpickler, so a 256 MB array
+costs no copy and no fresh memory. The key is verified on every read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,12 +37,13 @@ from ..exceptions import CorruptArtifact
 from . import serialization
 from .storage import Storage
 
-BLOB_MAGIC = b"MFLB\x01"
-FRAME = struct.Struct("<BII")
+BLOB_MAGIC = b"MFLB\x02"
+ZFRAME = struct.Struct("<cII")
+RFRAME = struct.Struct("<cQB")
+ALIGN = 64
 PIECE_SIZE = 4 << 20
 SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
-RAW, ZLIB = 0, 1
 DATA_PREFIX = "data"
 
 _hash_pool: ThreadPoolExecutor | None = None
@@ -54,11 +61,15 @@ def blob_path(key: str) -> str:
     return f"{DATA_PREFIX}/{key[:2]}/{key}"
 
 
-def pieces(chunks: Iterable[memoryview]) -> list[memoryview]:
+def _flat(chunk: memoryview) -> memoryview:
+    return chunk if chunk.format == "B" and chunk.ndim == 1 else chunk.cast("B")
+
+
+def pieces(chunks: Sequence[memoryview]) -> list[memoryview]:
     """Cut logical chunks into pieces of at most PIECE_SIZE, none crossing a chunk."""
     out = []
     for chunk in chunks:
-        chunk = chunk.cast("B") if chunk.format != "B" or chunk.ndim != 1 else chunk
+        chunk = _flat(chunk)
         out.extend(chunk[i : i + PIECE_SIZE] for i in range(0, chunk.nbytes, PIECE_SIZE))
     return out
 
@@ -79,22 +90,47 @@ def content_key(parts: Sequence[memoryview]) -> str:
     return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-def key_of_bytes(data: bytes) -> str:
-    return content_key(pieces([memoryview(data)]))
+def _compressed(piece: memoryview) -> bytes | None:
+    """zlib level 1 of ``piece`` if a sample says it pays off, else None."""
+    if piece.nbytes < 512:
+        return None
+    sample = piece[: 64 << 10]
+    if len(zlib.compress(sample, 1)) >= 0.8 * sample.nbytes:
+        return None
+    packed = zlib.compress(piece, 1)
+    return packed if len(packed) < piece.nbytes else None
 
 
-def _frames(parts: Iterable[memoryview]) -> Iterator[bytes | memoryview]:
-    """Yield the encoded frames, one per piece."""
-    for piece in parts:
-        codec, stored = RAW, piece
-        if piece.nbytes >= 512:
-            sample = piece[: 64 << 10]
-            if len(zlib.compress(sample, 1)) < 0.8 * sample.nbytes:
-                packed = zlib.compress(piece, 1)
-                if len(packed) < piece.nbytes:
-                    codec, stored = ZLIB, packed
-        yield FRAME.pack(codec, piece.nbytes, len(stored))
-        yield stored
+def _encode(chunks: Sequence[memoryview]) -> Iterator[bytes | memoryview]:
+    """Yield the blob's bytes: magic, then the frames of every chunk."""
+    yield BLOB_MAGIC
+    offset = len(BLOB_MAGIC)
+    for chunk in chunks:
+        chunk = _flat(chunk)
+        start = 0  # start of the pending raw run in this chunk
+        for pos in range(0, chunk.nbytes, PIECE_SIZE):
+            piece = chunk[pos : pos + PIECE_SIZE]
+            packed = _compressed(piece)
+            if packed is None:
+                continue
+            for frame in _raw_run(chunk[start:pos], offset):
+                offset += len(frame)
+                yield frame
+            head = ZFRAME.pack(b"z", piece.nbytes, len(packed))
+            offset += len(head) + len(packed)
+            yield head
+            yield packed
+            start = pos + piece.nbytes
+        for frame in _raw_run(chunk[start:], offset):
+            offset += len(frame)
+            yield frame
+
+
+def _raw_run(data: memoryview, offset: int) -> list[bytes | memoryview]:
+    if not data.nbytes:
+        return []
+    pad = -(offset + RFRAME.size) % ALIGN
+    return [RFRAME.pack(b"r", data.nbytes, pad) + b"\0" * pad, data]
 
 
 class ContentStore:
@@ -110,32 +146,29 @@ class ContentStore:
         prepared = []
         for name, obj in items:
             ser = serialization.serialize(obj, name)
-            parts = pieces(ser.chunks)
-            prepared.append((name, ser, parts, content_key(parts)))
+            prepared.append((name, ser, content_key(pieces(ser.chunks))))
         keys = sorted({key for *_, key in prepared})
         present = dict(zip(keys, self.storage.exists_many([blob_path(k) for k in keys])))
         to_write: dict[str, tuple] = {}
-        for _, ser, parts, key in prepared:
+        for _, ser, key in prepared:
             if not present[key]:
-                to_write.setdefault(key, (parts, ser.size))
+                to_write.setdefault(key, (ser.chunks, ser.size))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
             name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
-            for name, ser, _, key in prepared
+            for name, ser, key in prepared
         }
 
-    def _write(self, key: str, parts: list[memoryview], size: int) -> None:
+    def _write(self, key: str, chunks: Sequence[memoryview], size: int) -> None:
         path = blob_path(key)
         if size <= SMALL_BLOB:
-            blob = b"".join([BLOB_MAGIC, *(bytes(f) for f in _frames(parts))])
-            self.storage.put_bytes(path, blob, overwrite=False)
+            self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=False)
             return
         fd, tmp = tempfile.mkstemp(dir=self.storage.spool_dir(), prefix=".tmp-blob-")
         try:
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                f.write(BLOB_MAGIC)
-                for frame in _frames(parts):
-                    f.write(frame)
+            with os.fdopen(fd, "wb") as f:  # buffered: never a silent short write
+                for part in _encode(chunks):
+                    f.write(part)
             self.storage.put_file(path, tmp, overwrite=False)
         finally:
             if os.path.exists(tmp):
@@ -145,8 +178,6 @@ class ContentStore:
         """Store a local file's bytes content-addressed; return (key, size).
 
         The file is memory-mapped, so even a multi-GB checkpoint costs no copy."""
-        import mmap
-
         size = os.path.getsize(local_path)
         if size == 0:
             return self.save_bytes_blob(b""), 0
@@ -156,7 +187,7 @@ class ContentStore:
             try:
                 key = content_key(parts)
                 if not self.storage.exists(blob_path(key)):
-                    self._write(key, parts, size)
+                    self._write(key, [view], size)
             finally:
                 for p in parts:
                     p.release()
@@ -165,10 +196,10 @@ class ContentStore:
 
     def save_bytes_blob(self, data: bytes) -> str:
         """Store raw bytes (not a pickled object) content-addressed; return the key."""
-        parts = pieces([memoryview(data)])
-        key = content_key(parts)
+        view = memoryview(data)
+        key = content_key(pieces([view]))
         if not self.storage.exists(blob_path(key)):
-            self._write(key, parts, len(data))
+            self._write(key, [view], len(data))
         return key
 
     # --- reading -----------------------------------------------------------------
@@ -178,150 +209,148 @@ class ContentStore:
 
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
-        with self._reader(key) as reader:
-            payload, buffers = reader.read_artifact()
+        payload, buffers = self._blob(key).artifact()
         return serialization.deserialize(payload, buffers)
 
     def load_raw(self, key: str) -> bytes:
         """The logical bytes of ``key`` (for raw blobs saved with save_bytes_blob)."""
-        with self._reader(key) as reader:
-            return bytes(reader.read_all())
+        return bytes(self._blob(key).whole())
 
     def load_file(self, key: str, local_path: str) -> None:
-        """Write the raw blob ``key`` into ``local_path`` (atomically, streaming)."""
+        """Write the raw blob ``key`` into ``local_path`` (atomically)."""
+        data = self._blob(key).whole()
         tmp = local_path + ".tmp-restore"
         try:
-            with self._reader(key) as reader, open(tmp, "wb") as out:
-                reader.copy_to(out)
+            with open(tmp, "wb") as out:
+                out.write(data)
             os.replace(tmp, local_path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _reader(self, key: str) -> _FrameReader:
+    def _blob(self, key: str) -> _Blob:
+        """The blob's bytes: small ones read, large ones mapped copy-on-write."""
         path = blob_path(key)
         where = self.storage.url(path)
-        missing = CorruptArtifact(f"Artifact blob {key} is missing from {where}.")
         local = self.storage.local_path(path)
-        if local is not None:
-            try:
-                return _FrameReader(open(local, "rb"), key, where, None)
-            except FileNotFoundError:
-                raise missing from None
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-get-")
-        os.close(fd)
+        tmp = None
         try:
-            self.storage.get_file(path, tmp)
+            if local is None:
+                fd, tmp = tempfile.mkstemp(prefix=".tmp-get-")
+                os.close(fd)
+                self.storage.get_file(path, tmp)
+                local = tmp
+            with open(local, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > SMALL_BLOB:
+                    data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+                else:
+                    data = memoryview(f.read())
         except FileNotFoundError:
-            os.unlink(tmp)
-            raise missing from None
-        return _FrameReader(open(tmp, "rb"), key, where, tmp)
+            raise CorruptArtifact(f"Artifact blob {key} is missing from {where}.") from None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)  # a mapping outlives the file's name
+        return _Blob(data, key, where)
 
 
-class _FrameReader:
-    """Reads a blob frame by frame into caller buffers, then checks the content key.
+class _Blob:
+    """Decodes a blob's frames into the artifact's chunks, then checks the key.
 
-    Frames never cross a logical chunk, so each one lands in a single contiguous slice
-    of a destination buffer; those slices are hashed (in parallel when large) once all
-    frames are in."""
+    A chunk stored as a single raw run is returned as a slice of the (copy-on-write)
+    mapping itself; any other chunk is assembled into a new bytearray."""
 
-    def __init__(self, f, key: str, where: str, tmp: str | None) -> None:
-        self.f, self.key, self.where, self.tmp = f, key, where, tmp
-        self.parts: list[memoryview] = []  # what each frame filled, for the key check
-        if f.read(len(BLOB_MAGIC)) != BLOB_MAGIC:
-            self.close()
+    def __init__(self, data: memoryview, key: str, where: str) -> None:
+        self.data, self.key, self.where = data, key, where
+        if data[: len(BLOB_MAGIC)] != BLOB_MAGIC:
             raise self.corrupt("unknown format")
-
-    def __enter__(self) -> _FrameReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.f.close()
-        if self.tmp and os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        self.pos = len(BLOB_MAGIC)
 
     def corrupt(self, why: str) -> CorruptArtifact:
         return CorruptArtifact(f"Artifact blob {self.key} at {self.where} is corrupt: {why}.")
 
-    def _frame_header(self) -> tuple[int, int, int] | None:
-        head = self.f.read(FRAME.size)
-        if not head:
-            return None
-        if len(head) != FRAME.size:
-            raise self.corrupt("truncated frame header")
-        codec, raw_len, stored_len = FRAME.unpack(head)
-        if codec not in (RAW, ZLIB) or raw_len > PIECE_SIZE:
-            raise self.corrupt("bad frame header")
-        return codec, raw_len, stored_len
-
-    def _frame_into(self, codec: int, raw_len: int, stored_len: int, target: memoryview) -> None:
-        if codec == RAW:
-            if stored_len != raw_len or self.f.readinto(target) != raw_len:
-                raise self.corrupt("truncated data")
-        else:
-            try:
-                data = zlib.decompress(self.f.read(stored_len))
-            except zlib.error as e:
-                raise self.corrupt(str(e)) from None
-            if len(data) != raw_len:
-                raise self.corrupt("frame length mismatch")
-            target[:] = data
-        self.parts.append(target)
-
-    def _fill(self, dest: bytearray) -> None:
-        view, off = memoryview(dest), 0
-        while off < len(dest):
-            header = self._frame_header()
-            if header is None:
-                raise self.corrupt("truncated data")
-            codec, raw_len, stored_len = header
-            if raw_len == 0 or off + raw_len > len(dest):
-                raise self.corrupt("frames do not match the artifact's layout")
-            self._frame_into(codec, raw_len, stored_len, view[off : off + raw_len])
-            off += raw_len
-
-    def read_artifact(self) -> tuple[bytearray, list[bytearray]]:
-        header = self._frame_header()
-        if header is None:
-            raise self.corrupt("empty blob")
-        head = bytearray(header[1])
-        self._frame_into(*header, memoryview(head))
+    def _frame(self) -> tuple[str, int, memoryview]:
+        """The next frame as (kind, logical length, stored bytes)."""
+        data, pos = self.data, self.pos
+        kind = bytes(data[pos : pos + 1])
         try:
-            hlen, lengths = serialization.parse_header(bytes(head))
+            if kind == b"z":
+                _, raw_len, stored_len = ZFRAME.unpack_from(data, pos)
+                start = pos + ZFRAME.size
+            elif kind == b"r":
+                _, raw_len, pad = RFRAME.unpack_from(data, pos)
+                start = pos + RFRAME.size + pad
+                stored_len = raw_len
+            else:
+                raise self.corrupt("bad frame header")
+        except struct.error:
+            raise self.corrupt("truncated frame header") from None
+        end = start + stored_len
+        if end > data.nbytes:
+            raise self.corrupt("truncated data")
+        self.pos = end
+        return kind.decode(), raw_len, data[start:end]
+
+    def _chunk(self, n: int) -> memoryview | bytearray:
+        """The next ``n`` logical bytes, decoded from one or more frames."""
+        if n == 0:
+            return bytearray()
+        if self.pos < self.data.nbytes and self.data[self.pos] == ord("r"):
+            saved = self.pos
+            _, raw_len, stored = self._frame()
+            if raw_len == n and not self.data.readonly:
+                return stored  # zero copy: the mapped bytes themselves
+            self.pos = saved
+        out = bytearray(n)
+        filled = 0
+        while filled < n:
+            if self.pos >= self.data.nbytes:
+                raise self.corrupt("truncated data")
+            kind, raw_len, stored = self._frame()
+            if filled + raw_len > n:
+                raise self.corrupt("frames do not match the artifact's layout")
+            if kind == "z":
+                try:
+                    piece = zlib.decompress(stored)
+                except zlib.error as e:
+                    raise self.corrupt(str(e)) from None
+                if len(piece) != raw_len:
+                    raise self.corrupt("frame length mismatch")
+                out[filled : filled + raw_len] = piece
+            else:
+                out[filled : filled + raw_len] = stored
+            filled += raw_len
+        return out
+
+    def artifact(self) -> tuple[memoryview | bytearray, list]:
+        kind, raw_len, stored = self._frame()  # the header: always a single piece
+        try:
+            head = zlib.decompress(stored) if kind == "z" else bytes(stored)
+        except zlib.error as e:
+            raise self.corrupt(str(e)) from None
+        try:
+            hlen, lengths = serialization.parse_header(head)
         except Exception:
             raise self.corrupt("bad artifact header") from None
         if hlen != len(head):
             raise self.corrupt("bad artifact header")
-        dests = [bytearray(n) for n in lengths]
-        for dest in dests:
-            self._fill(dest)
-        self._finish()
-        return dests[0], dests[1:]
+        chunks = [self._chunk(n) for n in lengths]
+        self._check([memoryview(head), *map(memoryview, chunks)])
+        return chunks[0], chunks[1:]
 
-    def read_all(self) -> bytearray:
-        out = bytearray()
-        while (header := self._frame_header()) is not None:
-            buf = bytearray(header[1])
-            self._frame_into(*header, memoryview(buf))
-            out += buf
-        self._finish()
-        return out
+    def whole(self) -> memoryview | bytearray:
+        """All logical bytes as one chunk (raw blobs)."""
+        total = 0
+        pos = self.pos
+        while self.pos < self.data.nbytes:
+            total += self._frame()[1]
+        self.pos = pos
+        chunk = self._chunk(total)
+        self._check([memoryview(chunk)])
+        return chunk
 
-    def copy_to(self, out) -> None:
-        digests = []
-        while (header := self._frame_header()) is not None:
-            buf = bytearray(header[1])
-            self._frame_into(*header, memoryview(buf))
-            digests.append(_digest(self.parts.pop()))
-            out.write(buf)
-        if hashlib.sha256(b"".join(digests)).hexdigest() != self.key:
-            raise self.corrupt("its bytes do not match its content key")
-
-    def _finish(self) -> None:
-        if self._frame_header() is not None:
+    def _check(self, chunks: list[memoryview]) -> None:
+        if self.pos != self.data.nbytes:
             raise self.corrupt("more data than its header announces")
-        if content_key(self.parts) != self.key:
+        if content_key(pieces(chunks)) != self.key:
             raise self.corrupt("its bytes do not match its content key")
