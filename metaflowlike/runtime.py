@@ -394,10 +394,11 @@ class Runtime:
 
     def _close(self, worker: Worker, fd: int) -> None:
         self.selector.unregister(fd)
-        os.close(fd) if worker.proc is None else None
         del worker.fds[fd]
-        if worker.proc is not None and not worker.fds:
-            worker.proc.stdout.close()
+        if worker.proc is None:
+            os.close(fd)  # our own pipe end
+        elif not worker.fds:
+            worker.proc.stdout.close()  # Popen owns its pipe ends
             worker.proc.stderr.close()
 
     def _finish(self, worker: Worker) -> None:
