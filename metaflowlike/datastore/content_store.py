@@ -263,6 +263,11 @@ class _Blob:
     def __init__(self, data: memoryview, key: str, where: str) -> None:
         self.data, self.key, self.where = data, key, where
         if data[: len(BLOB_MAGIC)] != BLOB_MAGIC:
+            if data[:4] == BLOB_MAGIC[:4] and data.nbytes > 4:
+                raise self.corrupt(
+                    f"it uses blob format {data[4]}, which this version of metaflowlike "
+                    f"does not read (it reads format {BLOB_MAGIC[4]})"
+                )
             raise self.corrupt("unknown format")
         self.pos = len(BLOB_MAGIC)
 
