@@ -39,6 +39,7 @@ class Cloner:
         self.fds, self.flow, self.origin = fds, flow, origin_run_id
         self.rerun = rerun_steps
         self.to_origin: dict[str, str] = {}  # new "run/step/task" -> origin "run/step/task"
+        self.from_origin: dict[str, str] = {}  # and back
         self.index: dict[tuple, Any] = {}
         for step in fds.list_steps(flow, origin_run_id):
             for task_id in fds.list_tasks(flow, origin_run_id, step):
@@ -60,14 +61,17 @@ class Cloner:
             return None
         fds = self.fds
         new_path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
-        self.to_origin[new_path] = rec.pathspec.split("/", 1)[1]
+        origin_path = rec.pathspec.split("/", 1)[1]
+        self.to_origin[new_path] = origin_path
+        self.from_origin[origin_path] = new_path
         info = dict(rec.info)
         info.update(
             input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time()
         )
         # foreach frames point at split tasks: map them to this run's task ids
         info["foreach_stack"] = [
-            dict(f, task=self._new_path(f["task"], spec)) for f in info.get("foreach_stack", [])
+            dict(f, task=self.from_origin.get(f["task"], f["task"]))
+            for f in info.get("foreach_stack", [])
         ]
         fds.write_task(spec.pathspec, 0, rec.artifacts, info)
         for stream in ("stdout", "stderr"):
@@ -77,12 +81,6 @@ class Cloner:
         fds.mark_done(spec.pathspec, 0, dict(rec.done, attempt=0, cloned_from=rec.pathspec))
         runtime.reporter.task_cloned(spec, rec.pathspec)
         return info
-
-    def _new_path(self, origin_path: str, spec: Any) -> str:
-        for new, old in self.to_origin.items():
-            if old == origin_path:
-                return new
-        return origin_path
 
 
 class _Shown(str):
