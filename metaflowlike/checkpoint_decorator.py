@@ -163,3 +163,25 @@ class CheckpointDecorator(StepDecorator):
         if origin:
             sources.append(origin)
         ckpt._restore_latest(sources)
+
+    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+        self._cleanup()
+
+    def task_exception(
+        self,
+        *,
+        flow: Any,
+        step_name: str,
+        exception: BaseException,
+        retry_count: int,
+        max_retries: int,
+    ) -> bool:
+        self._cleanup()
+        return False
+
+    @staticmethod
+    def _cleanup() -> None:
+        """The local folder is a scratch copy: what matters was saved to the datastore."""
+        ckpt = getattr(current, "checkpoint", None)
+        if isinstance(ckpt, Checkpointer):
+            ckpt.cleanup()

@@ -325,7 +325,10 @@ def _task_paths(state: _State, pathspec: str) -> list[str]:
     )
     if not tasks:
         raise MetaflowlikeException(f'Run {flow}/{run_id} has no tasks for step "{step}".')
-    return [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
+    paths = [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
+    if len(parts) == 3 and not state.fds.attempts(flow, run_id, step, parts[2]):
+        raise MetaflowlikeException(f"Task {paths[0]} has no finished attempt.")
+    return paths
 
 
 def _num(s: str) -> tuple:

@@ -107,6 +107,14 @@ def step(func: Callable) -> Callable:
     return func
 
 
+def step_decorators(node: Any, extra: list | None = None) -> list:
+    """A step's own decorators, then those added with ``--with`` that the step does not
+    already have: ``@retry(times=1)`` in the code wins over ``--with retry``."""
+    own = list(node.decorators)
+    names = {d.name for d in own}
+    return own + [d for d in extra or [] if d.name not in names]
+
+
 def decorator_class(name: str) -> type[StepDecorator]:
     from . import plugins
 

@@ -57,6 +57,23 @@ class FlowSpec:
         src.loaded[name] = key
         return value
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Artifacts are set as attributes; refuse the names that cannot be artifacts."""
+        if not name.startswith("_"):
+            cls_attr = getattr(type(self), name, None)
+            why = None
+            if name in RESERVED:
+                why = f"'{name}' is part of FlowSpec's API"
+            elif getattr(cls_attr, "is_step", False):
+                why = f"'{name}' is a step of this flow"
+            elif hasattr(cls_attr, "attr_name") and hasattr(cls_attr, "convert"):
+                why = f"'{name}' is a Parameter, whose value is fixed for the whole run"
+            if why:
+                raise MetaflowlikeException(
+                    f"Cannot set self.{name}: {why}. Store the value under another name."
+                )
+        object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
@@ -80,6 +97,11 @@ class FlowSpec:
         """Iterate over (name, value) of the artifacts visible here."""
         for name in self._artifact_names():
             yield name, self._artifact(name)
+
+    @property
+    def name(self) -> str:
+        """The flow's name (its class name)."""
+        return type(self).__name__
 
     # --- transitions ---------------------------------------------------------------
 
@@ -174,17 +196,32 @@ class FlowSpec:
             )
 
 
-class Inputs(list):
-    """The ``inputs`` of a join: a list of input views, also reachable by step name
-    (``inputs.train_a``) after a static branch."""
+class Inputs:
+    """The ``inputs`` of a join: a sequence of input views, also reachable by step name
+    (``inputs.train_a``) after a static branch. Not a ``list`` subclass, so that a step
+    may be called ``copy`` or ``count`` and still be reached by name."""
+
+    def __init__(self, views: list[FlowSpec]) -> None:
+        self._views = list(views)
+
+    def __iter__(self) -> Iterator[FlowSpec]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __getitem__(self, i):
+        return self._views[i]
 
     def __getattr__(self, name: str) -> FlowSpec:
-        for inp in self:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for inp in self._views:
             if inp.__dict__.get("_step_name") == name:
                 return inp
         raise AttributeError(
             f"This join has no input from step '{name}'."
-            + did_you_mean(name, [i.__dict__.get("_step_name", "") for i in self])
+            + did_you_mean(name, [i.__dict__.get("_step_name", "") for i in self._views])
         )
 
 

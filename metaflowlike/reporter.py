@@ -11,6 +11,9 @@ import sys
 import time
 from typing import Any
 
+#: a partial line longer than this is printed without waiting for its newline
+MAX_PARTIAL = 64 << 10
+
 
 def _prefix(spec: Any) -> bytes:
     return f"[{spec.run_id}/{spec.step_name}/{spec.task_id}] ".encode()
@@ -47,10 +50,20 @@ class Reporter:
             self._task_line(spec, f"Cloned from {origin}.")
 
     def task_output(self, spec: Any, stream: str, data: bytes, partial: dict) -> None:
-        buf = partial.get(stream, b"") + data
-        *lines, rest = buf.split(b"\n")
-        partial[stream] = rest
-        if lines:
+        """Print complete lines with the task's prefix; keep the rest for later.
+
+        Only the new bytes are searched for a newline, and a pending partial line longer
+        than MAX_PARTIAL is printed as it is (a progress bar that only writes ``\r``), so
+        output costs the same whatever its shape."""
+        buf = partial.setdefault(stream, bytearray())
+        buf += data
+        end = buf.rfind(b"\n", len(buf) - len(data)) + 1
+        if not end and len(buf) > MAX_PARTIAL:
+            buf += b"\n"
+            end = len(buf)
+        if end:
+            lines = bytes(buf[: end - 1]).split(b"\n")
+            del buf[:end]
             pre = _prefix(spec)
             out = self.err if stream == "stderr" else self.out
             out.write(b"".join(pre + line + b"\n" for line in lines))
@@ -59,7 +72,7 @@ class Reporter:
     def task_output_flush(self, spec: Any, partial: dict) -> None:
         for stream, rest in partial.items():
             if rest:
-                self.task_output(spec, stream, b"\n", {stream: rest})
+                self.task_output(spec, stream, b"\n", {stream: bytearray(rest)})
         partial.clear()
 
     def task_finished(self, spec: Any, started: float) -> None:

@@ -9,6 +9,7 @@ artifact byte is copied. Everything else runs with the current code.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -46,7 +47,10 @@ class Cloner:
                 rec = fds.read_task(f"{flow}/{origin_run_id}/{step}/{task_id}")
                 if rec is None:
                     continue
-                key = (step, tuple(rec.info.get("input_paths", [])), _split_index(rec.info))
+                # a task killed before writing task.json is known by its marker alone
+                inputs = rec.info.get("input_paths", rec.done.get("input_paths", []))
+                split = _split_index(rec.info) if rec.info else rec.done.get("split_index")
+                key = (step, tuple(inputs), split)
                 self.index[key] = rec
 
     def __call__(self, runtime: Any, spec: Any) -> dict | None:
@@ -108,7 +112,10 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
     @click.option("--run-id-file", default=None)
     @click.option("--with", "with_specs", multiple=True)
     @click.option(
-        "--launcher", type=click.Choice(["fork", "subprocess"]), default="fork", hidden=True
+        "--launcher",
+        type=click.Choice(["fork", "subprocess"]),
+        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
+        hidden=True,
     )
     @params_options(flow_cls)
     @click.pass_obj
@@ -125,9 +132,11 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
         **raw,
     ):
         """Rerun a failed run, reusing every task that succeeded."""
+        from .cli import flow_parameters
         from .run import execute
 
-        given = [name for name, value in raw.items() if value is not None]
+        names = {p.attr_name: p.name for p in flow_parameters(flow_cls)}
+        given = [names.get(attr, attr) for attr, value in raw.items() if value is not None]
         if given:
             raise ResumeError(
                 f"resume reuses the parameters of the origin run; --{given[0]} cannot be "

@@ -29,6 +29,7 @@ from typing import Any
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore
+from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
 from .reporter import Reporter
 from .task import TaskSpec, closes_foreach, run_task
@@ -45,7 +46,7 @@ class Worker:
     started: float
     deadline: float | None = None
     proc: subprocess.Popen | None = None
-    partial: dict[str, bytes] = field(default_factory=dict)
+    partial: dict[str, bytearray] = field(default_factory=dict)
     exit_status: int | None = None
     killed_reason: str | None = None
     need: dict[str, float] = field(default_factory=dict)
@@ -104,7 +105,7 @@ class Runtime:
 
     def _new_task(self, step: str, inputs: list[str], split_index: int | None = None) -> None:
         self.task_counter += 1
-        decos = list(self.graph[step].decorators) + self.with_decorators
+        decos = self._decorators(step)
         self.queue.append(
             TaskSpec(
                 flow_name=self.flow_name,
@@ -220,7 +221,7 @@ class Runtime:
         self.queue.extendleft(reversed(ready))
 
     def _decorators(self, step: str) -> list:
-        return list(self.graph[step].decorators) + self.with_decorators
+        return step_decorators(self.graph[step], self.with_decorators)
 
     def _request(self, spec: TaskSpec) -> dict[str, float]:
         need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
@@ -417,6 +418,8 @@ class Runtime:
         status = info.get("status") if worker.exit_status == 0 else "failed"
         marker = {
             "status": status or "failed",
+            "input_paths": spec.input_paths,  # lets resume match a task that left no record
+            "split_index": spec.split_index,
             "attempt": spec.attempt,
             "started_at": worker.started,
             "finished_at": time.time(),

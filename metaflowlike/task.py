@@ -21,6 +21,7 @@ from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
+from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 
@@ -52,12 +53,16 @@ class TaskSpec:
 
 
 class _Loader:
-    """Reads input task records once and loads artifacts by key, caching objects."""
+    """Reads input task records once and loads artifacts by key.
+
+    Every load unpickles afresh: two join inputs holding the same value get two
+    objects, so changing one never changes the other. Each flow object keeps what it
+    loaded in its own ``__dict__``."""
 
     def __init__(self, fds: FlowDatastore, flow_name: str) -> None:
         self.fds, self.flow_name = fds, flow_name
         self.records: dict[str, TaskRecord] = {}
-        self.objects: dict[str, Any] = {}
+        self.foreach_values: dict[tuple[str, str], Any] = {}
 
     def record(self, path: str) -> TaskRecord:
         if path not in self.records:
@@ -70,16 +75,21 @@ class _Loader:
         return self.records[path]
 
     def load(self, key: str) -> Any:
-        if key not in self.objects:
-            self.objects[key] = self.fds.cas.load(key)
-        return self.objects[key]
+        return self.fds.cas.load(key)
 
     def foreach_item(self, frame: dict) -> Any:
-        rec = self.record(frame["task"])
-        items = self.load(rec.artifacts[frame["var"]][0])
-        if not hasattr(items, "__getitem__") or isinstance(items, dict):
-            items = list(items)
-        return items[frame["index"]]
+        """The item of ``frame``; the list is loaded once per split task."""
+        cache_key = (frame["task"], frame["var"])
+        if cache_key not in self.foreach_values:
+            rec = self.record(frame["task"])
+            # An unordered iterable (a set...) was frozen into a list by the split task,
+            # so every split sees the same order whatever its process's hash seed.
+            key = rec.info.get("foreach_values") or rec.artifacts[frame["var"]][0]
+            items = self.load(key)
+            if not hasattr(items, "__getitem__") or isinstance(items, dict):
+                items = list(items)
+            self.foreach_values[cache_key] = items
+        return self.foreach_values[cache_key][frame["index"]]
 
 
 def run_task(
@@ -95,7 +105,7 @@ def run_task(
     started = time.time()
     node = graph[spec.step_name]
     loader = _Loader(fds, spec.flow_name)
-    decorators = list(node.decorators) + list(extra_decorators or [])
+    decorators = step_decorators(node, extra_decorators)
     info: dict[str, Any] = {
         "step": spec.step_name,
         "attempt": spec.attempt,
@@ -142,7 +152,7 @@ def run_task(
             for deco in decorators:
                 deco.task_post_step(flow=flow, step_name=spec.step_name)
         except Exception as e:
-            handled = any(
+            handled = [
                 deco.task_exception(
                     flow=flow,
                     step_name=spec.step_name,
@@ -151,8 +161,8 @@ def run_task(
                     max_retries=spec.max_retries,
                 )
                 for deco in decorators
-            )
-            if not handled:
+            ]
+            if not any(handled):
                 raise
             info["caught"] = True
             if node.type != "end" and flow.__dict__.get("_transition") is None:
@@ -160,6 +170,9 @@ def run_task(
         artifacts = _persist(flow, source, fds)
         if node.foreach_param:
             info["foreach_num_splits"] = _num_splits(flow, node, spec)
+            frozen = _frozen_foreach_values(flow, node, fds)
+            if frozen:
+                info["foreach_values"] = frozen
         ok = True
     except BaseException as e:  # noqa: BLE001 - everything is recorded, then reported
         info["exception"] = {
@@ -273,8 +286,18 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
             f"Cannot store the artifacts of this task in {where}: {describe_os_error(e)}."
         ) from e
     for name, art in stored.items():
+        original = source.loaded.get(name)
+        if original and art.key != original and _unchanged(fds, original, flow.__dict__[name]):
+            continue  # only read: keep its key (a set may pickle in another order)
         manifest[name] = [art.key, art.size, art.type]
     return manifest
+
+
+def _unchanged(fds: FlowDatastore, key: str, value: Any) -> bool:
+    try:
+        return bool(fds.cas.load(key) == value)
+    except Exception:  # noqa: BLE001 - e.g. arrays, whose == is elementwise
+        return False
 
 
 def _persist_after_failure(flow: FlowSpec) -> dict[str, list]:
@@ -294,6 +317,15 @@ def _persist_after_failure(flow: FlowSpec) -> dict[str, list]:
             continue
         manifest[name] = [art.key, art.size, art.type]
     return manifest
+
+
+def _frozen_foreach_values(flow: FlowSpec, node, fds: FlowDatastore) -> str | None:
+    """For a foreach over something without an order of its own (a set...), store the
+    items as a list, so that every split indexes the same sequence."""
+    value = getattr(flow, node.foreach_param)
+    if hasattr(value, "__getitem__"):
+        return None
+    return fds.cas.save([(node.foreach_param, list(value))])[node.foreach_param].key
 
 
 def _num_splits(flow: FlowSpec, node, spec: TaskSpec) -> int:
