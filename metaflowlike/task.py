@@ -164,12 +164,12 @@ def run_task(
             ]
             if not any(handled):
                 raise
-            info["caught"] = True
+            info["caught"] = f"{type(e).__name__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
         if node.foreach_param:
-            info["foreach_num_splits"] = _num_splits(flow, node, spec)
+            info["foreach_num_splits"] = _num_splits(flow, node, spec, info.get("caught"))
             frozen = _frozen_foreach_values(flow, node, fds)
             if frozen:
                 info["foreach_values"] = frozen
@@ -328,13 +328,14 @@ def _frozen_foreach_values(flow: FlowSpec, node, fds: FlowDatastore) -> str | No
     return fds.cas.save([(node.foreach_param, list(value))])[node.foreach_param].key
 
 
-def _num_splits(flow: FlowSpec, node, spec: TaskSpec) -> int:
+def _num_splits(flow: FlowSpec, node, spec: TaskSpec, caught: str | None = None) -> int:
     var = node.foreach_param
     try:
         value = getattr(flow, var)
     except AttributeError:
+        why = f" (@catch caught {caught} before it could)" if caught else ""
         raise MetaflowlikeException(
-            f'Step "{node.name}" fans out with foreach="{var}" but never set self.{var}.'
+            f'Step "{node.name}" fans out with foreach="{var}" but never set self.{var}{why}.'
         ) from None
     try:
         n = len(value) if hasattr(value, "__len__") else len(list(value))
