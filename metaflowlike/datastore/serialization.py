@@ -77,11 +77,6 @@ def parse_header(head: bytes) -> tuple[int, list[int]]:
     return 8 + 8 * (nbuf + 1), lengths
 
 
-def header_size_hint(first: bytes) -> int:
-    (nbuf,) = _U32.unpack_from(first, 4)
-    return 8 + 8 * (nbuf + 1)
-
-
 def deserialize(payload: bytes | memoryview, buffers: list) -> object:
     # cloudpickle output is plain pickle data: pickle.loads reads both.
     return pickle.loads(payload, buffers=buffers)

@@ -17,7 +17,6 @@ Contract every backend must honour (``tests/test_storage_contract.py`` checks it
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -124,7 +123,3 @@ class Storage(ABC):
 def join(*parts: str) -> str:
     """Join storage path parts with '/' (never the OS separator)."""
     return "/".join(p.strip("/") for p in parts if p)
-
-
-def ensure_parent(path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
