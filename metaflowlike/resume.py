@@ -34,40 +34,75 @@ def _downstream(graph: Any, start: str) -> set[str]:
 
 
 class Cloner:
-    """Maps tasks of the new run to finished tasks of the origin run."""
+    """Maps tasks of the new run to finished tasks of the origin run.
+
+    The origin may itself be a resume that was interrupted: the tasks it never reached
+    are then looked up in *its* origin, and so on up the chain, so that a second resume
+    still reuses everything that ever succeeded. A task found in a run counts as the same
+    task in the run it was cloned from or rerun for (``origin_task``/``resumed_from``)."""
+
+    MAX_CHAIN = 20
 
     def __init__(self, fds: Any, flow: str, origin_run_id: str, rerun_steps: set[str]) -> None:
         self.fds, self.flow, self.origin = fds, flow, origin_run_id
         self.rerun = rerun_steps
-        self.to_origin: dict[str, str] = {}  # new "run/step/task" -> origin "run/step/task"
-        self.from_origin: dict[str, str] = {}  # and back
-        self.index: dict[tuple, Any] = {}
-        for step in fds.list_steps(flow, origin_run_id):
-            for task_id in fds.list_tasks(flow, origin_run_id, step):
-                rec = fds.read_task(f"{flow}/{origin_run_id}/{step}/{task_id}")
-                if rec is None:
-                    continue
-                # a task killed before writing task.json is known by its marker alone
-                inputs = rec.info.get("input_paths", rec.done.get("input_paths", []))
-                split = _split_index(rec.info) if rec.info else rec.done.get("split_index")
-                key = (step, tuple(inputs), split)
-                self.index[key] = rec
+        self.runs: list[str] = []  # the origin, then its origin...
+        run_id: str | None = origin_run_id
+        while run_id and run_id not in self.runs and len(self.runs) < self.MAX_CHAIN:
+            self.runs.append(run_id)
+            record = fds.read_run(flow, run_id) or {}
+            run_id = record.get("origin_run_id")
+        self.index: dict[str, dict[tuple, Any]] = {run: {} for run in self.runs}
+        self.by_path: dict[str, Any] = {}  # "run/step/task" -> record
+        for run in self.runs:
+            for step in fds.list_steps(flow, run):
+                for task_id in fds.list_tasks(flow, run, step):
+                    rec = fds.read_task(f"{flow}/{run}/{step}/{task_id}")
+                    if rec is None:
+                        continue
+                    # a task killed before writing task.json is known by its marker alone
+                    inputs = rec.info.get("input_paths", rec.done.get("input_paths", []))
+                    split = _split_index(rec.info) if rec.info else rec.done.get("split_index")
+                    self.index[run][(step, tuple(inputs), split)] = rec
+                    self.by_path[f"{run}/{step}/{task_id}"] = rec
+        self.same: dict[str, dict[str, str]] = {}  # new path -> {run id: path there}
+        self.from_origin: dict[str, str] = {}  # a path in any origin run -> new path
+
+    def _find(self, spec: Any) -> Any:
+        """The nearest record of this task in the chain of origin runs, or None."""
+        for run in self.runs:
+            try:
+                inputs = tuple(self.same[p][run] for p in spec.input_paths)
+            except KeyError:
+                continue  # an input is unknown to that run
+            rec = self.index[run].get((spec.step_name, inputs, spec.split_index))
+            if rec is not None:
+                return rec
+        return None
+
+    def _equivalents(self, path: str) -> dict[str, str]:
+        """``path`` and the tasks it was cloned from or rerun for, by run id."""
+        out: dict[str, str] = {}
+        while path and path.split("/")[0] not in out:
+            out[path.split("/")[0]] = path
+            rec = self.by_path.get(path)
+            if rec is None:
+                break
+            older = rec.info.get("origin_task") or rec.info.get("resumed_from") or ""
+            path = older.split("/", 1)[1] if "/" in older else ""
+        return out
 
     def __call__(self, runtime: Any, spec: Any) -> dict | None:
-        try:
-            inputs = tuple(self.to_origin[p] for p in spec.input_paths)
-        except KeyError:
-            return None  # an input was rerun, so this task must run too
-        rec = self.index.get((spec.step_name, inputs, spec.split_index))
+        rec = self._find(spec)
         if rec is not None:
             spec.origin_task = rec.pathspec  # lets @checkpoint find the origin's progress
         if rec is None or rec.status != "ok" or spec.step_name in self.rerun:
-            return None
+            return None  # runs: new, failed before, or asked to rerun
         fds = self.fds
         new_path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
-        origin_path = rec.pathspec.split("/", 1)[1]
-        self.to_origin[new_path] = origin_path
-        self.from_origin[origin_path] = new_path
+        self.same[new_path] = self._equivalents(rec.pathspec.split("/", 1)[1])
+        for old in self.same[new_path].values():
+            self.from_origin[old] = new_path
         info = dict(rec.info)
         info.update(
             input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time()

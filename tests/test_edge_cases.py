@@ -301,3 +301,51 @@ if __name__ == "__main__":
     for command in ("logs", "dump"):
         proc = flow.run(command, f"{run_id}/start/999", check=False)
         assert proc.returncode != 0 and "999" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_of_an_unfinished_resume_reuses_the_older_run(make_flow, tmp_path):
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    flow = make_flow(
+        HEADER
+        + f"""
+class ChainFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(6))
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        with open(os.path.join({str(counts)!r}, str(self.input)), "a") as f:
+            f.write("x")
+        if self.input == 3 and os.environ.get("FAIL"):
+            raise RuntimeError("split 3 is broken")
+        self.v = self.input * 10
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.v for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    ChainFlow()
+"""
+    )
+    assert flow.run("run", env={"FAIL": "1"}, check=False).returncode != 0
+    # this resume stops at the first failure: splits 4 and 5 are never reached in it
+    assert flow.run("resume", "--max-workers", "1", env={"FAIL": "1"}, check=False).returncode
+    middle = Flow("ChainFlow").latest_run
+    assert {t.index for t in middle["body"]} == {0, 1, 2, 3}
+    flow.run("resume")
+    run = Flow("ChainFlow").latest_run
+    assert run.successful and run.data.total == 150
+    executions = {int(p.name): len(p.read_text()) for p in counts.iterdir()}
+    assert executions == {0: 1, 1: 1, 2: 1, 3: 3, 4: 1, 5: 1}
+    cloned = {t.index for t in run["body"] if t.origin_pathspec}
+    assert cloned == {0, 1, 2, 4, 5}
