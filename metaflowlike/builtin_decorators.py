@@ -6,7 +6,6 @@ They register through entry points like any third-party decorator (see
 
 from __future__ import annotations
 
-import os
 import signal
 import traceback
 from collections.abc import Callable
@@ -37,9 +36,6 @@ class EnvironmentDecorator(StepDecorator):
 
     def task_env(self, *, step_name: str) -> dict[str, str]:
         return {str(k): str(v) for k, v in (self.attributes["vars"] or {}).items()}
-
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        os.environ.update(self.task_env(step_name=step_name))
 
 
 class RetryDecorator(StepDecorator):

@@ -254,8 +254,10 @@ def build_cli(flow_cls: type):
             origin_task=origin_task,
             catch_fallback=catch_fallback,
         )
+        from .decorators import step_decorators
+
         decos = _with_decorators(with_specs)
-        for d in list(state.graph[step_name].decorators) + decos:
+        for d in step_decorators(state.graph[step_name], decos):
             os.environ.update(d.task_env(step_name=step_name))
         ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)
         sys.stdout.flush()

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import config
 from .datastore.storage import StorageUnreachable
+from .decorators import step_decorators
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -39,7 +40,7 @@ def execute(
     flow = graph.name
     user = config.get_username()
     for node in graph:
-        for deco in list(node.decorators) + list(with_decorators or []):
+        for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])

@@ -183,7 +183,7 @@ def run_task(
         }
         traceback.print_exc()
         if not isinstance(e, StorageUnreachable):  # it would only fail again
-            artifacts = _persist_after_failure(flow)
+            artifacts = _persist_after_failure(flow, fds)
     info["status"] = "ok" if ok else "failed"
     info["finished_at"] = time.time()
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
@@ -300,14 +300,13 @@ def _unchanged(fds: FlowDatastore, key: str, value: Any) -> bool:
         return False
 
 
-def _persist_after_failure(flow: FlowSpec) -> dict[str, list]:
+def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list]:
     """Keep what a failed step had, so it can be inspected: whatever can still be
     stored is; an artifact that cannot be serialized is left out (the error names it)."""
     source = flow.__dict__.get("_source")
     if source is None:
         return {}
     manifest = dict(source.manifest)
-    fds = getattr(current, "_datastore", None)
     for name, value in list(flow.__dict__.items()):
         if name.startswith("_"):
             continue
