@@ -14,10 +14,13 @@ import importlib
 import os
 from typing import Any
 
+from .config_values import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import StepDecorator, make_decorator, step
+from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
 from .parameters import IncludeFile, JSONType, Parameter
+from .project_decorator import project
 
 __version__ = "0.1.0"
 
@@ -36,8 +39,35 @@ _CLIENT_NAMES = {
     "set_datastore",
 }
 
+#: loaded on first use: name -> module
+_LAZY = {
+    "Runner": "metaflowlike.runner",
+    "NBRunner": "metaflowlike.runner",
+    "ExecutingRun": "metaflowlike.runner",
+    "S3": "metaflowlike_aws.s3_tool",
+}
+
+#: Metaflow names we do not have yet, and what to use meanwhile
+_NOT_YET = {
+    "user_step_decorator": "write a StepDecorator subclass and register it (docs/porting.md)",
+    "FlowMutator": "edit the flow class directly or use Config values in decorators",
+    "StepMutator": "edit the flow class directly or use Config values in decorators",
+}
+
+
+class NotSupportedYet(MetaflowlikeException, ImportError):
+    """Importing a Metaflow name that metaflowlike does not implement yet."""
+
+    headline = "Not supported yet"
+
+
 __all__ = [
     "FlowSpec",
+    "Config",
+    "ConfigValue",
+    "config_expr",
+    "project",
+    *sorted(_LAZY),
     "step",
     "Parameter",
     "JSONType",
@@ -54,6 +84,13 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in _CLIENT_NAMES:
         return getattr(importlib.import_module(".client", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _NOT_YET:
+        raise NotSupportedYet(
+            f"metaflowlike does not support {name} yet: {_NOT_YET[name]}; "
+            "docs/porting.md lists the alternatives."
+        )
     if _is_submodule(name):
         # `from . import config` asks here before importing the submodule: say no
         # quickly instead of scanning every installed package's entry points.

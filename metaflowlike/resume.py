@@ -177,8 +177,7 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"resume reuses the parameters of the origin run; --{given[0]} cannot be "
                 "changed. Start a new run with `run` instead."
             )
-        state.validate()
-        fds, graph, flow = state.fds, state.graph, flow_cls.__name__
+        fds, flow = state.fds, flow_cls.__name__
         if origin_run_id is None:
             runs = sorted(fds.list_runs(flow), key=lambda r: (len(r), r))
             if not runs:
@@ -187,6 +186,9 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
         origin = fds.read_run(flow, origin_run_id)
         if origin is None:
             raise ResumeError(f"No run {flow}/{origin_run_id} in {fds.storage.url()}.")
+        state.use_stored_configs(origin.get("configs") or {})  # the origin's, as in Metaflow
+        state.validate()
+        graph = state.graph
         missing = [s for s in fds.list_steps(flow, origin_run_id) if s not in graph]
         if missing:
             raise ResumeError(

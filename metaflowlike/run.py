@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .project_decorator import project_tags
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -43,7 +44,8 @@ def execute(
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     run_id = new_run_id(fds, flow)
-    all_tags = system_tags(user) + list(tags or [])
+    project = getattr(state, "project", None)
+    all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
         flow,
         run_id,
@@ -60,6 +62,8 @@ def execute(
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
+            "configs": getattr(state, "configs", None) or {},
+            "project": project,
         },
     )
     if run_id_file:
