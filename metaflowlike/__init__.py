@@ -21,6 +21,7 @@ from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
 from .parameters import IncludeFile, JSONType, Parameter
 from .project_decorator import project
+from .user_decorators import user_step_decorator
 
 __version__ = "0.1.0"
 
@@ -49,7 +50,6 @@ _LAZY = {
 
 #: Metaflow names we do not have yet, and what to use meanwhile
 _NOT_YET = {
-    "user_step_decorator": "write a StepDecorator subclass and register it (docs/porting.md)",
     "FlowMutator": "edit the flow class directly or use Config values in decorators",
     "StepMutator": "edit the flow class directly or use Config values in decorators",
 }
@@ -67,6 +67,7 @@ __all__ = [
     "ConfigValue",
     "config_expr",
     "project",
+    "user_step_decorator",
     *sorted(_LAZY),
     "step",
     "Parameter",
