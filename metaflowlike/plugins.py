@@ -17,7 +17,14 @@ DATASTORES = "metaflowlike.datastores"
 STEP_DECORATORS = "metaflowlike.step_decorators"
 
 #: extra to install for each plugin whose SDK is optional
-EXTRAS = {"s3": "aws", "azure": "azure", "gs": "gcp", "kubernetes": "kubernetes", "batch": "aws"}
+EXTRAS = {
+    "s3": "aws",
+    "aws-secrets-manager": "aws",
+    "azure": "azure",
+    "gs": "gcp",
+    "kubernetes": "kubernetes",
+    "batch": "aws",
+}
 
 
 class MissingExtra(MetaflowlikeException):
