@@ -328,6 +328,8 @@ class Runner:
         self.show_output = show_output
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd or os.getcwd()
+        # `--with` is an option of run/resume here, a top-level one in Metaflow
+        self._decospecs = list(kwargs.pop("decospecs", None) or [])
         self.top_level_kwargs = kwargs
         with open(self.flow_file, encoding="utf-8") as f:
             self._parameters = declared_parameters(f.read())
@@ -374,6 +376,8 @@ class Runner:
         if command == "resume" and kwargs.get("step_to_rerun"):
             cmd.append(str(kwargs.pop("step_to_rerun")))
         kwargs.pop("step_to_rerun", None)
+        if self._decospecs:
+            kwargs["decospecs"] = self._decospecs + list(kwargs.get("decospecs") or [])
         for key, value in kwargs.items():
             param = self._parameters.get(key)
             if param is not None:

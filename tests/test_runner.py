@@ -70,6 +70,7 @@ def test_top_level_options_reach_the_command_line(flow_file, tmp_path):
         show_output=False,
         datastore_root=str(root),
         branch="feat",
+        decospecs=["retry:times=0"],
         config_value={"cfg": {"k": "given"}},
     )
     with runner:
@@ -78,6 +79,7 @@ def test_top_level_options_reach_the_command_line(flow_file, tmp_path):
         data = result.run["start"].task.data
         assert (data.k, data.branch) == ("given", "test.feat")
         assert str(root) in result.run._store.storage.root
+        assert "--with" in result.command and "retry:times=0" in result.command
 
 
 def test_failed_run_and_resume(flow_file):
