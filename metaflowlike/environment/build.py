@@ -18,7 +18,6 @@ import os
 import shutil
 import tempfile
 import time
-from importlib import metadata
 
 from .errors import EnvironmentFailure
 from .lock import Lock, _write_json, envs_root
@@ -117,6 +116,8 @@ def shim_dir(root: str | None = None) -> str:
     """A folder that makes this metaflowlike (and its plugins) importable, and its
     entry points discoverable, from any environment: links, plus a minimal dist-info.
     Empty when metaflowlike is not an installed distribution."""
+    from importlib import metadata
+
     root = root or envs_root()
     try:
         dist = metadata.distribution("metaflowlike")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .plan import KINDS, RECORD_FIELD, EnvironmentPlan, plan_environments
+if TYPE_CHECKING:  # the modules behind the option load only when a command needs them
+    from .plan import EnvironmentPlan
 
+KINDS = ("local", "pypi", "uv", "conda")
 _META_KEY = "metaflowlike.environment"
 DEFAULT_ENV_VAR = "METAFLOWLIKE_ENVIRONMENT"
 
@@ -31,6 +33,8 @@ def plan_for_run(
     state: Any, with_decorators: list | None, origin_run_id: str | None = None
 ) -> EnvironmentPlan:
     """The environments of a run (or resume) about to start: resolved and built."""
+    from .plan import EnvironmentPlan, plan_environments
+
     kind = selected_kind()
     if kind == "local" and not _declares_pypi(state, with_decorators):
         return EnvironmentPlan(kind)  # the common case: nothing to import or check
@@ -90,6 +94,8 @@ def register(cli: Any) -> None:
     @click.pass_obj
     def resolve(state: Any, force: bool):
         """Resolve every step's environment (cached for later runs) and print it."""
+        from .plan import plan_environments
+
         plan = plan_environments(
             selected_kind(),
             state.flow_cls,
@@ -107,7 +113,7 @@ def register(cli: Any) -> None:
     def show(state: Any, run_id: str | None):
         """Print the environment of each step: resolved now (from the cache if
         possible), or as saved by the run given with --run-id."""
-        from .plan import EnvironmentPlan, _saved_locks
+        from .plan import RECORD_FIELD, EnvironmentPlan, _saved_locks, plan_environments
 
         if run_id:
             flow = state.flow_cls.__name__

@@ -20,7 +20,6 @@ from .build import ensure_built, env_python, is_built, shim_dir
 from .lock import Lock, resolve
 from .request import EnvRequest, runtime_requirements, step_request, uses_pypi
 
-KINDS = ("local", "pypi", "uv", "conda")
 RECORD_FIELD = "environment"  # in the run record
 
 

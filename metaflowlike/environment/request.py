@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from ..decorators import step_decorators
@@ -54,6 +53,8 @@ def requirement_line(name: str, spec: str) -> str:
 def runtime_requirements(datastore: str) -> list[str]:
     """What a task needs besides the user's packages: metaflowlike's dependencies
     (click, cloudpickle) and the SDK of the datastore plugin in use."""
+    from importlib import metadata
+
     from ..plugins import EXTRAS
 
     extra = EXTRAS.get(datastore)
