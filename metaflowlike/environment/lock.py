@@ -186,7 +186,7 @@ def _explain(request: EnvRequest, proc, requirements: list[str]) -> str:
         names = " and ".join(f'"{m}"' for m in dict.fromkeys(missing))
         return (
             f"{request.where} asks for {names}, which the package index does not have. "
-            f"Check the spelling (names are as on pypi.org). uv says: {why}"
+            f"Check the spelling of the name. uv says: {why}"
         )
     return f"{request.where}: no set of versions satisfies [{asked}]. uv says: {why}"
 
