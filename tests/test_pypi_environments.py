@@ -185,7 +185,8 @@ def test_unknown_package_is_named_before_any_task_starts(pypi_flow):
     proc = flow.run("run", top=("--environment", "pypi"), check=False)
     assert proc.returncode == 1
     assert proc.stderr.startswith("Cannot resolve the environment:")
-    assert '@pypi on step "end" asks for "metaflowlike-no-such-package-zz"' in proc.stderr
+    assert f'@pypi on step "end" ({flow.path.name}:11) asks for ' in proc.stderr
+    assert '"metaflowlike-no-such-package-zz"' in proc.stderr
     assert "package index does not have" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (flow.root / "flows").exists()

@@ -43,7 +43,7 @@ def tutorial(tmp_path, monkeypatch):
 def test_every_tutorial_has_a_readme():
     folders = sorted(p for p in TUTORIALS.iterdir() if p.is_dir())
     numbers = [p.name[:2] for p in folders]
-    # tutorials are numbered by topic; a number may be free while its topic is written
+    # numbers are distinct; a gap is allowed
     assert all(n.isdigit() for n in numbers) and len(set(numbers)) == len(numbers)
     for folder in folders:
         assert (folder / "README.md").exists(), folder

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -98,16 +99,22 @@ def step_request(
     lines = [requirement_line(name, spec) for name, spec in packages.values()]
     python = attrs.get("python") or base.get("python")
     where = f'@pypi on step "{node.name}"' if own is not None else f'step "{node.name}"'
+    where += f" ({_at(node)})"
     return EnvRequest(merge(lines, runtime_requirements(datastore)), python, where)
 
 
 def uses_pypi(flow_cls: type, graph: Any, extra_decorators: list) -> list[str]:
     """Steps that declare ``@pypi`` (and the flow, if it has ``@pypi_base``)."""
     found = [
-        f'step "{node.name}"'
+        f'step "{node.name}" ({_at(node)})'
         for node in graph
         if any(isinstance(d, PypiDecorator) for d in step_decorators(node, extra_decorators))
     ]
     if getattr(flow_cls, BASE_ATTRIBUTE, None) is not None:
-        found.insert(0, f"the flow class {flow_cls.__name__} (@pypi_base)")
+        found.insert(0, f"the flow class {flow_cls.__name__} (@pypi_base, {_at(graph)})")
     return found
+
+
+def _at(where: Any) -> str:
+    """file:line of a step (or of the flow class, given the graph)."""
+    return f"{os.path.basename(where.source_file)}:{where.lineno}"
