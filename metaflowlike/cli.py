@@ -309,7 +309,7 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_resume_command(cli, flow_cls, _params_options, _with_decorators)
-    from .environment.commands import register as add_environment_commands
+    from .environments.commands import register as add_environment_commands
 
     add_environment_commands(cli)
     return cli

@@ -13,7 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
-from .environment.commands import plan_for_run
+from .environments.commands import plan_for_run
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from metaflowlike import Flow
-from metaflowlike.environment.request import merge, requirement_line
+from metaflowlike.environments.request import merge, requirement_line
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -262,7 +262,7 @@ if __name__ == "__main__":
 
 
 def test_uv_environment_uses_the_projects_lock(pypi_flow, tmp_path):
-    from metaflowlike.environment.uv_tool import run_uv
+    from metaflowlike.environments.uv_tool import run_uv
 
     project = tmp_path / "project"
     (project / "flows").mkdir(parents=True)
@@ -321,7 +321,7 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flo
         f"{run.id}/start/{start_task.id}",
     ]
     env = {**os.environ, "METAFLOWLIKE_ENVS_DIR": str(cache)}
-    bootstrap = [sys.executable, "-m", "metaflowlike.environment.bootstrap"]
+    bootstrap = [sys.executable, "-m", "metaflowlike.environments.bootstrap"]
     proc = subprocess.run(
         [*bootstrap, "TwoVersionsFlow", run.id, "older", "--", *step],
         cwd=workdir,

@@ -210,7 +210,7 @@ class Task(MetaflowObject):
         step ran in the flow's own interpreter): ``type`` (pypi or uv), ``key``,
         ``python``, ``platform``, ``packages`` (name -> exact version) and
         ``requirements`` (the lock: every package with its version and hashes)."""
-        from ..environment.plan import saved_lock
+        from ..environments.plan import saved_lock
 
         return saved_lock(self._run_record(), self._step.id)
 

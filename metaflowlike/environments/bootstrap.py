@@ -2,7 +2,7 @@
 
 What a remote machine (a pod, a Batch job) runs in place of ``python flow.py step``::
 
-    python -m metaflowlike.environment.bootstrap FLOW RUN_ID STEP -- python flow.py ... step STEP ...
+    python -m metaflowlike.environments.bootstrap FLOW RUN_ID STEP -- python flow.py ... step STEP ...
 
 It reads the run's record from the datastore named in the step command (or the
 configured one), builds the environment with uv from the saved lock (exact versions
@@ -29,7 +29,7 @@ def bootstrap_command(flow: str, run_id: str, step: str, command: Sequence[str])
     return [
         "python",
         "-m",
-        "metaflowlike.environment.bootstrap",
+        "metaflowlike.environments.bootstrap",
         flow,
         run_id,
         step,
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args or args.index("--") != 3 or len(args) < 5:
         sys.stderr.write(
-            "usage: python -m metaflowlike.environment.bootstrap FLOW RUN STEP -- CMD\n"
+            "usage: python -m metaflowlike.environments.bootstrap FLOW RUN STEP -- CMD\n"
         )
         sys.exit(2)
     flow, run_id, step = args[:3]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the modules behind the option load only when a command need
     from .plan import EnvironmentPlan
 
 KINDS = ("local", "pypi", "uv", "conda")
-_META_KEY = "metaflowlike.environment"
+_META_KEY = "metaflowlike.environments"
 DEFAULT_ENV_VAR = "METAFLOWLIKE_ENVIRONMENT"
 
 
