@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .environments.commands import plan_for_run
 from .project_decorator import project_tags
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
@@ -43,6 +44,7 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])
@@ -64,6 +66,7 @@ def execute(
             "with": list(with_specs or []),
             "configs": getattr(state, "configs", None) or {},
             "project": project,
+            "environment": environments.record(),
         },
     )
     if run_id_file:
@@ -120,6 +123,7 @@ def execute(
         launcher=launcher,
         step_command=step_command,
         origin_run_id=origin_run_id,
+        task_interpreter=environments.launch,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)
