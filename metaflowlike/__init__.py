@@ -17,8 +17,8 @@ from typing import Any
 from .config_values import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import StepDecorator, make_decorator, step
-from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
+from .mutators import FlowMutator, StepMutator
 from .parameters import IncludeFile, JSONType, Parameter
 from .project_decorator import project
 from .user_decorators import user_step_decorator
@@ -48,19 +48,6 @@ _LAZY = {
     "S3": "metaflowlike_aws.s3_tool",
 }
 
-#: Metaflow names we do not have yet, and what to use meanwhile
-_NOT_YET = {
-    "FlowMutator": "edit the flow class directly or use Config values in decorators",
-    "StepMutator": "edit the flow class directly or use Config values in decorators",
-}
-
-
-class NotSupportedYet(MetaflowlikeException, ImportError):
-    """Importing a Metaflow name that metaflowlike does not implement yet."""
-
-    headline = "Not supported yet"
-
-
 __all__ = [
     "FlowSpec",
     "Config",
@@ -68,6 +55,8 @@ __all__ = [
     "config_expr",
     "project",
     "user_step_decorator",
+    "FlowMutator",
+    "StepMutator",
     *sorted(_LAZY),
     "step",
     "Parameter",
@@ -87,11 +76,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(".client", __name__), name)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _NOT_YET:
-        raise NotSupportedYet(
-            f"metaflowlike does not support {name} yet: {_NOT_YET[name]}; "
-            "docs/porting.md lists the alternatives."
-        )
     if _is_submodule(name):
         # `from . import config` asks here before importing the submodule: say no
         # quickly instead of scanning every installed package's entry points.

@@ -323,10 +323,13 @@ def read_configs(
 
 
 def apply_configs(flow_cls: type, values: dict[str, Any]) -> None:
-    """Make ``values`` the configs of this process and evaluate every delayed
-    expression in the decorators of the flow and of its steps."""
+    """Make ``values`` the configs of this process, run the flow's mutators, and
+    evaluate every delayed expression in the decorators of the flow and of its steps."""
+    from .mutators import apply_mutators
+
     _VALUES.clear()
     _VALUES.update(values)
+    apply_mutators(flow_cls)  # mutators read the configs and may add decorators using them
     for deco in _decorators(flow_cls):
         original = deco.__dict__.get("_unresolved_attributes")
         if original is None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from metaflowlike import Flow
 
 FLOW = """
@@ -104,15 +101,3 @@ if __name__ == "__main__":
     task = Flow("ReRaiseFlow").latest_run["start"].task
     assert "decorator saw the failure" in task.stdout
     assert "KeyError" in task.stderr
-
-
-def test_mutators_say_they_are_not_supported_yet():
-    for name in ("FlowMutator", "StepMutator"):
-        proc = subprocess.run(
-            [sys.executable, "-c", f"from metaflowlike import {name}"],
-            capture_output=True,
-            text=True,
-        )
-        assert proc.returncode == 1
-        assert f"metaflowlike does not support {name} yet" in proc.stderr
-        assert "docs/porting.md" in proc.stderr
