@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .. import forksafe
 from ..exceptions import CorruptArtifact
 from . import serialization
 from .storage import Storage
@@ -47,6 +48,14 @@ PARALLEL_HASH_FROM = 16 << 20
 DATA_PREFIX = "data"
 
 _hash_pool: ThreadPoolExecutor | None = None
+
+
+@forksafe.reset_in_child
+def _forget_hash_pool() -> None:
+    """A forked child inherits the pool without its threads: work sent to it would
+    wait forever. The child builds its own on first use."""
+    global _hash_pool
+    _hash_pool = None
 
 
 @dataclass(frozen=True)
