@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifeline
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore
@@ -96,7 +97,7 @@ class Runtime:
         self.task_counter = 0
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
-        _prctl()  # load it once here, not in every forked task
+        lifeline.preload()  # once here, not in every forked task
         self.spool = tempfile.mkdtemp(prefix="mfl-logs-", dir=fds.storage.spool_dir())
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
@@ -274,7 +275,9 @@ class Runtime:
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **env},
+                # the task dies with the runtime, as a forked one does
+                preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
+                env={**os.environ, **env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
             )
             pid = proc.pid
             fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
@@ -307,9 +310,8 @@ class Runtime:
                 os.setpgid(0, 0)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
-                # takes the task's whole process group down with it.
-                signal.signal(signal.SIGTERM, _kill_own_group)
-                _die_with_parent(parent)
+                # unwinds the task, then takes its whole process group down.
+                lifeline.become_task(parent)
                 os.dup2(w_out, 1)
                 os.dup2(w_err, 2)
                 for fd in (r_out, w_out, r_err, w_err):
@@ -326,6 +328,8 @@ class Runtime:
                     self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators
                 )
                 code = 0 if ok else 1
+            except lifeline.TaskStopped:
+                lifeline.end_stopped_task()
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -356,10 +360,14 @@ class Runtime:
         now = time.time()
         for worker in list(self.running.values()):
             if worker.deadline and now > worker.deadline and worker.exit_status is None:
-                worker.killed_reason = (
-                    f"timed out after {worker.deadline - worker.started:.0f} seconds"
-                )
-                _killpg(worker.pid, signal.SIGKILL)
+                if worker.killed_reason is None:  # stop it gracefully, then for good
+                    worker.killed_reason = (
+                        f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                    )
+                    _killpg(worker.pid, signal.SIGTERM)
+                    worker.deadline = now + lifeline.STOP_GRACE + 1
+                else:
+                    _killpg(worker.pid, signal.SIGKILL)
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
@@ -460,7 +468,7 @@ class Runtime:
             return
         for worker in self.running.values():
             _killpg(worker.pid, signal.SIGTERM)
-        deadline = time.time() + 3
+        deadline = time.time() + lifeline.STOP_GRACE + 1  # each task ends itself within STOP_GRACE
         while time.time() < deadline:
             for w in self.running.values():
                 w.exit_status = _poll(w)
@@ -494,32 +502,6 @@ class Runtime:
                 self._finish(worker)
             except Exception:
                 traceback.print_exc()
-
-
-def _kill_own_group(signum, frame):
-    os.killpg(0, signal.SIGKILL)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGTERM this task if the runtime dies (Linux), so a killed
-    runtime leaves no orphan task running user code behind a later resume."""
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the runtime died before prctl took effect
-        _kill_own_group(signal.SIGTERM, None)
-
-
-@functools.cache
-def _prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
 
 
 def _raise_interrupt(signum, frame):

@@ -274,10 +274,11 @@ if __name__ == "__main__":
 """
 
 
-def test_sigkill_of_the_runtime_leaves_nothing_half_done(make_flow, tmp_path):
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_sigkill_of_the_runtime_leaves_nothing_half_done(make_flow, tmp_path, launcher):
     go = tmp_path / "go"
     flow = make_flow(ORPHAN_FLOW.replace("@GO@", repr(str(go))))
-    run = Running(flow, "run", env={"HOLD": "1"})
+    run = Running(flow, "run", "--launcher", launcher, env={"HOLD": "1"})
     pids = [int(m.group(1)) for m in run.expect(r"PID (\d+)", count=3)]
     os.kill(run.pid, signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
