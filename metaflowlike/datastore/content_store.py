@@ -27,7 +27,6 @@ import hashlib
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 
 from .. import forksafe
 from ..exceptions import CorruptArtifact
-from . import serialization
+from . import scratch, serialization
 from .storage import Storage
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -173,7 +172,7 @@ class ContentStore:
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=False)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.storage.spool_dir(), prefix=".tmp-blob-")
+        fd, tmp = scratch.mkstemp(scratch.BLOB, dir=self.storage.spool_dir())
         try:
             with os.fdopen(fd, "wb") as f:  # buffered: never a silent short write
                 for part in _encode(chunks):
@@ -245,7 +244,7 @@ class ContentStore:
         tmp = None
         try:
             if local is None:
-                fd, tmp = tempfile.mkstemp(prefix=".tmp-get-")
+                fd, tmp = scratch.mkstemp(scratch.DOWNLOAD)
                 os.close(fd)
                 self.storage.get_file(path, tmp)
                 local = tmp
