@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
+from .environments.commands import plan_for_run
 from .owners import me
 from .reporter import Reporter
 from .runtime import Runtime, check_resources, new_run_id
@@ -44,6 +45,7 @@ def execute(
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     check_resources(graph, with_decorators)  # a refused run must leave no record
+    environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
     fds.write_run(
@@ -63,6 +65,7 @@ def execute(
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
             "runtime": me().record(),  # while it lives and no _done.json exists: running
+            "environment": environments.record(),
         },
     )
     if run_id_file:
@@ -119,6 +122,7 @@ def execute(
         launcher=launcher,
         step_command=step_command,
         origin_run_id=origin_run_id,
+        task_interpreter=environments.launch,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)

@@ -3,8 +3,8 @@
 Each cloud backend is a :class:`RemoteStorage`: a root URL ``<scheme>://bucket/prefix``,
 one SDK client and one thread pool that are created lazily, shared by every thread and
 dropped in a forked child (neither survives a fork: see ``forksafe``), and every
-operation wrapped in the
-shared :class:`~.retry.RetryPolicy`. Pure Python: the SDKs are imported by the plugins.
+operation wrapped in the shared :class:`~.retry.RetryPolicy`. Pure Python: the SDKs are
+imported by the plugins.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .. import forksafe
+from ..ids import check_storage_path
 from .retry import RetryPolicy
 from .storage import Storage, StorageError, join
 
@@ -78,7 +79,10 @@ class RemoteStorage(Storage):
 
     def key(self, path: str) -> str:
         """The object name of ``path`` inside the bucket."""
-        return join(self.prefix, path) if self.prefix else path.strip("/")
+        path = path.strip("/")
+        if path:
+            check_storage_path(path)
+        return join(self.prefix, path) if self.prefix else path
 
     def dir_key(self, path: str) -> str:
         """The listing prefix of directory ``path`` ('' or ending with '/')."""
