@@ -17,8 +17,11 @@ resume runs it again. Every file is written atomically by the storage layer.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +90,12 @@ class FlowDatastore:
         return f"{FLOWS}/{flow}/{run_id}/{step}/{task_id}"
 
     # --- runs --------------------------------------------------------------------
+
+    def claim_run(self, flow: str, run_id: str) -> bool:
+        """Claim ``run_id`` for a new run with a conditional create: of several
+        runtimes trying the same id at once, exactly one gets True."""
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+        return self.storage.create_bytes(f"{self.run_dir(flow, run_id)}/_claim.json", _dumps(claim))
 
     def write_run(self, flow: str, run_id: str, record: dict[str, Any]) -> None:
         self.storage.put_bytes(f"{self.run_dir(flow, run_id)}/_run.json", _dumps(record))
