@@ -163,11 +163,14 @@ def test_concurrent_claims_have_exactly_one_winner(make_store):
         barrier = threading.Barrier(2)
         won: list[bool | None] = [None, None]
 
-        def claim(i: int, path: str = f"run/{round_}") -> None:
+        def claim(i: int, path: str, barrier: threading.Barrier, won: list) -> None:
             barrier.wait()
             won[i] = stores[i].create_bytes(path, f"runtime {i}".encode())
 
-        threads = [threading.Thread(target=claim, args=(i,)) for i in range(2)]
+        threads = [
+            threading.Thread(target=claim, args=(i, f"run/{round_}", barrier, won))
+            for i in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:
