@@ -333,8 +333,8 @@ class _Blob:
     def _check_format(self) -> None:
         data = self.data
         if data[: len(BLOB_MAGIC)] != BLOB_MAGIC:
-            if data[:4] == BLOB_MAGIC[:4] and data.nbytes > 4 and data[4] > BLOB_MAGIC[4]:
-                # not damage: a newer version wrote it, so it must not be set aside
+            if data[:4] == BLOB_MAGIC[:4] and data.nbytes > 4 and data[4] != 0:
+                # not damage: another version wrote it, so it must not be set aside
                 raise CorruptArtifact(
                     f"Artifact blob {self.key} at {self.where} uses blob format {data[4]}, "
                     f"which this version of metaflowlike does not read (it reads format "
