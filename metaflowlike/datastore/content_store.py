@@ -32,15 +32,15 @@ import hashlib
 import mmap
 import os
 import struct
-import tempfile
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
-from . import serialization
+from . import scratch, serialization
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -54,6 +54,14 @@ DATA_PREFIX = "data"
 DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
 
 _hash_pool: ThreadPoolExecutor | None = None
+
+
+@forksafe.reset_in_child
+def _forget_hash_pool() -> None:
+    """A forked child inherits the pool without its threads: work sent to it would
+    wait forever. The child builds its own on first use."""
+    global _hash_pool
+    _hash_pool = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,7 @@ class ContentStore:
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=replace)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.storage.spool_dir(), prefix=".tmp-blob-")
+        fd, tmp = scratch.mkstemp(scratch.BLOB, dir=self.storage.spool_dir())
         try:
             with os.fdopen(fd, "wb") as f:  # buffered: never a silent short write
                 for part in _encode(chunks):
@@ -300,7 +308,7 @@ class ContentStore:
         tmp = None
         try:
             if local is None:
-                fd, tmp = tempfile.mkstemp(prefix=".tmp-get-")
+                fd, tmp = scratch.mkstemp(scratch.DOWNLOAD)
                 os.close(fd)
                 self.storage.get_file(path, tmp)
                 local = tmp
