@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .launchers import preflight_run
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -42,6 +43,7 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    preflight_run(graph, with_decorators or [], launcher, fds)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
     fds.write_run(
@@ -68,38 +70,6 @@ def execute(
     reporter = Reporter(quiet=state.quiet)
     reporter.run_started(flow, run_id, user, origin_run_id)
 
-    def step_command(spec) -> list[str]:
-        cmd = [
-            sys.executable,
-            sys.argv[0],
-            *state.top_args(),
-            "step",
-            spec.step_name,
-            "--run-id",
-            spec.run_id,
-            "--task-id",
-            spec.task_id,
-            "--input-paths",
-            ",".join(spec.input_paths),
-            "--attempt",
-            str(spec.attempt),
-            "--max-num-splits",
-            str(spec.max_num_splits),
-            "--max-retries",
-            str(spec.max_retries),
-        ]
-        if spec.split_index is not None:
-            cmd += ["--split-index", str(spec.split_index)]
-        if spec.origin_run_id:
-            cmd += ["--origin-run-id", spec.origin_run_id]
-        if spec.origin_task:
-            cmd += ["--origin-task", spec.origin_task]
-        if spec.catch_fallback:
-            cmd += ["--catch-fallback", spec.catch_fallback]
-        for w in with_specs or []:
-            cmd += ["--with", w]
-        return cmd
-
     runtime = Runtime(
         flow_cls,
         graph,
@@ -114,7 +84,10 @@ def execute(
         with_decorators=with_decorators,
         reporter=reporter,
         launcher=launcher,
-        step_command=step_command,
+        flow_file=sys.argv[0],
+        top_args=state.top_args(),
+        with_specs=with_specs,
+        package_suffixes=state.package_suffixes,
         origin_run_id=origin_run_id,
     )
     if clone is not None:
