@@ -181,7 +181,9 @@ class NodeAgent:
             cond = {
                 "type": "Failed",
                 "status": "True",
-                "reason": "DeadlineExceeded" if reason == "DeadlineExceeded" else "BackoffLimitExceeded",
+                "reason": "DeadlineExceeded"
+                if reason == "DeadlineExceeded"
+                else "BackoffLimitExceeded",
                 "message": "Job was active longer than specified deadline"
                 if reason == "DeadlineExceeded"
                 else "Job has reached the specified backoff limit",
@@ -277,7 +279,11 @@ def write_kubeconfig(path: Path, url: str) -> None:
                 "contexts": [
                     {
                         "name": "stand-in",
-                        "context": {"cluster": "stand-in", "user": "tester", "namespace": "default"},
+                        "context": {
+                            "cluster": "stand-in",
+                            "user": "tester",
+                            "namespace": "default",
+                        },
                     }
                 ],
                 "current-context": "stand-in",
