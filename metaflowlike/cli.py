@@ -192,8 +192,11 @@ def build_cli(flow_cls: type):
         state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
     ):
         """Run the flow locally."""
+        from .ids import check_tag
         from .run import start_run
 
+        for tag in tags:
+            check_tag(tag, "--tag")
         state.validate()
         decos = _with_decorators(with_specs)
         values = parse_params(flow_cls, raw)
@@ -218,11 +221,23 @@ def build_cli(flow_cls: type):
     @click.pass_obj
     def step(state: _State, args):
         """Run one task (used by the runtime and by remote executors)."""
+        from . import ids
         from .step_command import parse_step_args
         from .task import run_task
 
         spec, with_specs = parse_step_args(flow_cls.__name__, list(args))
         step_name = spec.step_name
+        ids.check_run_id(spec.run_id, "--run-id")
+        ids.check_task_id(spec.task_id, "--task-id")
+        spec.input_paths = [ids.check_input_path(p) for p in spec.input_paths]
+        for tag in spec.tags:
+            ids.check_tag(tag, "--tag")
+        if spec.origin_run_id is not None:
+            ids.check_run_id(spec.origin_run_id, "--origin-run-id")
+        if spec.origin_task is not None:
+            ids.check_task_pathspec(spec.origin_task, "--origin-task")
+        if spec.attempt < 0:
+            raise ids.InvalidId(f"Invalid --attempt {spec.attempt}: attempts count from 0.")
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
@@ -295,14 +310,20 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_resume_command(cli, flow_cls, _params_options, _with_decorators)
+    from .environments.commands import register as add_environment_commands
+
+    add_environment_commands(cli)
     return cli
 
 
 def _task_paths(state: _State, pathspec: str) -> list[str]:
+    from . import ids
+
     parts = pathspec.strip("/").split("/")
     flow = state.flow_cls.__name__
     if len(parts) not in (2, 3):
-        raise MetaflowlikeException(f'Expected RUN_ID/STEP[/TASK_ID], got "{pathspec}".')
+        raise MetaflowlikeException(f"Expected RUN_ID/STEP[/TASK_ID], got {ids.shown(pathspec)}.")
+    ids.check_pathspec_parts([flow, *parts], "the pathspec")
     run_id, step = parts[0], parts[1]
     if state.fds.read_run(flow, run_id) is None:
         raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
@@ -331,6 +352,25 @@ def print_error(e: MetaflowlikeException) -> None:
     sys.stderr.flush()
 
 
+def _show_our_warnings_plainly() -> None:
+    """Print metaflowlike's own warnings (a damaged record...) as one line each, like
+    the errors, instead of with the file and line of the framework code that raised
+    them; any other warning keeps Python's usual format."""
+    import warnings
+
+    from .exceptions import DamagedRecordWarning
+
+    python_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedRecordWarning):
+            sys.stderr.write(f"Warning: {message}\n")
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(flow_cls: type, args: list[str] | None = None) -> None:
     """Entry point used by ``FlowSpec.__init__`` when a flow file is run."""
     argv = sys.argv[1:] if args is None else list(args)
@@ -345,6 +385,7 @@ def main(flow_cls: type, args: list[str] | None = None) -> None:
         sys.exit(0)
     import click
 
+    _show_our_warnings_plainly()
     try:
         build_cli(flow_cls).main(
             args=args, prog_name=os.path.basename(sys.argv[0]), standalone_mode=False

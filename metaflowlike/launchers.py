@@ -242,9 +242,17 @@ def step_launcher_name(decorators: list, default: str) -> str:
 
 
 def plan_task(
-    spec: TaskSpec, decorators: list, *, default_launcher: str, command: list[str]
+    spec: TaskSpec,
+    decorators: list,
+    *,
+    default_launcher: str,
+    command: list[str],
+    interpreter: tuple[str, dict[str, str]] | None = None,
 ) -> LaunchPlan:
-    """Build the task's plan and let every decorator of its step adjust it."""
+    """Build the task's plan and let every decorator of its step adjust it.
+
+    ``interpreter`` is the Python of the step's own environment (``--environment``) and
+    the variables it needs; it replaces the runtime's interpreter before decorators run."""
     env: dict[str, str] = {}
     for deco in decorators:
         env.update(deco.task_env(step_name=spec.step_name))
@@ -254,6 +262,9 @@ def plan_task(
         env=env,
         default_command=tuple(command),
     )
+    if interpreter is not None:
+        plan.command[0] = interpreter[0]
+        plan.env.update(interpreter[1])
     for deco in decorators:
         deco.task_launch(plan=plan, step_name=spec.step_name)
     if plan.launcher == "fork" and plan.command_changed:

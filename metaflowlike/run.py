@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .environments.commands import plan_for_run
 from .launchers import preflight_run
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
@@ -44,6 +45,7 @@ def execute(
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     preflight_run(graph, with_decorators or [], launcher, fds)
+    environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
     fds.write_run(
@@ -62,6 +64,7 @@ def execute(
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
+            "environment": environments.record(),
         },
     )
     if run_id_file:
@@ -89,6 +92,7 @@ def execute(
         with_specs=with_specs,
         package_suffixes=state.package_suffixes,
         origin_run_id=origin_run_id,
+        task_interpreter=environments.launch,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)

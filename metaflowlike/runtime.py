@@ -89,6 +89,7 @@ class Runtime:
         with_specs: list[str] | None = None,
         package_suffixes: tuple[str, ...] = (".py",),
         origin_run_id: str | None = None,
+        task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
     ) -> None:
         self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
         self.flow_name = graph.name
@@ -104,6 +105,9 @@ class Runtime:
         self.top_args = list(top_args or [])
         self.with_specs = list(with_specs or [])
         self.launchers: dict[str, Launcher] = {}
+        #: step -> (interpreter, variables) for a step that runs in its own Python
+        #: environment (--environment=pypi|uv): such a task starts as a subprocess
+        self.task_interpreter = task_interpreter
         self.origin_run_id = origin_run_id
         self.queue: deque[TaskSpec] = deque()
         self.capacity = machine_capacity()
@@ -292,7 +296,10 @@ class Runtime:
         decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
-        plan = plan_task(spec, decos, default_launcher=self.launcher, command=command)
+        inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
+        plan = plan_task(
+            spec, decos, default_launcher=self.launcher, command=command, interpreter=inside
+        )
         gpus = [self.free_gpus.pop(0) for _ in range(int(need["gpu"]))]
         if need["gpu"]:
             plan.env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
