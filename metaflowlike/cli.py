@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
+from .lifeline import TaskStopped, end_stopped_task
 from .parameters import Parameter
 
 
@@ -221,9 +222,12 @@ def build_cli(flow_cls: type):
     @click.pass_obj
     def step(state: _State, args):
         """Run one task (used by the runtime and by remote executors)."""
-        from . import ids
+        from . import ids, lifeline
         from .step_command import parse_step_args
         from .task import run_task
+
+        parent = lifeline.parent_from_env()  # launched by a local runtime: die with it
+        lifeline.become_task(parent, owns_group=parent is not None)
 
         spec, with_specs = parse_step_args(flow_cls.__name__, list(args))
         step_name = spec.step_name
@@ -402,4 +406,6 @@ def main(flow_cls: type, args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except TaskStopped:  # a ``step`` asked to stop has unwound: end its process group
+        end_stopped_task()
     sys.exit(0)

@@ -47,7 +47,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import plugins
+from . import lifeline, plugins
 from .task import TaskSpec, run_task
 
 
@@ -148,7 +148,9 @@ class SubprocessLauncher(Launcher):
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **plan.env},
+            # the task dies with the runtime, as a forked one does
+            preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
+            env={**os.environ, **plan.env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
         )
         return Started(
             proc.pid, {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, proc
@@ -170,9 +172,8 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
             os.setpgid(0, 0)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
-            # takes the task's whole process group down with it.
-            signal.signal(signal.SIGTERM, kill_own_group)
-            die_with_parent(parent)
+            # unwinds the task, then takes its whole process group down.
+            lifeline.become_task(parent)
             os.dup2(w_out, 1)
             os.dup2(w_err, 2)
             for fd in (r_out, w_out, r_err, w_err):
@@ -186,6 +187,8 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
             sys.stderr.reconfigure(line_buffering=True)
             os.environ.update(env)
             code = 0 if body() else 1
+        except lifeline.TaskStopped:
+            lifeline.end_stopped_task()
         except BaseException:
             traceback.print_exc()
         finally:
@@ -197,32 +200,6 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
     os.close(w_out)
     os.close(w_err)
     return pid, {r_out: "stdout", r_err: "stderr"}
-
-
-def kill_own_group(signum, frame):
-    os.killpg(0, signal.SIGKILL)
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGTERM this task if the runtime dies (Linux), so a killed
-    runtime leaves no orphan task running user code behind a later resume."""
-    prctl = load_prctl()
-    if prctl is not None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the runtime died before prctl took effect
-        kill_own_group(signal.SIGTERM, None)
-
-
-@functools.cache
-def load_prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
 
 
 def launcher_class(name: str) -> type[Launcher]:

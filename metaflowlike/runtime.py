@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifeline
+from .datastore import scratch
 from .datastore.local_storage import describe_os_error
-from .datastore.storage import StorageError, StorageUnreachable
+from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
@@ -37,7 +40,6 @@ from .launchers import (
     LaunchContext,
     Launcher,
     launcher_class,
-    load_prctl,
     plan_task,
     step_launcher_name,
 )
@@ -118,8 +120,11 @@ class Runtime:
         self.task_counter = 0
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
-        load_prctl()  # load it once here, not in every forked task
-        self.spool = tempfile.mkdtemp(prefix="mfl-logs-", dir=fds.storage.spool_dir())
+        lifeline.preload()  # once here, not in every forked task
+        spool_dir = fds.storage.spool_dir()
+        # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
+        self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
+        self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
         self.context = LaunchContext(
             flow_cls=flow_cls,
             graph=graph,
@@ -200,7 +205,6 @@ class Runtime:
 
     def execute(self) -> bool:
         """Run the whole flow; True if every task succeeded."""
-        self._check_resources()
         self._new_task("start", [])
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -214,19 +218,17 @@ class Runtime:
             interrupted = True
             self.reporter.interrupted()
             self._kill_all("interrupted (Ctrl-C)")
-        except StorageUnreachable:
-            # The datastore is out of reach: stop the tasks without trying to record
-            # them (they stay invisible, so a resume reruns them) and report it once.
-            self._kill_all("the datastore is unreachable", record=False)
+        except StorageError:
+            # The datastore is out of reach or full: stop the tasks without trying to
+            # record them (they stay invisible, so a resume reruns them) and report it
+            # once.
+            self._kill_all("the datastore cannot be written", record=False)
             raise
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self._kill_all("the runtime stopped")
             self.selector.close()
-            try:
-                os.rmdir(self.spool)
-            except OSError:
-                pass
+            shutil.rmtree(self.spool, ignore_errors=True)
         if interrupted:
             raise KeyboardInterrupt
         return not self.failed and not self.queue
@@ -259,26 +261,10 @@ class Runtime:
         return self._launcher(name).uses_local_resources
 
     def _request(self, spec: TaskSpec) -> dict[str, float]:
-        need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
         if not self._runs_here(spec.step_name):
-            return need  # runs elsewhere: its requests go to the remote platform
-        for deco in self._decorators(spec.step_name):
-            for k, v in deco.resources().items():
-                need[k] = max(need[k], v)
-        return need
-
-    def _check_resources(self) -> None:
-        """Refuse up front a step that asks for more than this machine has."""
-        for node in self.graph:
-            need = self._request(TaskSpec(self.flow_name, "", node.name, ""))
-            for k, v in need.items():
-                if v > self.capacity[k]:
-                    unit = " MB" if k == "memory" else ""
-                    raise MetaflowlikeException(
-                        f'Step "{node.name}" asks for {k}={v:g}{unit} but this machine has '
-                        f"{self.capacity[k]:g}{unit}. Lower the @resources request or run the "
-                        f"step remotely (e.g. --with kubernetes)."
-                    )
+            # runs elsewhere: its requests go to the remote platform
+            return {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+        return _need(self._decorators(spec.step_name))
 
     def _try_clone(self, spec: TaskSpec) -> bool:
         info = self.clone(spec)
@@ -341,10 +327,14 @@ class Runtime:
         now = time.time()
         for worker in list(self.running.values()):
             if worker.deadline and now > worker.deadline and worker.exit_status is None:
-                worker.killed_reason = (
-                    f"timed out after {worker.deadline - worker.started:.0f} seconds"
-                )
-                _killpg(worker.pid, signal.SIGKILL)
+                if worker.killed_reason is None:  # stop it gracefully, then for good
+                    worker.killed_reason = (
+                        f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                    )
+                    _killpg(worker.pid, signal.SIGTERM)
+                    worker.deadline = now + lifeline.STOP_GRACE + 1
+                else:
+                    _killpg(worker.pid, signal.SIGKILL)
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
@@ -375,7 +365,10 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
-            worker.logs[stream].write(data)
+            try:
+                worker.logs[stream].write(data)
+            except OSError as e:
+                raise _spool_error(worker.spec, worker.logs[stream].name, e) from None
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
 
     def _close(self, worker: Worker, fd: int) -> None:
@@ -404,7 +397,10 @@ class Runtime:
         if death and marker is None:
             worker.logs["stderr"].write(death.encode())
         for stream, f in worker.logs.items():
-            f.close()
+            try:
+                f.close()
+            except OSError as e:
+                raise _spool_error(spec, f.name, e) from None
             if marker is None:
                 self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
@@ -447,7 +443,7 @@ class Runtime:
             return
         for worker in self.running.values():
             _killpg(worker.pid, signal.SIGTERM)
-        deadline = time.time() + 3
+        deadline = time.time() + lifeline.STOP_GRACE + 1  # each task ends itself within STOP_GRACE
         while time.time() < deadline:
             for w in self.running.values():
                 w.exit_status = _poll(w)
@@ -466,21 +462,30 @@ class Runtime:
             for fd in list(worker.fds):
                 try:
                     self._read(worker, fd, worker.fds[fd])
-                except (OSError, KeyError):
+                except (OSError, KeyError, StorageError):
                     pass
                 if fd in worker.fds:
                     self._close(worker, fd)
             worker.spec.max_retries = 0
             if not record:
-                del self.running[worker.pid]
-                for f in worker.logs.values():
-                    f.close()
-                    os.unlink(f.name)
+                self._forget(worker)
                 continue
             try:
                 self._finish(worker)
+            except StorageError:
+                record = False  # the store failed: record none of the others either
+                self._forget(worker)
             except Exception:
                 traceback.print_exc()
+
+    def _forget(self, worker: Worker) -> None:
+        """Drop a stopped task without recording it: a resume reruns it."""
+        self.running.pop(worker.pid, None)
+        for f in worker.logs.values():
+            try:
+                f.close()
+            except OSError:
+                pass  # its spool folder is removed as a whole at the end
 
 
 def _death_line(worker: Worker) -> str | None:
@@ -512,6 +517,44 @@ def _read_result(path: str | None) -> dict:
             os.unlink(path)
         except OSError:
             pass
+
+
+def _need(decorators: list) -> dict[str, float]:
+    """What a step's decorators ask of the machine, per resource."""
+    need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+    for deco in decorators:
+        for k, v in deco.resources().items():
+            need[k] = max(need[k], v)
+    return need
+
+
+def check_resources(
+    graph: Any, with_decorators: list | None = None, default_launcher: str = "fork"
+) -> None:
+    """Refuse up front a step that asks for more than this machine has (before the run
+    exists: a refused run leaves nothing behind). A step that runs elsewhere
+    (``@kubernetes``) asks its platform, not this machine."""
+    capacity = machine_capacity()
+    for node in graph:
+        decorators = step_decorators(node, with_decorators or [])
+        name = step_launcher_name(decorators, default_launcher)
+        if not launcher_class(name).uses_local_resources:
+            continue
+        for k, v in _need(decorators).items():
+            if v > capacity[k]:
+                unit = " MB" if k == "memory" else ""
+                raise MetaflowlikeException(
+                    f'Step "{node.name}" asks for {k}={v:g}{unit} but this machine has '
+                    f"{capacity[k]:g}{unit}. Lower the @resources request or run the "
+                    f"step remotely (e.g. --with kubernetes)."
+                )
+
+
+def _spool_error(spec: TaskSpec, path: str, e: OSError) -> StorageError:
+    return StorageError(
+        f"Cannot keep the output of task {spec.pathspec} in {path}: {describe_os_error(e)}. "
+        "The run was stopped; make room and `resume` it."
+    )
 
 
 def _raise_interrupt(signum, frame):
