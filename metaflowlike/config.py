@@ -3,7 +3,8 @@
 Precedence, highest first: command-line options, environment variables
 (``METAFLOWLIKE_DATASTORE``, ``METAFLOWLIKE_DATASTORE_ROOT``), the config file
 ``~/.metaflowlike/config.json`` (keys ``datastore`` and ``datastore_root``), defaults
-(the local backend in ``./.metaflowlike``). The client uses the same resolution.
+(the local backend in the nearest ``.metaflowlike`` folder, see ``local_root``). The
+client uses the same resolution.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from .exceptions import MetaflowlikeException
 
 CONFIG_FILE = os.path.join("~", ".metaflowlike", "config.json")
+LOCAL_DIR = ".metaflowlike"
 SCHEMES = {"s3": "s3", "azure": "azure", "gs": "gs", "gcs": "gs", "file": "local"}
 
 
@@ -63,8 +65,27 @@ def open_datastore(ds_type: str | None = None, root: str | None = None):
     return FlowDatastore(storage_cls(root))
 
 
+def local_root(start: str | None = None) -> str:
+    """The default local datastore: the nearest ``.metaflowlike`` folder in ``start``
+    (the current directory) or one of its parents, else ``start/.metaflowlike``.
+
+    As Metaflow does for ``.metaflow``: a notebook in ``project/notebooks/`` sees the
+    runs made from ``project/``, and the client and the command line agree on it."""
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(here, LOCAL_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.join(os.path.abspath(start or os.getcwd()), LOCAL_DIR)
+        here = parent
+
+
 def get_username() -> str:
-    for var in ("METAFLOWLIKE_USER", "USERNAME", "USER"):
+    """``METAFLOWLIKE_USER``, else Metaflow's ``METAFLOW_USER`` (so namespaces match a
+    Metaflow setup), else the login name."""
+    for var in ("METAFLOWLIKE_USER", "METAFLOW_USER", "USERNAME", "USER"):
         if os.environ.get(var):
             return os.environ[var]
     import getpass  # imports termios: only when the environment does not say

@@ -26,7 +26,9 @@ class LocalStorage(Storage):
 
     @classmethod
     def default_root(cls) -> str:
-        return os.path.join(os.getcwd(), ".metaflowlike")
+        from ..config import local_root
+
+        return local_root()
 
     def _full(self, path: str) -> str:
         return os.path.join(self.root, *path.split("/")) if path else self.root
