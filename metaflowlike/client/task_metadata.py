@@ -3,15 +3,22 @@
 Metaflow keeps these as a list of ``(name, value, created_at, type)`` entries in its
 metadata service; code reads them with ``task.metadata_dict['origin-run-id']`` and
 friends. Here they are derived from the task's record (``task.json`` and its done
-marker) and the run record, so nothing extra is stored.
+marker) and the run record, so nothing extra is stored. The record's other facts
+(``status``, ``caught``, ``started_at``...) follow under their own names, typed
+``metaflowlike``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .task import Metadata, Task
+
+
+#: task record fields that are not facts about the task (or are exposed otherwise)
+_NOT_METADATA = frozenset({"artifacts", "environment_info", "exception"})
 
 
 def task_metadata(task: Task) -> list[Metadata]:
@@ -44,5 +51,9 @@ def task_metadata(task: Task) -> list[Metadata]:
     foreach = info.get("foreach_stack") or []
     if foreach:
         add("foreach-indices", [frame.get("index") for frame in foreach])
-    add("pid", info.get("pid"), "pid")
+    # then every other fact of the task record under its own name (status, caught...)
+    named = {n for n, _, _ in entries}
+    for name, value in info.items():
+        if name not in named and name not in _NOT_METADATA:
+            add(name, value if isinstance(value, str) else json.dumps(value), "metaflowlike")
     return [Metadata(n, str(v), created_ms, t, task) for n, v, t in entries]
