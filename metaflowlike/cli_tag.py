@@ -69,9 +69,10 @@ def add_tag_commands(cli: Any, flow_cls: type) -> None:
     @tag.command("list")
     @click.option("--run-id", default=None, help="Only this run.")
     @click.option("--all", "all_runs", is_flag=True, help="Runs of every user, not only yours.")
+    @click.option("--my-runs", is_flag=True, help="Only your runs (the default).")
     @click.option("--hide-system-tags", is_flag=True, help="Show user tags only.")
     @click.pass_obj
-    def list_(state, run_id, all_runs, hide_system_tags):
+    def list_(state, run_id, all_runs, my_runs, hide_system_tags):
         """List runs with their tags, newest first (your runs unless --all)."""
         store = TagStore(state.fds)
         ops = store.operations(flow)
@@ -86,7 +87,7 @@ def add_tag_commands(cli: Any, flow_cls: type) -> None:
                         f"No run {flow}/{rid} in {state.fds.storage.url()}."
                     )
                 continue
-            if not (run_id or all_runs or me in record.get("tags", [])):
+            if not (run_id or (all_runs and not my_runs) or me in record.get("tags", [])):
                 continue
             user = store.user_tags(flow, rid, record, ops.get(rid, []))
             _print_run(flow, rid, record, user, hide_system=hide_system_tags)

@@ -95,7 +95,7 @@ class Flow(MetaflowObject):
         wanted = [t for t in (ns, *tags) if t is not None]
         ids = sorted(self._store.fds.list_runs(self.id), key=_id_key, reverse=True)
         tag_store = TagStore(self._store.fds)
-        ops: dict[str, list[str]] | None = None
+        ops = _TagOperations(tag_store, self.id)  # listed once, when first needed
         for run_id in ids:
             rec = self._store.run_record(self.id, run_id)
             if rec is None:  # a run that is only starting has no record yet
@@ -104,13 +104,11 @@ class Flow(MetaflowObject):
             user = None
             missing = [t for t in wanted if t not in system]
             if missing:  # user tags: the record's, unless operations changed them
-                if ops is None:
-                    ops = tag_store.operations(self.id)
-                user = tag_store.user_tags(self.id, run_id, rec, ops.get(run_id, []))
+                user = tag_store.user_tags(self.id, run_id, rec, ops.of(run_id))
                 if not all(t in user for t in missing):
                     continue
             run = Run._make(self._store, self, run_id, rec)
-            run._user_tags = user
+            run._user_tags, run._tag_ops = user, ops
             yield run
 
     def __iter__(self) -> Iterator[Run]:
@@ -151,6 +149,20 @@ class Flow(MetaflowObject):
         return next((r for r in self.runs() if r.successful), None)
 
 
+class _TagOperations:
+    """The tag operations of one flow, listed at most once for all the runs one
+    ``Flow.runs()`` call yields (reading ``run.tags`` in a loop costs one listing)."""
+
+    def __init__(self, store: TagStore, flow: str) -> None:
+        self._store, self._flow = store, flow
+        self._ops: dict[str, list[str]] | None = None
+
+    def of(self, run_id: str) -> list[str]:
+        if self._ops is None:
+            self._ops = self._store.operations(self._flow)
+        return self._ops.get(run_id, [])
+
+
 # --- Run ------------------------------------------------------------------------------
 
 
@@ -188,6 +200,7 @@ class Run(MetaflowObject):
         self._record = rec
         self._step_names: list[str] | None = None
         self._user_tags: list[str] | None = None
+        self._tag_ops: _TagOperations | None = None  # shared by the runs of one listing
 
     def _run_obj(self) -> Run:
         return self
@@ -196,8 +209,9 @@ class Run(MetaflowObject):
 
     def _current_user_tags(self) -> list[str]:
         if self._user_tags is None:
+            ops = self._tag_ops.of(self.id) if self._tag_ops is not None else None
             self._user_tags = TagStore(self._store.fds).user_tags(
-                self._flow_name, self.id, self._record, None
+                self._flow_name, self.id, self._record, ops
             )
         return self._user_tags
 
