@@ -111,3 +111,38 @@ def test_concurrent_taggers_lose_nothing(make_flow):
     assert [p.wait(timeout=120) for p in procs] == [0] * 6
     expected = {f"w{w}-{i}" for w in range(6) for i in range(1, 5)}
     assert Run(run.pathspec).user_tags == expected
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gs"])
+def test_tag_changes_on_object_stores(kind, cloud_root):
+    """The same rules and the same no-lost-update property on each cloud backend,
+    against its local emulator: many threads tag one run at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metaflowlike import client, config
+    from metaflowlike.tagging import TagStore
+
+    root = cloud_root(kind)
+    fds = config.open_datastore(None, root)
+    record = {"flow": "CloudTags", "user": "u", "tags": ["user:u", "first"]}
+    record["user_tags"] = ["first"]
+    fds.write_run("CloudTags", "1", record)
+
+    def tag(i: int) -> None:
+        TagStore(config.open_datastore(None, root)).mutate("CloudTags", "1", record, add=[f"t{i}"])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(tag, range(16)))
+    client.set_datastore(None, root)
+    client.namespace(None)
+    try:
+        run = Run("CloudTags/1")
+        assert run.user_tags == {"first", *(f"t{i}" for i in range(16))}
+        run.remove_tags(["first", "t0"])
+        with pytest.raises(MetaflowTaggingError):
+            run.remove_tag("user:u")
+        assert Run("CloudTags/1").user_tags == {f"t{i}" for i in range(1, 16)}
+        assert [r.id for r in Flow("CloudTags").runs("t5")] == ["1"]
+    finally:
+        client.set_datastore()
+        client.default_namespace()
