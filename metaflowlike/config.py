@@ -66,19 +66,25 @@ def open_datastore(ds_type: str | None = None, root: str | None = None):
 
 
 def local_root(start: str | None = None) -> str:
-    """The default local datastore: the nearest ``.metaflowlike`` folder in ``start``
-    (the current directory) or one of its parents, else ``start/.metaflowlike``.
+    """The default local datastore: ``start/.metaflowlike`` (``start`` is the current
+    directory) if it exists, else the nearest parent's ``.metaflowlike`` that holds
+    runs, else ``start/.metaflowlike``.
 
     As Metaflow does for ``.metaflow``: a notebook in ``project/notebooks/`` sees the
-    runs made from ``project/``, and the client and the command line agree on it."""
-    here = os.path.abspath(start or os.getcwd())
+    runs made from ``project/``, and the client and the command line agree on it. A
+    parent's folder counts only if it holds runs (a ``flows`` folder), so the folder of
+    ``~/.metaflowlike/config.json`` alone never captures the runs of every project."""
+    first = os.path.join(os.path.abspath(start or os.getcwd()), LOCAL_DIR)
+    if os.path.isdir(first):
+        return first
+    here = os.path.dirname(os.path.dirname(first))
     while True:
         candidate = os.path.join(here, LOCAL_DIR)
-        if os.path.isdir(candidate):
+        if os.path.isdir(os.path.join(candidate, "flows")):
             return candidate
         parent = os.path.dirname(here)
         if parent == here:
-            return os.path.join(os.path.abspath(start or os.getcwd()), LOCAL_DIR)
+            return first
         here = parent
 
 

@@ -142,3 +142,15 @@ def test_missing_metaflow_names_say_so_in_one_sentence():
     from metaflowlike import retry  # noqa: F401 - real names still import
 
     assert not hasattr(metaflowlike, "not_a_metaflow_name")
+
+
+def test_a_parent_folder_counts_only_if_it_holds_runs(tmp_path):
+    from metaflowlike.config import local_root
+
+    (tmp_path / ".metaflowlike").mkdir()  # e.g. the folder of ~/.metaflowlike/config.json
+    (tmp_path / "project" / "notebooks").mkdir(parents=True)
+    assert local_root(str(tmp_path / "project" / "notebooks")) == str(
+        tmp_path / "project" / "notebooks" / ".metaflowlike"
+    )
+    (tmp_path / ".metaflowlike" / "flows").mkdir()
+    assert local_root(str(tmp_path / "project" / "notebooks")) == str(tmp_path / ".metaflowlike")
