@@ -8,6 +8,7 @@ the one place artifact bytes are loaded.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections import namedtuple
 from collections.abc import Iterator
@@ -44,7 +45,8 @@ class TaskException:
     def __init__(self, info: dict) -> None:
         stored = info.get("type", "")
         # task records name builtins bare ("ValueError"); Metaflow qualifies them
-        self.type: str = stored if "." in stored or not stored else f"builtins.{stored}"
+        qualify = "." not in stored and isinstance(getattr(builtins, stored, None), type)
+        self.type: str = f"builtins.{stored}" if qualify else stored
         self.message: str = info.get("message", "")
         self.traceback: str = info.get("traceback", "")
         self.user_error: bool = bool(info.get("user_error", False))
@@ -203,9 +205,7 @@ class Task(MetaflowObject):
         if exc:
             return TaskException(exc)
         reason = self._done().get("reason") or f"exit status {self._done().get('exit_status')}"
-        return TaskException(
-            {"type": "metaflowlike.task.TaskKilled", "message": f"The task process died: {reason}."}
-        )
+        return TaskException({"type": "TaskKilled", "message": f"The task process died: {reason}."})
 
     @property
     def index(self) -> int | None:
