@@ -65,6 +65,10 @@ def __getattr__(name: str) -> Any:
         deco = make_decorator(plugins.load(plugins.STEP_DECORATORS, name, "decorator"))
         globals()[name] = deco
         return deco
+    if name in plugins.names(plugins.FLOW_DECORATORS):  # applied to the class: @pypi_base
+        deco = plugins.load(plugins.FLOW_DECORATORS, name, "decorator")
+        globals()[name] = deco
+        return deco
     # Last: a Metaflow name with no real implementation here gets a clear error.
     missing = importlib.import_module(".unsupported", __name__).not_supported(name)
     if missing is not None:

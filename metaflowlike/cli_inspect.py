@@ -109,10 +109,13 @@ def add_inspect_commands(cli: Any, flow_cls: type) -> None:
 
 def task_paths(state: Any, pathspec: str) -> list[str]:
     """Pathspecs of the tasks ``RUN_ID/STEP[/TASK_ID]`` names, in task id order."""
+    from . import ids
+
     parts = pathspec.strip("/").split("/")
     flow = state.flow_cls.__name__
     if len(parts) not in (2, 3):
-        raise MetaflowlikeException(f'Expected RUN_ID/STEP[/TASK_ID], got "{pathspec}".')
+        raise MetaflowlikeException(f"Expected RUN_ID/STEP[/TASK_ID], got {ids.shown(pathspec)}.")
+    ids.check_pathspec_parts([flow, *parts], "the pathspec")
     run_id, step = parts[0], parts[1]
     if state.fds.read_run(flow, run_id) is None:
         raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")

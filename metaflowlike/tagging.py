@@ -22,9 +22,8 @@ from collections.abc import Iterable
 
 from .exceptions import MetaflowlikeException
 
-#: how many user tags a run may carry, and how long a tag may be (Metaflow's limits)
+#: how many user tags a run may carry (Metaflow's limit; a tag's own rules: ``ids``)
 MAX_USER_TAGS = 50
-MAX_TAG_SIZE = 500
 PREFIX = "_tags."
 
 
@@ -33,21 +32,18 @@ class MetaflowTaggingError(MetaflowlikeException):
 
 
 def validate_tag(tag: object) -> str:
-    """A tag is a non-empty string of at most ``MAX_TAG_SIZE`` characters."""
+    """A tag is what ``run --tag`` accepts (``ids.check_tag``); bytes are decoded."""
+    from .ids import InvalidId, check_tag
+
     if isinstance(tag, bytes):
         try:
             tag = tag.decode("utf-8")
         except UnicodeError:
             raise MetaflowTaggingError(f"Tag {tag!r} is not valid UTF-8.") from None
-    if not isinstance(tag, str):
-        raise MetaflowTaggingError(f"Tags must be strings, got {type(tag).__name__} {tag!r}.")
-    if not tag:
-        raise MetaflowTaggingError("Tags may not be empty strings.")
-    if len(tag) > MAX_TAG_SIZE:
-        raise MetaflowTaggingError(
-            f"Tag {tag[:40]!r}... is {len(tag)} characters long; at most {MAX_TAG_SIZE} are allowed."
-        )
-    return tag
+    try:
+        return check_tag(tag)
+    except InvalidId as e:
+        raise MetaflowTaggingError(str(e)) from None
 
 
 def _as_list(tags: Iterable[str] | str) -> list[str]:

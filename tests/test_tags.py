@@ -65,7 +65,7 @@ def test_system_tags_are_immutable(make_flow):
         run.replace_tag("user:tagger", "x")
     run.add_tag("user:tagger")  # adding a system tag is a no-op, as in Metaflow
     assert run.user_tags == frozenset()
-    for bad, why in [("", "empty"), ("x" * 501, "500"), (3, "strings")]:
+    for bad, why in [("", "empty"), ("x" * 501, "500"), (3, "not text"), ("a\nb", "control")]:
         with pytest.raises(MetaflowTaggingError, match=why):
             run.add_tag(bad)
     with pytest.raises(MetaflowTaggingError, match="list of tags"):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..exceptions import did_you_mean
+from ..ids import is_valid
 from ..tagging import TagStore
 from .settings import (
     MetaflowNamespaceMismatch,
@@ -118,7 +119,8 @@ class Flow(MetaflowObject):
         return Run(f"{self.id}/{run_id}")
 
     def __contains__(self, run_id: str) -> bool:
-        return self._store.run_record(self.id, str(run_id)) is not None
+        run_id = str(run_id)
+        return is_valid("run id", run_id) and self._store.run_record(self.id, run_id) is not None
 
     @property
     def latest_run(self) -> Run | None:
