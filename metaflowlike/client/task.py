@@ -153,7 +153,7 @@ class Task(MetaflowObject):
 
     def _manifest(self) -> dict[str, list]:
         info = self._task_info()  # first: a damaged manifest makes the task unfinished
-        return info.get("artifacts", {}) if self.finished else {}
+        return info.get("artifacts", {}) if self._ended() else {}
 
     def _load(self, key: str) -> Any:
         return self._fds.cas.load(key)
