@@ -11,7 +11,7 @@ import pickle
 import sys
 from typing import Any
 
-from .exceptions import MetaflowlikeException
+from .exceptions import ArtifactLoadError, MetaflowlikeException
 
 LOG_STREAMS = ("stdout", "stderr")
 
@@ -76,7 +76,10 @@ def add_inspect_commands(cli: Any, flow_cls: type) -> None:
             click.echo(f"{task_path} ({rec.status}):")
             for name in names:
                 key, size, type_name = rec.artifacts[name]
-                value = repr(state.fds.cas.load(key))
+                try:
+                    value = repr(state.fds.cas.load(key))
+                except ArtifactLoadError as e:
+                    value = f"<not loadable here: {e}>"
                 if len(value) > max_value_size:
                     value = value[:max_value_size] + "..."
                 click.echo(f"  {name} ({type_name}, {size} bytes) = {value}")
