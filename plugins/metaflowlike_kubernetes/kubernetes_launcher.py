@@ -132,7 +132,11 @@ class KubernetesLauncher(RemoteLauncher):
             fatal = job.last_problem and job.last_problem.split(":", 1)[0] in _FATAL_WAITING
             if fatal or time.time() - job.submitted > self.pod_start_timeout():
                 self.cancel(job)
-                what = job.last_problem or "no pod was created for it"
+                what = job.last_problem or (
+                    f"its pod {job.pod} is still pending"
+                    if job.pod
+                    else "no pod was created for it"
+                )
                 return RemoteStatus(
                     True,
                     None,
