@@ -266,7 +266,9 @@ def _check_transition(flow: FlowSpec, node) -> None:
             )
         return
     if transition is None:
-        raise MetaflowlikeException(f'Step "{node.name}" finished without calling self.next().')
+        raise MetaflowlikeException(
+            f'Step "{node.name}" finished without calling self.next().', lineno=node.lineno
+        )
     names, foreach = transition
     if tuple(names) != tuple(node.out_funcs) or foreach != node.foreach_param:
         raise MetaflowlikeException(

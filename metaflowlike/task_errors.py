@@ -15,13 +15,14 @@ Three kinds of failure read differently:
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from types import TracebackType
 from typing import Any
 
 from .exceptions import MetaflowlikeException
 
-_FRAMEWORK = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CORE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def describe(e: BaseException, node: Any) -> dict[str, Any]:
@@ -32,26 +33,28 @@ def describe(e: BaseException, node: Any) -> dict[str, Any]:
         "user_error": isinstance(e, MetaflowlikeException),
     }
     if isinstance(e, MetaflowlikeException):
-        file, line = _location(e, node)
-        record["location"] = f"{file}:{line}"
-        record["traceback"] = f'{e.headline}: {file}:{line}: step "{node.name}": {e}\n'
+        where = _location(e, node)
+        if where is None:  # raised by the framework alone: the environment, not the code
+            record["traceback"] = f'{e.headline}: step "{node.name}": {e}\n'
+        else:
+            record["location"] = f"{where[0]}:{where[1]}"
+            record["traceback"] = f'{e.headline}: {record["location"]}: step "{node.name}": {e}\n'
     else:
         record["traceback"] = "".join(_user_first(traceback.TracebackException.from_exception(e)))
     return record
 
 
-def _location(e: MetaflowlikeException, node: Any) -> tuple[str, int]:
+def _location(e: MetaflowlikeException, node: Any) -> tuple[str, int] | None:
     """Where the mistake is: the innermost frame of the flow's own file, else the line
-    the framework named (``e.lineno``, in the step's file), else the step itself."""
+    the framework named (``e.lineno``, in the step's file), else the innermost frame of
+    user code; None when no user code is involved (a full disk, an unreachable store)."""
     user = [f for f in _frames(e.__traceback__) if not _in_framework(f[0])]
     in_flow = [f for f in user if f[0] == node.source_file]
     if in_flow:
         return in_flow[-1]
     if e.lineno:
         return node.source_file, e.lineno
-    if user:
-        return user[-1]
-    return node.source_file, node.lineno
+    return user[-1] if user else None
 
 
 def _frames(tb: TracebackType | None) -> list[tuple[str, int]]:
@@ -63,7 +66,17 @@ def _frames(tb: TracebackType | None) -> list[tuple[str, int]]:
 
 
 def _in_framework(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_FRAMEWORK)
+    """True for the files of metaflowlike and of its plugins (``metaflowlike_*``)."""
+    path = os.path.abspath(filename)
+    return path.startswith(_CORE) or any(path.startswith(d) for d in _plugin_dirs())
+
+
+def _plugin_dirs() -> list[str]:
+    return [
+        os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+        for name, m in list(sys.modules.items())
+        if name.startswith("metaflowlike_") and "." not in name and getattr(m, "__file__", None)
+    ]
 
 
 def _user_first(te: traceback.TracebackException) -> list[str]:
