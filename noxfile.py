@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s lint`, `nox -s tests`."""
+"""Developer sessions: `nox -s lint`, `nox -s tests`, `nox -s soak`."""
 
 import nox
 
@@ -17,3 +17,17 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("bash", ".ci/install-emulators.sh", external=True)
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Kill runtimes and tasks at random instants many times (``nox -s soak -- 500``)."""
+    session.install("-e", ".[dev]")
+    kills = session.posargs[0] if session.posargs else "200"
+    session.run(
+        "pytest",
+        "-q",
+        "-s",
+        "tests/test_soak.py",
+        env={"METAFLOWLIKE_SOAK_KILLS": kills},
+    )

@@ -92,7 +92,9 @@ class Reporter:
 
     def task_failed(self, spec: Any, reason: str | None, exception: dict | None) -> None:
         why = f": {reason}" if reason else ""
-        if exception:
+        if exception and exception.get("location"):  # a mistake in the flow's code
+            why = f": {exception['location']}: {exception['message']}"
+        elif exception:
             why = f": {exception['type']}: {exception['message']}"
         self._task_line(spec, f"Task failed{why}", err=True)
 

@@ -11,12 +11,14 @@ by whoever supervises the process, after the logs are saved.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import task_errors
 from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
@@ -192,13 +194,8 @@ def run_task(
     except TaskStopped:
         raise  # stopped from outside: whoever stopped it records why; nothing is kept
     except BaseException as e:  # noqa: BLE001 - everything is recorded, then reported
-        info["exception"] = {
-            "type": f"{type(e).__module__}.{type(e).__qualname__}".removeprefix("builtins."),
-            "message": str(e),
-            "traceback": traceback.format_exc(),
-            "user_error": isinstance(e, MetaflowlikeException),
-        }
-        traceback.print_exc()
+        info["exception"] = task_errors.describe(e, node)
+        sys.stderr.write(info["exception"]["traceback"])
         if not isinstance(e, StorageUnreachable):  # it would only fail again
             artifacts = _persist_after_failure(flow, fds)
     info["status"] = "ok" if ok else "failed"
@@ -318,16 +315,21 @@ def _check_transition(flow: FlowSpec, node) -> None:
     transition = flow.__dict__.get("_transition")
     if node.type == "end":
         if transition is not None:
-            raise MetaflowlikeException('The "end" step must not call self.next().')
+            raise MetaflowlikeException(
+                'The "end" step must not call self.next().', lineno=node.next_lineno
+            )
         return
     if transition is None:
-        raise MetaflowlikeException(f'Step "{node.name}" finished without calling self.next().')
+        raise MetaflowlikeException(
+            f'Step "{node.name}" finished without calling self.next().', lineno=node.lineno
+        )
     names, foreach = transition
     if tuple(names) != tuple(node.out_funcs) or foreach != node.foreach_param:
         raise MetaflowlikeException(
             f'Step "{node.name}" called self.next({", ".join(names)}'
             f"{', foreach=' + repr(foreach) if foreach else ''}) but its source says "
-            f"self.next({', '.join(node.out_funcs)}). Conditional transitions are not supported."
+            f"self.next({', '.join(node.out_funcs)}). Conditional transitions are not supported.",
+            lineno=node.next_lineno,
         )
 
 
@@ -393,17 +395,20 @@ def _num_splits(flow: FlowSpec, node, spec: TaskSpec, caught: str | None = None)
     except AttributeError:
         why = f" (@catch caught {caught} before it could)" if caught else ""
         raise MetaflowlikeException(
-            f'Step "{node.name}" fans out with foreach="{var}" but never set self.{var}{why}.'
+            f'Step "{node.name}" fans out with foreach="{var}" but never set self.{var}{why}.',
+            lineno=node.next_lineno,
         ) from None
     try:
         n = len(value) if hasattr(value, "__len__") else len(list(value))
     except TypeError:
         raise MetaflowlikeException(
-            f'foreach="{var}" in step "{node.name}" needs an iterable, got {type(value).__name__}.'
+            f'foreach="{var}" in step "{node.name}" needs an iterable, got {type(value).__name__}.',
+            lineno=node.next_lineno,
         ) from None
     if n > spec.max_num_splits:
         raise MetaflowlikeException(
             f'foreach="{var}" in step "{node.name}" makes {n} splits, more than '
-            f"--max-num-splits {spec.max_num_splits}."
+            f"--max-num-splits {spec.max_num_splits}.",
+            lineno=node.next_lineno,
         )
     return n

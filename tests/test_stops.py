@@ -9,6 +9,7 @@ gone, and never those of a process still writing.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,3 +191,35 @@ def test_the_sweep_leaves_live_owners_alone(tmp_path):
         child.wait()
     assert scratch.sweep([str(folder)]).entries == 1  # the child is gone now
     assert not os.path.exists(live) and os.path.exists(mine)
+
+
+def test_a_killed_run_on_s3_leaves_nothing_in_tmpdir_after_the_next_run(request, tmp_path):
+    # on an object store, blobs are spooled and downloaded through $TMPDIR
+    from .cloud_servers import SERVER_FIXTURES, client_env, create_bucket, new_bucket_name, root_url
+
+    moto_server = request.getfixturevalue(SERVER_FIXTURES["s3"])
+    bucket = new_bucket_name()
+    create_bucket("s3", moto_server.url, bucket)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env.update(client_env("s3", moto_server.url), TMPDIR=str(tmpdir))
+    (tmp_path / "flow.py").write_text(BLOB_FLOW.replace("@SIZE@", str(64 * MB)))
+    cmd = [sys.executable, "flow.py", "--datastore", "s3", "--datastore-root"]
+    cmd += [root_url("s3", bucket, "runs"), "run"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    pid = int(next(m for line in proc.stdout if (m := re.search(r"PID (\d+)", line)))[1])
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(scratch.BLOB) for p in tmpdir.iterdir()):
+        assert time.monotonic() < deadline and alive(pid), "never saw the blob's spool file"
+        time.sleep(0.001)
+    os.kill(proc.pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    left = {p.name[: p.name.index("-", 6) + 1] for p in tmpdir.iterdir()}
+    assert left == {scratch.BLOB, scratch.LOGS}, left
+
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    assert list(tmpdir.iterdir()) == []
