@@ -309,6 +309,9 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_resume_command(cli, flow_cls, _params_options, _with_decorators)
+    from .environments.commands import register as add_environment_commands
+
+    add_environment_commands(cli)
     return cli
 
 

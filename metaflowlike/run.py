@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .environments.commands import plan_for_run
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -42,6 +43,7 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
     fds.write_run(
@@ -60,6 +62,7 @@ def execute(
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
+            "environment": environments.record(),
         },
     )
     if run_id_file:
@@ -116,6 +119,7 @@ def execute(
         launcher=launcher,
         step_command=step_command,
         origin_run_id=origin_run_id,
+        task_interpreter=environments.launch,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)

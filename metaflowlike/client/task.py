@@ -205,6 +205,16 @@ class Task(MetaflowObject):
         return list_checkpoints(self._fds, self.pathspec)
 
     @property
+    def environment(self) -> dict[str, Any] | None:
+        """The Python environment this task ran in, as its run saved it (None when the
+        step ran in the flow's own interpreter): ``type`` (pypi or uv), ``key``,
+        ``python``, ``platform``, ``packages`` (name -> exact version) and
+        ``requirements`` (the lock: every package with its version and hashes)."""
+        from ..environments.plan import saved_lock
+
+        return saved_lock(self._run_record(), self._step.id)
+
+    @property
     def metadata_dict(self) -> dict[str, Any]:
         """The task's recorded facts (``task.json`` without the artifact manifest)."""
         return {k: v for k, v in self._task_info().items() if k != "artifacts"}
