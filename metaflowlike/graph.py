@@ -48,12 +48,12 @@ class StepNode:
     """
 
     name: str
-    type: str  # 'start' | 'linear' | 'split' | 'foreach' | 'join' | 'end'
+    type: str  # 'start' | 'linear' | 'split' | 'foreach' | 'switch' | 'join' | 'end'
     out_funcs: tuple[str, ...]
     in_funcs: tuple[str, ...]
     foreach_param: str | None
     is_join: bool
-    split_type: str | None  # 'split' | 'foreach' | None
+    split_type: str | None  # 'split' | 'foreach' | 'switch' (one case runs) | None
     split_parents: tuple[str, ...]
     matching_join: str | None  # for a splitting step: the join that closes it
     matching_split: str | None  # for a join: the splitting step it closes
