@@ -159,6 +159,7 @@ def run_task(
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
+        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
             func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
         if spec.catch_fallback:
