@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .graph_render import graph_summary
 from .reporter import Reporter
 from .runtime import Runtime, new_run_id
 
@@ -59,6 +60,7 @@ def execute(
             "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
+            "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
             "with": list(with_specs or []),
         },
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ..exceptions import did_you_mean
+from .html import FlowViews, RunViews, StepViews
 from .settings import (
     MetaflowNotFound,
     MetaflowObject,
@@ -52,7 +53,7 @@ class Metaflow:
         return "Metaflow()"
 
 
-class Flow(MetaflowObject):
+class Flow(FlowViews, MetaflowObject):
     """All runs of one flow class, newest first."""
 
     _NAME = "Flow"
@@ -117,7 +118,7 @@ class Flow(MetaflowObject):
 # --- Run ------------------------------------------------------------------------------
 
 
-class Run(MetaflowObject):
+class Run(RunViews, MetaflowObject):
     """One execution of a flow: its steps, its ``end`` data and its tags."""
 
     _NAME = "Run"
@@ -238,7 +239,7 @@ class Run(MetaflowObject):
 # --- Step -----------------------------------------------------------------------------
 
 
-class Step(MetaflowObject):
+class Step(StepViews, MetaflowObject):
     """The tasks one step of a run executed (one, or one per foreach split)."""
 
     _NAME = "Step"

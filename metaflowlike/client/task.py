@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..datastore.task_datastore import FlowDatastore
 from ..exceptions import did_you_mean
+from .html import DataArtifactViews, TaskViews
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
@@ -46,7 +47,7 @@ class TaskException:
         return f"TaskException({self.type!r}, {self.message!r})"
 
 
-class Task(MetaflowObject):
+class Task(TaskViews, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
@@ -241,7 +242,7 @@ class Task(MetaflowObject):
 # --- artifacts ------------------------------------------------------------------------
 
 
-class DataArtifact(MetaflowObject):
+class DataArtifact(DataArtifactViews, MetaflowObject):
     """One named value of a task; ``.data`` reads it, the rest is free."""
 
     _NAME = "DataArtifact"
