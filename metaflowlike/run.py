@@ -14,7 +14,7 @@ from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
 from .graph_render import graph_summary
-from .reporter import Reporter
+from .reporter import make_reporter
 from .runtime import Runtime, new_run_id
 
 
@@ -67,7 +67,7 @@ def execute(
     if run_id_file:
         with open(run_id_file, "w") as f:
             f.write(run_id)
-    reporter = Reporter(quiet=state.quiet)
+    reporter = make_reporter(state.quiet, graph)
     reporter.run_started(flow, run_id, user, origin_run_id)
 
     def step_command(spec) -> list[str]:
