@@ -42,7 +42,8 @@ def tutorial(tmp_path, monkeypatch):
 
 def test_every_tutorial_has_a_readme():
     folders = sorted(p for p in TUTORIALS.iterdir() if p.is_dir())
-    assert [p.name[:2] for p in folders] == [f"{i:02d}" for i in range(len(folders))]
+    numbers = [p.name[:2] for p in folders]
+    assert all(n.isdigit() for n in numbers) and len(set(numbers)) == len(numbers), numbers
     for folder in folders:
         assert (folder / "README.md").exists(), folder
 
@@ -85,3 +86,16 @@ def test_04_resume_and_checkpoint(tutorial):
     assert "epochs run in the last attempt: [3, 4, 5]" in out
     out = _run(["train.py", "resume", "train"], d, env={"CRASH_AT_EPOCH": "-1"}).stdout
     assert "Restored checkpoint" in out
+
+
+def test_08_cards(tutorial):
+    d = tutorial("08-cards")
+    out = _run(["cardsflow.py", "run"], d).stdout
+    assert "fitted slope 2.99" in out
+    listed = _run(["cardsflow.py", "card", "list"], d).stdout
+    assert listed.count("type=default") == 2 and "id=report" in listed
+    path = _run(["cardsflow.py", "card", "view", "train", "--id", "report", "--no-open"], d)
+    report = Path(path.stdout.strip()).read_text()
+    assert "Training for 30 epochs" in report and "vegaEmbed" in report
+    _run(["cardsflow.py", "card", "get", "start", "start-card.html"], d)
+    assert "20 points" in (d / "start-card.html").read_text()
