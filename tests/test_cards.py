@@ -65,6 +65,7 @@ def test_every_component_renders_to_a_self_contained_page():
         Text("plain  <text>"),
         Table([[1, Markdown("**bold**")], [2, Image(PNG_1PX)]], headers=["n", "what"]),
         Table.from_dataframe(frame),
+        Table(frame),
         Image(PNG_1PX, label="pixel"),
         Image.from_pil_image(PILImage.new("RGB", (4, 4), "red")),
         Image.from_matplotlib(fig),
@@ -77,7 +78,7 @@ def test_every_component_renders_to_a_self_contained_page():
     assert_self_contained(html)
     assert "<h1>Title</h1>" in html and "<em>text</em>" in html
     assert "<script>alert(1)</script>" not in html  # raw HTML in Markdown is text
-    assert "&lt;x&gt;" in html and "plain  &lt;text&gt;" in html
+    assert html.count("&lt;x&gt;") == 2 and "plain  &lt;text&gt;" in html
     assert html.count("data:image/png;base64,") == 4  # 1px twice, PIL, matplotlib
     assert 'value="4" max="10"' in html and "loss 0.3" in html
     assert "ValueError: bad value" in html and "It broke" in html
@@ -445,3 +446,36 @@ def test_the_shipped_vega_scripts_are_the_npm_packages_builds():
             "BSD" in (static / f"LICENSE.{package}").read_text()
             or "Copyright" in (static / f"LICENSE.{package}").read_text()
         )
+
+
+def test_a_resumed_run_shows_the_cards_of_the_tasks_it_reused(make_flow):
+    from metaflowlike import Flow
+
+    flow = make_flow(
+        """
+        import os
+        from metaflowlike import FlowSpec, card, current, step
+        from metaflowlike.cards import Markdown
+
+        class ResumeCardFlow(FlowSpec):
+            @card(type="blank")
+            @step
+            def start(self):
+                current.card.append(Markdown("made in the first run"))
+                self.next(self.end)
+
+            @step
+            def end(self):
+                if os.environ.get("FAIL"):
+                    raise RuntimeError("fail once")
+
+        if __name__ == "__main__":
+            ResumeCardFlow()
+        """
+    )
+    assert flow.run("run", check=False, env={"FAIL": "1"}).returncode == 1
+    flow.run("resume")
+    run = Flow("ResumeCardFlow").latest_run
+    assert run.successful and run.origin_pathspec
+    assert "made in the first run" in run["start"].task.cards[0].html
+    assert "type=blank" in flow.run("card", "list", run.id).stdout

@@ -91,13 +91,17 @@ def _cell(value: Any) -> str:
 
 
 class Table(CardComponent):
-    """Rows of cells; a cell may itself be a component (an Image, a Markdown...)."""
+    """Rows of cells (or a pandas DataFrame); a cell may itself be a component."""
 
     def __init__(
         self, data: Iterable[Iterable[Any]] | None = None, headers: Iterable[Any] | None = None
     ) -> None:
         super().__init__()
-        self.rows = [list(r) for r in (data or [])]
+        if hasattr(data, "itertuples") and hasattr(data, "columns"):  # a pandas DataFrame
+            frame = Table.from_dataframe(data)
+            data, headers = frame.rows, headers or frame.headers
+            self.omitted = frame.omitted
+        self.rows = [list(r) for r in (data if data is not None else [])]
         self.headers = list(headers or [])
 
     @classmethod

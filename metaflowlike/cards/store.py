@@ -69,10 +69,22 @@ def list_attempt_cards(fds: FlowDatastore, pathspec: str, attempt: int) -> list[
 
 
 def finished_cards(fds: FlowDatastore, pathspec: str) -> list[CardRef]:
-    """Cards of the task's latest finished attempt."""
-    flow, run_id, step, task_id = pathspec.split("/")
-    done = fds.attempts(flow, run_id, step, task_id)
-    return list_attempt_cards(fds, pathspec, done[-1]) if done else []
+    """Cards of the task's latest finished attempt. A task that ``resume`` reused from
+    an earlier run shows the cards of the task it was cloned from."""
+    for _ in range(100):  # a chain of resumes, followed to the task that ran
+        flow, run_id, step, task_id = pathspec.split("/")
+        done = fds.attempts(flow, run_id, step, task_id)
+        if not done:
+            return []
+        refs = list_attempt_cards(fds, pathspec, done[-1])
+        marker = fds.read_json(
+            f"{FlowDatastore.task_dir(flow, run_id, step, task_id)}/{done[-1]}.done"
+        )
+        origin = (marker or {}).get("cloned_from")
+        if refs or not origin:
+            return refs
+        pathspec = origin
+    return []
 
 
 def live_cards(fds: FlowDatastore, pathspec: str) -> list[CardRef]:
