@@ -39,7 +39,11 @@ class EnvironmentDecorator(StepDecorator):
 
 
 class RetryDecorator(StepDecorator):
-    """Run a failed task again: ``@retry(times=3, minutes_between_retries=2)``."""
+    """Run a failed task again: ``@retry(times=3, minutes_between_retries=2)``.
+
+    The local runtime retries at once, as Metaflow's does: ``minutes_between_retries``
+    is accepted (so flows port unchanged) but a local retry never waits for it, which
+    would turn a one-second flaky step into a two-minute run."""
 
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
@@ -54,22 +58,35 @@ class RetryDecorator(StepDecorator):
     def max_retries(self) -> int:
         return int(self.attributes["times"])
 
-    def retry_delay(self) -> float:
-        return float(self.attributes["minutes_between_retries"]) * 60
+
+def qualified_name(exc_type: type) -> str:
+    """``module.Class`` of an exception type, as Metaflow records it (``builtins.KeyError``,
+    ``mylib.MyError``), so code comparing ``.type`` ports unchanged."""
+    return f"{exc_type.__module__}.{exc_type.__qualname__}"
 
 
 class CaughtException:
-    """What ``@catch`` stores: picklable even when the original exception is not."""
+    """What ``@catch`` stores, with the fields of Metaflow's record: ``type`` (module
+    qualified), ``exception`` (the message only) and ``stacktrace``. Picklable even when
+    the original exception is not, since only strings are kept."""
 
-    def __init__(self, exc_type: str, message: str, tb: str) -> None:
-        self.type, self.message, self.traceback = exc_type, message, tb
-        self.exception = f"{exc_type}: {message}"
+    def __init__(self, exc_type: str, message: str, stacktrace: str | None) -> None:
+        self.type, self.exception, self.stacktrace = exc_type, message, stacktrace
 
     def __str__(self) -> str:
-        return self.exception
+        if self.stacktrace:
+            return self.stacktrace
+        return f"[no stacktrace]\n{self.type}: {self.exception}"
 
     def __repr__(self) -> str:
-        return f"CaughtException({self.exception!r})"
+        return f"CaughtException({self.type}: {self.exception!r})"
+
+
+class FailureHandledByCatch(MetaflowlikeException):
+    """Recorded by ``@catch`` when the task process died (killed, out of memory, timed
+    out hard) without raising: there was no exception of the user's to record."""
+
+    headline = "Task execution failed but @catch handled it"
 
 
 class CatchDecorator(StepDecorator):
@@ -90,7 +107,7 @@ class CatchDecorator(StepDecorator):
     ) -> bool:
         if retry_count < max_retries:
             return False
-        self.record(flow, type(exception).__name__, str(exception), traceback.format_exc())
+        self.record(flow, qualified_name(type(exception)), str(exception), traceback.format_exc())
         return True
 
     def record(self, flow: Any, exc_type: str, message: str, tb: str) -> None:

@@ -154,7 +154,8 @@ class FlowSpec:
 
         An artifact that every input holding it has with the same value (same content
         key: no bytes are read) is merged; one whose values differ is an error unless
-        this join step already set it or it is excluded."""
+        this join step already set it or it is excluded. The merge is all or nothing:
+        when it raises, no artifact was merged (as in Metaflow)."""
         if exclude and include:
             raise MergeArtifactsError("merge_artifacts() takes exclude or include, not both.")
         inputs = list(inputs)
@@ -174,6 +175,7 @@ class FlowSpec:
         else:
             names = set(candidates) - exclude_set
         own = self.__dict__["_source"]
+        merged: dict[str, list] = {}
         conflicts = []
         for name in sorted(names):
             if name.startswith("_") or name in self.__dict__ or name in own.manifest:
@@ -182,18 +184,19 @@ class FlowSpec:
             if len(keys) > 1:
                 conflicts.append(name)
                 continue
-            entry = next(
+            merged[name] = next(
                 i.__dict__["_source"].manifest[name]
                 for i in inputs
                 if name in i.__dict__["_source"].manifest
             )
-            own.manifest[name] = entry
         if conflicts:
+            # nothing is merged: the step sees the same artifacts as before the call
             raise MergeArtifactsError(
                 "These artifacts have different values in the join's inputs: "
                 f"{', '.join(conflicts)}. Set them in the join step, or pass them in "
                 "exclude=[...] to merge_artifacts()."
             )
+        own.manifest.update(merged)
 
 
 class Inputs:

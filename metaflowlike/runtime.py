@@ -87,7 +87,6 @@ class Runtime:
         self.step_command = step_command
         self.origin_run_id = origin_run_id
         self.queue: deque[TaskSpec] = deque()
-        self.delayed: list[tuple[float, TaskSpec]] = []  # retries waiting for their time
         self.capacity = machine_capacity()
         self.used = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
         self.free_gpus = list(range(int(self.capacity["gpu"])))
@@ -171,15 +170,11 @@ class Runtime:
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            while self.queue or self.running or self.delayed:
-                self._release_delayed()
+            while self.queue or self.running:
                 self._start_ready()
                 if self.failed and not self.running:
                     break
-                timeout = 0.5
-                if self.delayed:
-                    timeout = max(0.0, min(timeout, min(t for t, _ in self.delayed) - time.time()))
-                self._pump(timeout=timeout)
+                self._pump(timeout=0.5)
         except KeyboardInterrupt:
             interrupted = True
             self.reporter.interrupted()
@@ -214,12 +209,6 @@ class Runtime:
                 continue
             self._launch(spec, need)
         self.queue.extendleft(reversed(skipped))
-
-    def _release_delayed(self) -> None:
-        now = time.time()
-        ready = [spec for t, spec in self.delayed if t <= now]
-        self.delayed = [(t, spec) for t, spec in self.delayed if t > now]
-        self.queue.extendleft(reversed(ready))
 
     def _decorators(self, step: str) -> list:
         return step_decorators(self.graph[step], self.with_decorators)
@@ -410,6 +399,9 @@ class Runtime:
         self.free_gpus.extend(worker.gpus)
         spec = worker.spec
         self.reporter.task_output_flush(spec, worker.partial)
+        death = _death_line(worker)
+        if death:
+            worker.logs["stderr"].write(death.encode())
         for stream, f in worker.logs.items():
             f.close()
             self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
@@ -435,13 +427,11 @@ class Runtime:
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)
         elif spec.attempt < spec.max_retries:
+            # at once, as Metaflow's local runtime does (minutes_between_retries is
+            # for remote schedulers)
             self.reporter.task_retry(spec, marker.get("reason"))
             spec.attempt += 1
-            delay = max(
-                (getattr(d, "retry_delay", lambda: 0)() for d in self._decorators(spec.step_name)),
-                default=0,
-            )
-            self.delayed.append((time.time() + delay, spec))
+            self.queue.appendleft(spec)
         elif not spec.catch_fallback and any(
             d.name == "catch" for d in self._decorators(spec.step_name)
         ):
@@ -495,6 +485,21 @@ class Runtime:
                 self._finish(worker)
             except Exception:
                 traceback.print_exc()
+
+
+def _death_line(worker: Worker) -> str | None:
+    """The line a task killed from outside gets at the end of its stderr, so that its
+    logs (and the client) say why it stopped when the process could not say it itself."""
+    status = worker.exit_status
+    if worker.killed_reason:
+        return f"\n[metaflowlike] The task was stopped: {worker.killed_reason}.\n"
+    if status is None or status >= 0:
+        return None
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = f"signal {-status}"
+    return f"\n[metaflowlike] The task process was killed by signal {-status} ({name}).\n"
 
 
 def _kill_own_group(signum, frame):

@@ -145,7 +145,7 @@ def run_task(
         for deco in decorators:
             func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
         if spec.catch_fallback:
-            func = _raiser(spec.catch_fallback)
+            func = _raiser(spec.catch_fallback, spec.attempt)
         try:
             func()
             _check_transition(flow, node)
@@ -164,7 +164,7 @@ def run_task(
             ]
             if not any(handled):
                 raise
-            info["caught"] = f"{type(e).__name__}: {e}"
+            info["caught"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
@@ -200,13 +200,15 @@ def run_task(
     return ok
 
 
-class TaskKilled(MetaflowlikeException):
-    headline = "Task killed"
+def _raiser(reason: str, attempts: int):
+    """What a caught task that died runs instead of user code: @catch records this."""
+    from .builtin_decorators import FailureHandledByCatch
 
-
-def _raiser(reason: str):
     def fail() -> None:
-        raise TaskKilled(f"The previous attempt was stopped from outside: {reason}.")
+        raise FailureHandledByCatch(
+            f"Task execution kept failing over {attempts} attempt(s) without raising an "
+            f"exception in user code: {reason}."
+        )
 
     return fail
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from metaflowlike import Flow
+from metaflowlike.client import MetaflowNotFound
 
 HEADER = "from metaflowlike import FlowSpec, step, Parameter, JSONType, IncludeFile\n"
 
@@ -91,7 +94,9 @@ def test_bad_parameter_values_name_the_parameter(make_flow):
     _user_error(flow.run("run", check=False), '"needed"')
     _user_error(flow.run("run", "--needed", "1", "--doc", "/no/such/file", check=False), '"doc"')
     _user_error(flow.run("run", "--needed", "1", "--cuont", "3", check=False), "--count")
-    assert not Flow.__dict__.get("nothing")  # nothing above started a run
+    # nothing above started a run: every mistake was caught before a run id existed
+    with pytest.raises(MetaflowNotFound):
+        Flow("ParamFlow")
 
 
 def test_unknown_decorator_did_you_mean(make_flow):

@@ -92,7 +92,18 @@ out = {
     "right_stdout": run["right"].task.stdout,
     "big_sha": run["start"].task["big"].sha,
     "origin": run.origin_pathspec,
+    "keys": {
+        "items": run["start"].task["items"].sha,
+        "squares": run["join"].task["squares"].sha,
+        "side": run["gather"].task["side"].sha,
+    },
 }
+if len(sys.argv) > 1:  # count the blobs under data/ through the storage API
+    from metaflowlike.config import open_datastore
+
+    storage = open_datastore().storage
+    prefixes = [f"data/{p}" for p, is_dir in storage.list_dir("data") if is_dir]
+    out["blobs"] = sum(len(storage.list_dir(p)) for p in prefixes)
 print(json.dumps(out))
 """
 
@@ -114,9 +125,10 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], check: bool = True, ti
     return proc
 
 
-def _read(cwd: Path, env: dict[str, str]) -> dict:
+def _read(cwd: Path, env: dict[str, str], count_blobs: bool = False) -> dict:
     (cwd / "reader.py").write_text(READER)
-    return json.loads(_run(["reader.py"], cwd, env).stdout.strip().splitlines()[-1])
+    args = ["reader.py", "--count-blobs"] if count_blobs else ["reader.py"]
+    return json.loads(_run(args, cwd, env).stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -147,9 +159,8 @@ def test_flow_runs_on_object_storage_and_reads_back(kind, server, tmp_path):
     assert "hello from the right branch" in proc.stdout
     assert not (tmp_path / ".metaflowlike").exists()  # nothing went to the local store
     # a fresh process finds the run through the environment variables alone
-    got = _read(
-        tmp_path, {**env, "METAFLOWLIKE_DATASTORE": kind, "METAFLOWLIKE_DATASTORE_ROOT": root}
-    )
+    reader_env = {**env, "METAFLOWLIKE_DATASTORE": kind, "METAFLOWLIKE_DATASTORE_ROOT": root}
+    got = _read(tmp_path, reader_env, count_blobs=True)
     assert got["successful"] is True
     assert got["squares"] == [0, 1, 4, 9, 16]
     assert got["big_len"] == 12 * 1024 * 1024
@@ -163,10 +174,12 @@ def test_flow_runs_on_object_storage_and_reads_back(kind, server, tmp_path):
         tmp_path,
         {**env, "PYTHONHASHSEED": "0"},
     )
-    again = _read(
-        tmp_path, {**env, "METAFLOWLIKE_DATASTORE": kind, "METAFLOWLIKE_DATASTORE_ROOT": root}
-    )
+    again = _read(tmp_path, reader_env, count_blobs=True)
     assert again["big_sha"] != got["big_sha"]  # os.urandom: new content, new key
+    # every value that did not change kept its key, so it was not stored a second time:
+    # the second run added exactly one blob, the new random `big`
+    assert again["keys"] == got["keys"]
+    assert again["blobs"] == got["blobs"] + 1
 
 
 def test_config_file_and_resume_on_s3(server, tmp_path):
