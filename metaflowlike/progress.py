@@ -101,6 +101,7 @@ class ProgressReporter(Reporter):
         self._update()
 
     def task_cloned(self, spec: Any, origin: str) -> None:
+        self.stats.reused += 1
         self.done_steps.add(spec.step_name)
         self._update()
 

@@ -41,6 +41,7 @@ class RunStats:
     running: int = 0
     retries: int = 0
     failed: int = 0
+    reused: int = 0  # tasks resume cloned from the origin run
 
     def step(self, name: str) -> StepStats:
         if name not in self.steps:
@@ -72,7 +73,8 @@ class RunStats:
         retries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
         lines = [
             f"Run {flow}/{run_id} took {wall:.1f}s: {self.tasks} task"
-            f"{'' if self.tasks == 1 else 's'} succeeded, {retries}, {self.failed} failed."
+            f"{'' if self.tasks == 1 else 's'} succeeded, {retries}, {self.failed} failed"
+            + (f", {self.reused} reused from the origin run." if self.reused else ".")
         ]
         spans = sorted(
             ((st.last_end - st.first_start, name, st.tasks) for name, st in self.steps.items()),
@@ -143,6 +145,7 @@ class Reporter:
             self._task_line(spec, f"Task is starting{retry}.")
 
     def task_cloned(self, spec: Any, origin: str) -> None:
+        self.stats.reused += 1
         if not self.quiet:
             self._task_line(spec, f"Cloned from {origin}.")
 

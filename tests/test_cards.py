@@ -474,7 +474,8 @@ def test_a_resumed_run_shows_the_cards_of_the_tasks_it_reused(make_flow):
         """
     )
     assert flow.run("run", check=False, env={"FAIL": "1"}).returncode == 1
-    flow.run("resume")
+    resumed = flow.run("resume").stdout
+    assert "1 task succeeded, 0 retries, 0 failed, 1 reused from the origin run." in resumed
     run = Flow("ResumeCardFlow").latest_run
     assert run.successful and run.origin_pathspec
     assert "made in the first run" in run["start"].task.cards[0].html
