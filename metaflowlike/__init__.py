@@ -65,6 +65,10 @@ def __getattr__(name: str) -> Any:
         deco = make_decorator(plugins.load(plugins.STEP_DECORATORS, name, "decorator"))
         globals()[name] = deco
         return deco
+    if name in plugins.names(plugins.FLOW_DECORATORS):  # applied to the class: @pypi_base
+        deco = plugins.load(plugins.FLOW_DECORATORS, name, "decorator")
+        globals()[name] = deco
+        return deco
     raise AttributeError(f"module 'metaflowlike' has no attribute '{name}'")
 
 

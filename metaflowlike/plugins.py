@@ -15,6 +15,7 @@ from .exceptions import MetaflowlikeException, did_you_mean
 
 DATASTORES = "metaflowlike.datastores"
 STEP_DECORATORS = "metaflowlike.step_decorators"
+FLOW_DECORATORS = "metaflowlike.flow_decorators"
 
 #: extra to install for each plugin whose SDK is optional
 EXTRAS = {"s3": "aws", "azure": "azure", "gs": "gcp", "kubernetes": "kubernetes", "batch": "aws"}

@@ -13,6 +13,7 @@ from typing import Any
 from . import config
 from .datastore.storage import StorageUnreachable
 from .decorators import step_decorators
+from .environments.commands import plan_for_run
 from .graph_render import graph_summary
 from .reporter import make_reporter
 from .runtime import Runtime, new_run_id
@@ -43,6 +44,7 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
     fds.write_run(
@@ -62,6 +64,7 @@ def execute(
             "steps": graph.sorted_nodes(),
             "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
             "with": list(with_specs or []),
+            "environment": environments.record(),
         },
     )
     if run_id_file:
@@ -118,6 +121,7 @@ def execute(
         launcher=launcher,
         step_command=step_command,
         origin_run_id=origin_run_id,
+        task_interpreter=environments.launch,
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)

@@ -73,6 +73,7 @@ class Runtime:
         launcher: str = "fork",
         step_command: Callable[[TaskSpec], list[str]] | None = None,
         origin_run_id: str | None = None,
+        task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
     ) -> None:
         self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
         self.flow_name = graph.name
@@ -85,6 +86,9 @@ class Runtime:
         self.reporter = reporter or Reporter()
         self.launcher = launcher if hasattr(os, "fork") else "subprocess"
         self.step_command = step_command
+        #: step -> (interpreter, variables) for a step that runs in its own Python
+        #: environment (--environment=pypi|uv): such a task starts as a subprocess
+        self.task_interpreter = task_interpreter
         self.origin_run_id = origin_run_id
         self.queue: deque[TaskSpec] = deque()
         self.capacity = machine_capacity()
@@ -254,12 +258,17 @@ class Runtime:
         gpus = [self.free_gpus.pop(0) for _ in range(int(need["gpu"]))]
         if need["gpu"]:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-        if self.launcher == "fork":
+        inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
+        if self.launcher == "fork" and inside is None:
             pid, fds = self._fork(spec, env)
             proc = None
         else:
+            command = self.step_command(spec)
+            if inside is not None:
+                command = [inside[0], *command[1:]]
+                env.update(inside[1])
             proc = subprocess.Popen(
-                self.step_command(spec),
+                command,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,

@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..datastore.task_datastore import FlowDatastore
+from ..datastore.task_datastore import (
+    DamagedRecord,
+    FlowDatastore,
+    finished_attempts,
+    is_manifest,
+    warn_damaged,
+)
 from ..exceptions import did_you_mean
 from .html import DataArtifactViews, TaskViews
 from .settings import (
@@ -61,7 +67,7 @@ class Task(TaskViews, MetaflowObject):
         names = run._store.storage.list_dir(self._dir)
         if not names:  # the folder appears when the first attempt starts
             raise MetaflowNotFound(f"Task {self.pathspec} does not exist in {get_metadata()}.")
-        self._attempts = sorted(int(n[:-5]) for n, d in names if not d and n.endswith(".done"))
+        self._attempts = finished_attempts(names)
         if attempt is not None:
             if attempt not in self._attempts:
                 raise MetaflowNotFound(f"Task {self.pathspec} has no finished attempt {attempt}.")
@@ -83,6 +89,7 @@ class Task(TaskViews, MetaflowObject):
         self._attempt: int | None = None
         self._marker: dict | None = None
         self._info: dict | None = None
+        self._damaged = False
 
     def _run_record(self) -> dict:
         return self._step._run._record
@@ -100,10 +107,21 @@ class Task(TaskViews, MetaflowObject):
         return self._attempt
 
     def _read(self, name: str) -> dict:
+        """One record of the current attempt, read lazily. A damaged one (a torn or
+        garbled file) makes the task unreadable: a warning says so, and the task then
+        looks unfinished, as it does to ``resume``."""
         attempt = self.current_attempt
         if attempt is None:
             return {}
-        return self._fds.read_json(f"{self._dir}/{attempt}{name}") or {}
+        try:
+            doc = self._fds.read_record(f"{self._dir}/{attempt}{name}") or {}
+            if name == "/task.json" and not is_manifest(doc.get("artifacts", {})):
+                raise DamagedRecord("its artifact manifest is malformed")
+            return doc
+        except DamagedRecord as e:
+            self._damaged = True
+            warn_damaged(f"Task {self.pathspec}", self._fds.storage.url(self._dir), str(e))
+            return {}
 
     def _done(self) -> dict:
         if self._marker is None:
@@ -116,7 +134,8 @@ class Task(TaskViews, MetaflowObject):
         return self._info
 
     def _manifest(self) -> dict[str, list]:
-        return self._task_info().get("artifacts", {})
+        info = self._task_info()  # first: a damaged manifest makes the task unfinished
+        return info.get("artifacts", {}) if self.finished else {}
 
     def _load(self, key: str) -> Any:
         return self._fds.cas.load(key)
@@ -148,6 +167,10 @@ class Task(TaskViews, MetaflowObject):
         return DataArtifact._make(self, name, manifest[name])
 
     def _missing(self, name: str) -> str:
+        if self._damaged:
+            return (
+                f"Task {self.pathspec} is unreadable (its record is damaged): no artifact '{name}'."
+            )
         if self.current_attempt is None:
             return f"Task {self.pathspec} has not finished: it has no artifact '{name}' yet."
         return f"Task {self.pathspec} has no artifact '{name}'." + did_you_mean(
@@ -162,11 +185,11 @@ class Task(TaskViews, MetaflowObject):
 
     @property
     def finished(self) -> bool:
-        return self.current_attempt is not None
+        return bool(self._done()) and not self._damaged
 
     @property
     def successful(self) -> bool:
-        return self._done().get("status") == "ok"
+        return self._done().get("status") == "ok" and not self._damaged
 
     @property
     def created_at(self) -> datetime | None:
@@ -179,7 +202,7 @@ class Task(TaskViews, MetaflowObject):
     @property
     def exception(self) -> TaskException | None:
         """What made the task fail (type, message, traceback); None if it succeeded."""
-        if self.current_attempt is None or self.successful:
+        if not self.finished or self.successful:
             return None
         exc = self._task_info().get("exception")
         if exc:
@@ -204,6 +227,16 @@ class Task(TaskViews, MetaflowObject):
         from ..checkpoint_decorator import list_checkpoints
 
         return list_checkpoints(self._fds, self.pathspec)
+
+    @property
+    def environment(self) -> dict[str, Any] | None:
+        """The Python environment this task ran in, as its run saved it (None when the
+        step ran in the flow's own interpreter): ``type`` (pypi or uv), ``key``,
+        ``python``, ``platform``, ``packages`` (name -> exact version) and
+        ``requirements`` (the lock: every package with its version and hashes)."""
+        from ..environments.plan import saved_lock
+
+        return saved_lock(self._run_record(), self._step.id)
 
     @property
     def metadata_dict(self) -> dict[str, Any]:
