@@ -144,6 +144,13 @@ class Reporter:
             retry = f" (retry {spec.attempt})" if spec.attempt else ""
             self._task_line(spec, f"Task is starting{retry}.")
 
+    def code_package(self, url: str, size: int, uploaded: int) -> None:
+        if not self.quiet:
+            stored = (
+                f"uploaded {uploaded} bytes" if uploaded else "already stored, 0 bytes uploaded"
+            )
+            self._line(f"Code package {url} ({size} bytes): {stored}.")
+
     def task_cloned(self, spec: Any, origin: str) -> None:
         self.stats.reused += 1
         if not self.quiet:
