@@ -151,6 +151,7 @@ def _with_decorators(specs: tuple[str, ...]) -> list:
 
 
 SHOW_FORMATS = ["text", "dot", "mermaid"]
+PICTURE_FORMATS = ["svg", "png"]
 
 
 def check_text(flow_cls: type) -> str:
@@ -234,11 +235,16 @@ def build_cli(flow_cls: type):
         click.echo(check_text(flow_cls))
 
     @cli.command()
-    @click.option("--format", "fmt", type=click.Choice(SHOW_FORMATS), default="text")
+    @click.option(
+        "--format", "fmt", type=click.Choice(SHOW_FORMATS + PICTURE_FORMATS), default="text"
+    )
+    @click.option("--output", default=None, help="Write to this file instead of printing.")
     @click.pass_obj
-    def show(state: _State, fmt: str):
-        """Print the flow graph in words, or as dot/mermaid source."""
-        click.echo(show_text(flow_cls, fmt))
+    def show(state: _State, fmt: str, output: str | None):
+        """Print the flow graph in words, as dot/mermaid source, or draw it (svg/png)."""
+        from .graph_show import show_graph
+
+        show_graph(flow_cls, fmt, output)
 
     @cli.command()
     @_params_options(flow_cls)
@@ -343,7 +349,10 @@ def build_cli(flow_cls: type):
     from .cli_inspect import add_inspect_commands
 
     add_inspect_commands(cli, flow_cls)
+    from .cards.cli import add_card_command
     from .resume import add_resume_command
+
+    add_card_command(cli)
 
     add_resume_command(cli, flow_cls, _params_options, _with_decorators)
     from .environments.commands import register as add_environment_commands

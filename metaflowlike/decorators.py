@@ -21,6 +21,8 @@ class StepDecorator:
 
     name: str = ""
     defaults: dict[str, Any] = {}
+    #: may a step carry it more than once (``@card`` can: one card per ``id``)
+    allow_multiple: bool = False
 
     def __init__(self, **attributes: Any) -> None:
         unknown = set(attributes) - set(self.defaults)
@@ -65,6 +67,11 @@ class StepDecorator:
     def task_post_step(self, *, flow: Any, step_name: str) -> None:
         """Inside the task process, after user code succeeded."""
 
+    def task_finished(
+        self, *, flow: Any, step_name: str, ok: bool, artifacts: dict, info: dict
+    ) -> None:
+        """Inside the task process, after its artifacts are stored, success or not."""
+
     def task_exception(
         self,
         *,
@@ -93,7 +100,7 @@ def make_decorator(cls: type[StepDecorator]) -> Callable:
 
     def attach(func: Callable, **kwargs: Any) -> Callable:
         decos = func.__dict__.setdefault("decorators", [])
-        if any(d.name == cls.name for d in decos):
+        if not cls.allow_multiple and any(d.name == cls.name for d in decos):
             raise MetaflowlikeException(f'@{cls.name} is applied twice to step "{func.__name__}".')
         decos.append(cls(**kwargs))
         return func

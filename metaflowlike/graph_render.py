@@ -1,4 +1,5 @@
-"""Render a :class:`FlowGraph` for people: plain text (``show``), Graphviz dot, mermaid.
+"""Render a :class:`FlowGraph` for people: plain text (``show``), Graphviz dot, mermaid,
+and pictures (SVG/PNG through Graphviz's ``dot`` program).
 
 Renderers only read the typed graph, so they work on any flow that parses, even an
 invalid one (``show`` is how a user looks at a graph that ``check`` rejects). Output is
@@ -8,10 +9,24 @@ deterministic: steps in graph order, edges in ``self.next`` call order.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
 
+from .exceptions import MetaflowlikeException
 from .graph import FlowGraph, StepNode
 
-__all__ = ["render_text", "render_dot", "render_mermaid"]
+__all__ = [
+    "render_text",
+    "render_dot",
+    "render_mermaid",
+    "render_picture",
+    "graph_summary",
+    "summary_nodes",
+    "GraphvizMissing",
+]
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_]+")
 
@@ -79,10 +94,19 @@ def _dot_str(text: str) -> str:
     return f'"{escaped}"'
 
 
-def render_dot(graph: FlowGraph) -> str:
-    """Graphviz dot source (``dot -Tsvg``); foreach edges are bold and labelled."""
+def render_dot(
+    graph: FlowGraph | Iterable[Any],
+    name: str | None = None,
+    styles: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """Graphviz dot source (``dot -Tsvg``); foreach edges are bold and labelled.
+
+    ``graph`` may also be the nodes of a stored run (:func:`summary_nodes`), and
+    ``styles`` adds dot attributes per step (a fill colour for its status, a
+    highlighted border for the step a card belongs to)."""
+    name = name or graph.name  # type: ignore[union-attr]
     out = [
-        f"digraph {_dot_str(graph.name)} {{",
+        f"digraph {_dot_str(name)} {{",
         "    rankdir=TB;",
         '    node [shape=box, style=rounded, fontname="Helvetica"];',
         '    edge [fontname="Helvetica"];',
@@ -94,6 +118,8 @@ def render_dot(graph: FlowGraph) -> str:
             attrs.append(f"shape={shape}")
         if node.doc:
             attrs.append(f"tooltip={_dot_str(node.doc)}")
+        for key, value in (styles or {}).get(node.name, {}).items():
+            attrs.append(f"{key}={_dot_str(value)}")
         out.append(f"    {_dot_str(node.name)} [{', '.join(attrs)}];")
     for node in graph:
         for child in node.out_funcs:
@@ -150,3 +176,64 @@ def render_mermaid(graph: FlowGraph) -> str:
             else:
                 out.append(f"    {ids[node.name]} --> {ids[child]}")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+class GraphvizMissing(MetaflowlikeException):
+    headline = "Graphviz is not installed"
+
+
+def render_picture(dot_source: str, fmt: str) -> bytes:
+    """Lay out ``dot_source`` with Graphviz's ``dot`` program as ``svg`` or ``png``.
+
+    The layout is Graphviz's job: a maintained program draws better pictures than any
+    layout code of ours would, and the same SVG serves ``show``, cards and notebooks."""
+    exe = shutil.which("dot")
+    if exe is None:
+        raise GraphvizMissing(
+            f"Drawing the flow as {fmt} needs the `dot` program of Graphviz, which is not on "
+            "the PATH. Install the graphviz package (apt-get install graphviz, brew install "
+            "graphviz, conda install graphviz), or use --format text, dot or mermaid."
+        )
+    proc = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode(), capture_output=True)
+    if proc.returncode != 0:
+        raise MetaflowlikeException(
+            f"Graphviz could not draw the flow: {proc.stderr.decode(errors='replace').strip()}"
+        )
+    out = proc.stdout
+    if fmt == "svg":  # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
+        start = out.find(b"<svg")
+        out = out[start:] if start >= 0 else out
+    return out
+
+
+def graph_summary(graph: FlowGraph) -> dict[str, dict[str, Any]]:
+    """The shape of the graph as plain JSON, stored in the run record so that views
+    of a past run (notebooks, cards) can draw it without the flow's source."""
+    return {
+        node.name: {
+            "type": node.type,
+            "next": list(node.out_funcs),
+            "foreach": node.foreach_param,
+            "split_type": node.split_type,
+            "doc": node.doc,
+        }
+        for node in graph
+    }
+
+
+def summary_nodes(summary: dict[str, dict[str, Any]]) -> list[SimpleNamespace]:
+    """Nodes with the attributes the renderers read, rebuilt from :func:`graph_summary`."""
+    return [
+        SimpleNamespace(
+            name=name,
+            type=info.get("type", "linear"),
+            out_funcs=tuple(info.get("next", ())),
+            foreach_param=info.get("foreach"),
+            split_type=info.get("split_type"),
+            doc=info.get("doc") or "",
+        )
+        for name, info in summary.items()
+    ]

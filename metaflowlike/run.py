@@ -14,10 +14,11 @@ from . import config
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
+from .graph_render import graph_summary
 from .launchers import preflight_run
 from .owners import me
 from .project_decorator import project_tags
-from .reporter import Reporter
+from .reporter import make_reporter
 from .runtime import Runtime, check_resources, new_run_id
 
 
@@ -67,6 +68,7 @@ def execute(
             "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
+            "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
             "with": list(with_specs or []),
             "configs": getattr(state, "configs", None) or {},
             "project": project,
@@ -77,7 +79,7 @@ def execute(
     if run_id_file:
         with open(run_id_file, "w") as f:
             f.write(run_id)
-    reporter = Reporter(quiet=state.quiet)
+    reporter = make_reporter(state.quiet, graph)
     reporter.run_started(flow, run_id, user, origin_run_id)
 
     runtime = Runtime(

@@ -184,6 +184,7 @@ class Runtime:
                     f'foreach="{node.foreach_param}" in step "{node.name}" produced no splits.',
                 )
                 return
+            self.reporter.foreach_started(spec, node.out_funcs[0], n)
             for i in range(n):
                 self._new_task(node.out_funcs[0], [path], i)
             return

@@ -209,6 +209,10 @@ def run_task(
     info["finished_at"] = time.time()
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
+    for deco in decorators:
+        deco.task_finished(
+            flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
+        )
     try:
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
     except Exception:

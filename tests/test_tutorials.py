@@ -113,3 +113,16 @@ def test_05_cloud_bursting(tutorial):
     out = _run([str(script)], tutorial("05-cloud-bursting")).stdout
     assert "scores: [" in out and "in pod mfl-burstflow-train-" in out
     assert out.count("Kubernetes Job default/") == 4
+
+
+def test_08_cards(tutorial):
+    d = tutorial("08-cards")
+    out = _run(["cardsflow.py", "run"], d).stdout
+    assert "fitted slope 2.99" in out
+    listed = _run(["cardsflow.py", "card", "list"], d).stdout
+    assert listed.count("type=default") == 2 and "id=report" in listed
+    path = _run(["cardsflow.py", "card", "view", "train", "--id", "report", "--no-open"], d)
+    report = Path(path.stdout.strip()).read_text()
+    assert "Training for 30 epochs" in report and "vegaEmbed" in report
+    _run(["cardsflow.py", "card", "get", "start", "start-card.html"], d)
+    assert "20 points" in (d / "start-card.html").read_text()

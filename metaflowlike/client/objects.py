@@ -15,6 +15,7 @@ from typing import Any
 from ..exceptions import did_you_mean
 from ..ids import is_valid
 from ..tagging import TagStore
+from .html import FlowViews, RunViews, StepViews
 from .settings import (
     MetaflowNamespaceMismatch,
     MetaflowNotFound,
@@ -56,7 +57,7 @@ class Metaflow:
         return "Metaflow()"
 
 
-class Flow(MetaflowObject):
+class Flow(FlowViews, MetaflowObject):
     """All runs of one flow class, newest first."""
 
     _NAME = "Flow"
@@ -168,7 +169,7 @@ class _TagOperations:
 # --- Run ------------------------------------------------------------------------------
 
 
-class Run(MetaflowObject):
+class Run(RunViews, MetaflowObject):
     """One execution of a flow: its steps, its ``end`` data and its tags."""
 
     _NAME = "Run"
@@ -332,7 +333,7 @@ class Run(MetaflowObject):
 # --- Step -----------------------------------------------------------------------------
 
 
-class Step(MetaflowObject):
+class Step(StepViews, MetaflowObject):
     """The tasks one step of a run executed (one, or one per foreach split)."""
 
     _NAME = "Step"

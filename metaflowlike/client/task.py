@@ -23,6 +23,7 @@ from ..datastore.task_datastore import (
     warn_damaged,
 )
 from ..exceptions import ArtifactLoadError, MetaflowlikeException, did_you_mean
+from .html import DataArtifactViews, TaskViews
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
@@ -69,7 +70,7 @@ class TaskException:
         return f"TaskException({self.type!r}, {self.message!r})"
 
 
-class Task(MetaflowObject):
+class Task(TaskViews, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
@@ -385,7 +386,7 @@ class Task(MetaflowObject):
 # --- artifacts ------------------------------------------------------------------------
 
 
-class DataArtifact(MetaflowObject):
+class DataArtifact(DataArtifactViews, MetaflowObject):
     """One named value of a task; ``.data`` reads it, the rest is free."""
 
     _NAME = "DataArtifact"

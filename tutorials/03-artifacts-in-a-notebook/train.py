@@ -3,7 +3,7 @@
 Run it with:  python train.py run   then   python inspect_results.py
 """
 
-from metaflowlike import FlowSpec, Parameter, current, step
+from metaflowlike import FlowSpec, Parameter, card, current, step
 
 
 class TrainFlow(FlowSpec):
@@ -35,6 +35,7 @@ class TrainFlow(FlowSpec):
         self.models = [i.model for i in inputs]
         self.next(self.end)
 
+    @card  # a report of this task, shown in the notebook with the task
     @step
     def end(self):
         self.model = min(self.models, key=lambda m: abs(m["a"] - 2.0))
