@@ -219,6 +219,9 @@ def graph_summary(graph: FlowGraph) -> dict[str, dict[str, Any]]:
             "foreach": node.foreach_param,
             "split_type": node.split_type,
             "doc": node.doc,
+            "condition": node.condition,
+            "switch_cases": [list(case) for case in node.switch_cases],
+            "parallel": node.is_parallel,
         }
         for node in graph
     }
@@ -234,6 +237,10 @@ def summary_nodes(summary: dict[str, dict[str, Any]]) -> list[SimpleNamespace]:
             foreach_param=info.get("foreach"),
             split_type=info.get("split_type"),
             doc=info.get("doc") or "",
+            condition=info.get("condition"),
+            switch_cases=tuple(tuple(case) for case in info.get("switch_cases", ())),
+            is_switch=bool(info.get("switch_cases")),
+            is_parallel=bool(info.get("parallel")),
         )
         for name, info in summary.items()
     ]

@@ -587,3 +587,36 @@ def test_render_mermaid_shapes_and_labels():
         "    step_body --> step_join\n"
         "    step_join --> step_end\n"
     )
+
+
+class SwitchDrawFlow(FlowSpec):
+    @step
+    def start(self):
+        self.route = "a"
+        self.next({"a": self.a, "b": self.b}, condition="route")
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def b(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_a_stored_graph_summary_draws_the_same_picture_as_the_graph():
+    """Notebook views and cards draw a past run from the summary in its run record: a
+    switch (and any other shape) must come out exactly as from the flow's source."""
+    import json
+
+    from metaflowlike.graph_render import graph_summary, render_dot, summary_nodes
+
+    graph = FlowGraph(SwitchDrawFlow)
+    stored = json.loads(json.dumps(graph_summary(graph)))  # as read back from the record
+    assert render_dot(summary_nodes(stored), name="SwitchDrawFlow") == render_dot(
+        graph, name="SwitchDrawFlow"
+    )
