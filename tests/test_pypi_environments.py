@@ -297,9 +297,29 @@ def test_uv_environment_without_a_project_says_how_to_make_one(pypi_flow):
     assert "needs a uv project" in proc.stderr and "uv init" in proc.stderr
 
 
-def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flow, tmp_path):
-    """What a pod runs: rebuild the step's environment from the lock the run saved, in
-    a fresh environment cache, then run the step command under its interpreter."""
+@pytest.fixture
+def pod_python(tmp_path) -> Path:
+    """A Python like a container image's: pip, click and cloudpickle, but neither uv
+    nor metaflowlike installed."""
+    from metaflowlike.environments.uv_tool import run_uv
+
+    venv = tmp_path / "pod-python"
+    made = run_uv(["venv", "--quiet", "--seed", "--python", sys.executable, str(venv)])
+    assert made.returncode == 0, made.stderr
+    python = venv / "bin" / "python"
+    added = run_uv(["pip", "install", "--quiet", "--python", str(python), "click", "cloudpickle"])
+    assert added.returncode == 0, added.stderr
+    return python
+
+
+def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(
+    pypi_flow, tmp_path, pod_python
+):
+    """What a pod runs: with only Python and pip (uv gets installed), rebuild the step's
+    environment from the lock the run saved in a fresh environment cache, in an empty
+    folder, then run the step command under the environment's interpreter."""
+    from metaflowlike.environments.build import shim_dir
+
     flow = pypi_flow(TWO_VERSIONS)
     flow.run("run", top=("--environment", "pypi"))
     run = Flow("TwoVersionsFlow").latest_run
@@ -320,8 +340,11 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flo
         "--input-paths",
         f"{run.id}/start/{start_task.id}",
     ]
-    env = {**os.environ, "METAFLOWLIKE_ENVS_DIR": str(cache)}
-    bootstrap = [sys.executable, "-m", "metaflowlike.environments.bootstrap"]
+    code = shim_dir(str(tmp_path / "code"))  # metaflowlike's code, as a package would ship it
+    keep = ("PIP_", "HOME", "UV_", "SSL_CERT_")  # the image's own settings: index, CA
+    env = {k: v for k, v in os.environ.items() if k.startswith(keep)}
+    env.update(PATH="/usr/bin:/bin", METAFLOWLIKE_ENVS_DIR=str(cache), PYTHONPATH=code)
+    bootstrap = [str(pod_python), "-m", "metaflowlike.environments.bootstrap"]
     proc = subprocess.run(
         [*bootstrap, "TwoVersionsFlow", run.id, "older", "--", *step],
         cwd=workdir,
@@ -331,6 +354,7 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flo
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Installing uv" in proc.stderr and (cache / ".uv" / "bin" / "uv").exists()
     key = run["older"].task.environment["key"]
     assert env_dirs(cache) == {key}
     lock = json.loads((cache / key / "metaflowlike-lock.json").read_text())
