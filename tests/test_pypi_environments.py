@@ -378,3 +378,31 @@ def test_requirement_lines_follow_metaflows_spelling():
         "Click==8.1.0",
         "cloudpickle>=2.0",
     )
+
+
+def test_an_interrupted_build_leaves_nothing_that_looks_built(tmp_path, monkeypatch):
+    """A build killed halfway leaves only a temporary folder: never an environment under
+    its key. An old temporary folder and debris under the key are cleared by the next
+    build, which then succeeds."""
+    from metaflowlike.environments.build import ensure_built, env_python, is_built
+    from metaflowlike.environments.lock import resolve
+    from metaflowlike.environments.request import EnvRequest
+
+    monkeypatch.setenv("METAFLOWLIKE_ENVS_DIR", str(tmp_path))
+    lock = resolve(EnvRequest(("six==1.16.0",), None, "a test"))
+    stale = tmp_path / f".build-{lock.key[:12]}-dead"
+    (stale / "lib").mkdir(parents=True)
+    os.utime(stale, (1, 1))  # as if its build died long ago
+    debris = tmp_path / lock.key
+    (debris / "bin").mkdir(parents=True)
+    assert not is_built(lock.key)
+
+    folder = ensure_built(lock)
+    assert is_built(lock.key) and not stale.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build-")] == []
+    out = subprocess.run(
+        [env_python(folder), "-c", "import six; print(six.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "1.16.0"
