@@ -23,6 +23,7 @@ from .current import current
 from .datastore.task_datastore import FlowDatastore
 from .decorators import StepDecorator
 from .exceptions import MetaflowlikeException
+from .ids import check_checkpoint_name, check_task_pathspec
 
 CKPT_DIR = "_checkpoints"
 
@@ -41,7 +42,7 @@ def list_checkpoints(fds: FlowDatastore, pathspec: str, name: str | None = None)
     for entry, is_dir in fds.storage.list_dir(_records_dir(pathspec)):
         if is_dir or not entry.endswith(".json"):
             continue
-        rec = fds.read_json(f"{_records_dir(pathspec)}/{entry}")
+        rec = fds.read_json(f"{_records_dir(pathspec)}/{entry}", f"Checkpoint {entry[:-5]}")
         if rec and (name is None or rec.get("name") == name):
             records.append(rec)
     return sorted(records, key=lambda r: (r["created_at"], r["id"]), reverse=True)
@@ -67,6 +68,7 @@ class Checkpointer:
         latest: bool = True,
     ) -> dict:
         """Store ``path`` (default: ``directory``) and return its reference record."""
+        check_checkpoint_name(name, "current.checkpoint.save")
         path = path or self.directory
         if not os.path.exists(path):
             raise CheckpointError(f"Cannot save checkpoint {name!r}: {path} does not exist.")
@@ -118,6 +120,7 @@ class Checkpointer:
     def list(self, name: str | None = None, task: Any = None) -> list[dict]:
         """Checkpoints of this task (or of ``task``: a pathspec or a client Task)."""
         pathspec = self._pathspec if task is None else getattr(task, "pathspec", task)
+        check_task_pathspec(str(pathspec), "current.checkpoint.list(task=...)")
         return list_checkpoints(self._fds, pathspec, name)
 
     def _resolve(self, reference: dict | str) -> dict:

@@ -176,8 +176,11 @@ def build_cli(flow_cls: type):
         state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
     ):
         """Run the flow locally."""
+        from .ids import check_tag
         from .run import start_run
 
+        for tag in tags:
+            check_tag(tag, "--tag")
         state.validate()
         decos = _with_decorators(with_specs)
         values = parse_params(flow_cls, raw)
@@ -226,8 +229,20 @@ def build_cli(flow_cls: type):
         catch_fallback,
     ):
         """Run one task (used by the runtime and by remote executors)."""
+        from . import ids
         from .task import TaskSpec, run_task
 
+        ids.check_run_id(run_id, "--run-id")
+        ids.check_task_id(task_id, "--task-id")
+        inputs = [ids.check_input_path(p) for p in input_paths.split(",") if p]
+        for tag in tags:
+            ids.check_tag(tag, "--tag")
+        if origin_run_id is not None:
+            ids.check_run_id(origin_run_id, "--origin-run-id")
+        if origin_task is not None:
+            ids.check_task_pathspec(origin_task, "--origin-task")
+        if attempt < 0:
+            raise ids.InvalidId(f"Invalid --attempt {attempt}: attempts count from 0.")
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
@@ -243,7 +258,7 @@ def build_cli(flow_cls: type):
             step_name=step_name,
             task_id=task_id,
             attempt=attempt,
-            input_paths=[p for p in input_paths.split(",") if p],
+            input_paths=inputs,
             split_index=split_index,
             max_num_splits=max_num_splits,
             user=run.get("user", ""),
@@ -316,10 +331,13 @@ def build_cli(flow_cls: type):
 
 
 def _task_paths(state: _State, pathspec: str) -> list[str]:
+    from . import ids
+
     parts = pathspec.strip("/").split("/")
     flow = state.flow_cls.__name__
     if len(parts) not in (2, 3):
-        raise MetaflowlikeException(f'Expected RUN_ID/STEP[/TASK_ID], got "{pathspec}".')
+        raise MetaflowlikeException(f"Expected RUN_ID/STEP[/TASK_ID], got {ids.shown(pathspec)}.")
+    ids.check_pathspec_parts([flow, *parts], "the pathspec")
     run_id, step = parts[0], parts[1]
     if state.fds.read_run(flow, run_id) is None:
         raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
@@ -348,6 +366,25 @@ def print_error(e: MetaflowlikeException) -> None:
     sys.stderr.flush()
 
 
+def _show_our_warnings_plainly() -> None:
+    """Print metaflowlike's own warnings (a damaged record...) as one line each, like
+    the errors, instead of with the file and line of the framework code that raised
+    them; any other warning keeps Python's usual format."""
+    import warnings
+
+    from .exceptions import DamagedRecordWarning
+
+    python_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DamagedRecordWarning):
+            sys.stderr.write(f"Warning: {message}\n")
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(flow_cls: type, args: list[str] | None = None) -> None:
     """Entry point used by ``FlowSpec.__init__`` when a flow file is run."""
     argv = sys.argv[1:] if args is None else list(args)
@@ -362,6 +399,7 @@ def main(flow_cls: type, args: list[str] | None = None) -> None:
         sys.exit(0)
     import click
 
+    _show_our_warnings_plainly()
     try:
         build_cli(flow_cls).main(
             args=args, prog_name=os.path.basename(sys.argv[0]), standalone_mode=False

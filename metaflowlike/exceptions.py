@@ -55,6 +55,10 @@ class NotFound(MetaflowlikeException):
     headline = "Not found"
 
 
+class DamagedRecordWarning(UserWarning):
+    """A run or task record in the datastore is damaged: it is skipped, as if absent."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' Did you mean "x"?' when a close match exists, else ''."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)

@@ -177,6 +177,12 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"resume reuses the parameters of the origin run; --{given[0]} cannot be "
                 "changed. Start a new run with `run` instead."
             )
+        from .ids import check_run_id, check_tag
+
+        if origin_run_id is not None:
+            check_run_id(origin_run_id, "--origin-run-id")
+        for tag in tags:
+            check_tag(tag, "--tag")
         state.validate()
         fds, graph, flow = state.fds, state.graph, flow_cls.__name__
         if origin_run_id is None:

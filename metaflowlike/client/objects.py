@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ..exceptions import did_you_mean
+from ..ids import is_valid
 from .settings import (
     MetaflowNotFound,
     MetaflowObject,
@@ -102,7 +103,8 @@ class Flow(MetaflowObject):
         return Run(f"{self.id}/{run_id}")
 
     def __contains__(self, run_id: str) -> bool:
-        return self._store.run_record(self.id, str(run_id)) is not None
+        run_id = str(run_id)
+        return is_valid("run id", run_id) and self._store.run_record(self.id, run_id) is not None
 
     @property
     def latest_run(self) -> Run | None:

@@ -13,6 +13,7 @@ from typing import Any
 from .. import config
 from ..datastore.task_datastore import FlowDatastore
 from ..exceptions import MetaflowlikeException, NotFound
+from ..ids import InvalidId, check_pathspec_parts, shown
 
 
 class MetaflowNotFound(NotFound, KeyError):
@@ -31,7 +32,7 @@ class MetaflowNamespaceMismatch(MetaflowlikeException):
     headline = "Not in the current namespace"
 
 
-class MetaflowInvalidPathspec(MetaflowlikeException):
+class MetaflowInvalidPathspec(InvalidId):
     headline = "Invalid pathspec"
 
 
@@ -121,8 +122,12 @@ def _parse(pathspec: str, n: int, kind: str, example: str) -> list[str]:
     parts = str(pathspec).strip("/").split("/") if pathspec else []
     if len(parts) != n or not all(parts):
         raise MetaflowInvalidPathspec(
-            f'A {kind} pathspec looks like "{example}", got "{pathspec}".'
+            f'A {kind} pathspec looks like "{example}", got {shown(pathspec)}.'
         )
+    try:  # every part becomes a path in the datastore: check it against the grammar
+        check_pathspec_parts(parts, f"the {kind} pathspec")
+    except InvalidId as e:
+        raise MetaflowInvalidPathspec(str(e)) from None
     return parts
 
 

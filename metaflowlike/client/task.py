@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..datastore.task_datastore import FlowDatastore
+from ..datastore.task_datastore import (
+    DamagedRecord,
+    FlowDatastore,
+    finished_attempts,
+    is_manifest,
+    warn_damaged,
+)
 from ..exceptions import did_you_mean
 from .settings import (
     MetaflowArtifactNotFound,
@@ -60,7 +66,7 @@ class Task(MetaflowObject):
         names = run._store.storage.list_dir(self._dir)
         if not names:  # the folder appears when the first attempt starts
             raise MetaflowNotFound(f"Task {self.pathspec} does not exist in {get_metadata()}.")
-        self._attempts = sorted(int(n[:-5]) for n, d in names if not d and n.endswith(".done"))
+        self._attempts = finished_attempts(names)
         if attempt is not None:
             if attempt not in self._attempts:
                 raise MetaflowNotFound(f"Task {self.pathspec} has no finished attempt {attempt}.")
@@ -82,6 +88,7 @@ class Task(MetaflowObject):
         self._attempt: int | None = None
         self._marker: dict | None = None
         self._info: dict | None = None
+        self._damaged = False
 
     def _run_record(self) -> dict:
         return self._step._run._record
@@ -99,10 +106,21 @@ class Task(MetaflowObject):
         return self._attempt
 
     def _read(self, name: str) -> dict:
+        """One record of the current attempt, read lazily. A damaged one (a torn or
+        garbled file) makes the task unreadable: a warning says so, and the task then
+        looks unfinished, as it does to ``resume``."""
         attempt = self.current_attempt
         if attempt is None:
             return {}
-        return self._fds.read_json(f"{self._dir}/{attempt}{name}") or {}
+        try:
+            doc = self._fds.read_record(f"{self._dir}/{attempt}{name}") or {}
+            if name == "/task.json" and not is_manifest(doc.get("artifacts", {})):
+                raise DamagedRecord("its artifact manifest is malformed")
+            return doc
+        except DamagedRecord as e:
+            self._damaged = True
+            warn_damaged(f"Task {self.pathspec}", self._fds.storage.url(self._dir), str(e))
+            return {}
 
     def _done(self) -> dict:
         if self._marker is None:
@@ -115,7 +133,8 @@ class Task(MetaflowObject):
         return self._info
 
     def _manifest(self) -> dict[str, list]:
-        return self._task_info().get("artifacts", {})
+        info = self._task_info()  # first: a damaged manifest makes the task unfinished
+        return info.get("artifacts", {}) if self.finished else {}
 
     def _load(self, key: str) -> Any:
         return self._fds.cas.load(key)
@@ -147,6 +166,10 @@ class Task(MetaflowObject):
         return DataArtifact._make(self, name, manifest[name])
 
     def _missing(self, name: str) -> str:
+        if self._damaged:
+            return (
+                f"Task {self.pathspec} is unreadable (its record is damaged): no artifact '{name}'."
+            )
         if self.current_attempt is None:
             return f"Task {self.pathspec} has not finished: it has no artifact '{name}' yet."
         return f"Task {self.pathspec} has no artifact '{name}'." + did_you_mean(
@@ -161,11 +184,11 @@ class Task(MetaflowObject):
 
     @property
     def finished(self) -> bool:
-        return self.current_attempt is not None
+        return bool(self._done()) and not self._damaged
 
     @property
     def successful(self) -> bool:
-        return self._done().get("status") == "ok"
+        return self._done().get("status") == "ok" and not self._damaged
 
     @property
     def created_at(self) -> datetime | None:
@@ -178,7 +201,7 @@ class Task(MetaflowObject):
     @property
     def exception(self) -> TaskException | None:
         """What made the task fail (type, message, traceback); None if it succeeded."""
-        if self.current_attempt is None or self.successful:
+        if not self.finished or self.successful:
             return None
         exc = self._task_info().get("exception")
         if exc:

@@ -11,6 +11,7 @@ import errno
 import os
 import tempfile
 
+from ..ids import check_storage_path
 from .storage import Storage, StorageError
 
 TMP_PREFIX = ".tmp-"
@@ -29,7 +30,9 @@ class LocalStorage(Storage):
         return os.path.join(os.getcwd(), ".metaflowlike")
 
     def _full(self, path: str) -> str:
-        return os.path.join(self.root, *path.split("/")) if path else self.root
+        if not path:
+            return self.root
+        return os.path.join(self.root, *check_storage_path(path).split("/"))
 
     def local_path(self, path: str) -> str:
         return self._full(path)

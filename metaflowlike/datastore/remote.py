@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..ids import check_storage_path
 from .retry import RetryPolicy
 from .storage import Storage, StorageError, join
 
@@ -80,7 +81,10 @@ class RemoteStorage(Storage):
 
     def key(self, path: str) -> str:
         """The object name of ``path`` inside the bucket."""
-        return join(self.prefix, path) if self.prefix else path.strip("/")
+        path = path.strip("/")
+        if path:
+            check_storage_path(path)
+        return join(self.prefix, path) if self.prefix else path
 
     def dir_key(self, path: str) -> str:
         """The listing prefix of directory ``path`` ('' or ending with '/')."""

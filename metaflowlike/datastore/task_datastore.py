@@ -17,14 +17,37 @@ resume runs it again. Every file is written atomically by the storage layer.
 from __future__ import annotations
 
 import json
+import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import DamagedRecordWarning
 from .content_store import ContentStore, StoredArtifact
 from .storage import Storage
 
 FLOWS = "flows"
+#: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
+_MARKER = re.compile(r"(0|[1-9][0-9]{0,5})\.done\Z")
+
+
+class DamagedRecord(Exception):
+    """A JSON record exists but cannot be read (truncated, garbled, not an object)."""
+
+
+def finished_attempts(names: list[tuple[str, bool]]) -> list[int]:
+    """Attempt numbers of the completion markers among a task folder's entries."""
+    return sorted(int(n[:-5]) for n, is_dir in names if not is_dir and _MARKER.match(n))
+
+
+def warn_damaged(what: str, path: str, why: str) -> None:
+    """Say once that ``what`` is unreadable and is treated as if it did not exist."""
+    warnings.warn(
+        f"{what} is unreadable and is skipped: its record {path} is damaged ({why}).",
+        DamagedRecordWarning,
+        stacklevel=3,
+    )
 
 
 def _dumps(obj: Any) -> bytes:
@@ -71,17 +94,40 @@ class FlowDatastore:
     def write_run_done(self, flow: str, run_id: str, record: dict[str, Any]) -> None:
         self.storage.put_bytes(f"{self.run_dir(flow, run_id)}/_done.json", _dumps(record))
 
-    def read_json(self, path: str) -> dict[str, Any] | None:
+    def read_record(self, path: str) -> dict[str, Any] | None:
+        """The JSON object at ``path``; None if it is missing; ``DamagedRecord`` if it
+        exists but is not a readable JSON object (a torn or garbled file)."""
         try:
-            return json.loads(self.storage.get_bytes(path))
+            raw = self.storage.get_bytes(path)
         except FileNotFoundError:
+            return None
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError as e:
+            where = "it is empty" if not raw.strip() else f"invalid JSON at byte {e.pos}"
+            raise DamagedRecord(f"{where}: truncated or garbled") from None
+        except ValueError:  # bytes that are not UTF-8 text
+            raise DamagedRecord("not text: garbled") from None
+        if not isinstance(doc, dict):
+            raise DamagedRecord(f"a JSON {type(doc).__name__} instead of an object")
+        return doc
+
+    def read_json(self, path: str, what: str = "") -> dict[str, Any] | None:
+        """Like :meth:`read_record`, but a damaged record counts as missing, with a
+        warning naming ``what`` it belonged to."""
+        try:
+            return self.read_record(path)
+        except DamagedRecord as e:
+            warn_damaged(what or f"The record {path}", self.storage.url(path), str(e))
             return None
 
     def read_run(self, flow: str, run_id: str) -> dict[str, Any] | None:
-        return self.read_json(f"{self.run_dir(flow, run_id)}/_run.json")
+        path = f"{self.run_dir(flow, run_id)}/_run.json"
+        return self.read_json(path, f"Run {flow}/{run_id}")
 
     def read_run_done(self, flow: str, run_id: str) -> dict[str, Any] | None:
-        return self.read_json(f"{self.run_dir(flow, run_id)}/_done.json")
+        path = f"{self.run_dir(flow, run_id)}/_done.json"
+        return self.read_json(path, f"The end record of run {flow}/{run_id}")
 
     def list_flows(self) -> list[str]:
         return sorted(n for n, is_dir in self.storage.list_dir(FLOWS) if is_dir)
@@ -99,8 +145,7 @@ class FlowDatastore:
 
     def attempts(self, flow: str, run_id: str, step: str, task_id: str) -> list[int]:
         """Attempt numbers whose completion marker exists, ascending."""
-        names = self.storage.list_dir(self.task_dir(flow, run_id, step, task_id))
-        return sorted(int(n[:-5]) for n, d in names if not d and n.endswith(".done"))
+        return finished_attempts(self.storage.list_dir(self.task_dir(flow, run_id, step, task_id)))
 
     def write_task(
         self,
@@ -129,7 +174,10 @@ class FlowDatastore:
         self.storage.put_bytes(f"{_task_path(pathspec)}/{attempt}.done", _dumps(record))
 
     def read_task(self, pathspec: str, attempt: int | None = None) -> TaskRecord | None:
-        """The record of ``attempt`` (default: the latest finished one), or None."""
+        """The record of ``attempt`` (default: the latest finished one), or None.
+
+        A damaged marker or manifest makes the attempt unreadable: None, with a warning,
+        so that listings skip it and ``resume`` runs the task again."""
         flow, run_id, step, task_id = pathspec.split("/")
         if attempt is None:
             done = self.attempts(flow, run_id, step, task_id)
@@ -137,12 +185,25 @@ class FlowDatastore:
                 return None
             attempt = done[-1]
         base = _task_path(pathspec)
-        marker = self.read_json(f"{base}/{attempt}.done")
-        if marker is None:
+        try:
+            marker = self.read_record(f"{base}/{attempt}.done")
+            if marker is None:
+                return None
+            # a task killed before writing task.json is known by its marker alone
+            info = self.read_record(f"{base}/{attempt}/task.json") or {}
+            artifacts = info.pop("artifacts", {})
+            if not is_manifest(artifacts):
+                raise DamagedRecord("its artifact manifest is malformed")
+        except DamagedRecord as e:
+            warn_damaged(f"Task {pathspec}", self.storage.url(f"{base}/{attempt}"), str(e))
             return None
-        info = self.read_json(f"{base}/{attempt}/task.json") or {}
-        artifacts = info.pop("artifacts", {})
         return TaskRecord(pathspec, attempt, artifacts, info, marker)
+
+
+def is_manifest(artifacts: object) -> bool:
+    return isinstance(artifacts, dict) and all(
+        isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) for v in artifacts.values()
+    )
 
 
 def _task_path(pathspec: str) -> str:
