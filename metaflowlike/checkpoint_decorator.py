@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from typing import Any
 
 from .current import current
+from .datastore import scratch
 from .datastore.task_datastore import FlowDatastore
 from .decorators import StepDecorator
 from .exceptions import MetaflowlikeException
@@ -55,7 +55,7 @@ class Checkpointer:
         self, fds: FlowDatastore, pathspec: str, attempt: int, root: str | None = None
     ) -> None:
         self._fds, self._pathspec, self._attempt = fds, pathspec, attempt
-        self.directory = tempfile.mkdtemp(prefix="mfl-checkpoint-", dir=root)
+        self.directory = scratch.mkdtemp(scratch.CHECKPOINT, dir=root)
         self.is_loaded = False
         self.info: dict | None = None
         self._counter = 0

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
+from .lifeline import TaskStopped, end_stopped_task
 from .parameters import Parameter
 
 
@@ -229,8 +230,11 @@ def build_cli(flow_cls: type):
         catch_fallback,
     ):
         """Run one task (used by the runtime and by remote executors)."""
-        from . import ids
+        from . import ids, lifeline
         from .task import TaskSpec, run_task
+
+        parent = lifeline.parent_from_env()  # launched by a local runtime: die with it
+        lifeline.become_task(parent, owns_group=parent is not None)
 
         ids.check_run_id(run_id, "--run-id")
         ids.check_task_id(task_id, "--task-id")
@@ -416,4 +420,6 @@ def main(flow_cls: type, args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except TaskStopped:  # a ``step`` asked to stop has unwound: end its process group
+        end_stopped_task()
     sys.exit(0)

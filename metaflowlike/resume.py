@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .exceptions import MetaflowlikeException, did_you_mean
+from .owners import Owner
 
 
 class ResumeError(MetaflowlikeException):
@@ -129,6 +130,40 @@ class _Shown(str):
         return str(self)
 
 
+def run_state(fds: Any, flow: str, run_id: str) -> str:
+    """``"ended"``, ``"running"``, or ``"unknown"`` (no end record and its runtime is on
+    another machine). A run ended when its end record exists or its runtime is gone
+    (killed runtimes write no end record)."""
+    if fds.read_run_done(flow, run_id) is not None:
+        return "ended"
+    owner = Owner.from_record((fds.read_run(flow, run_id) or {}).get("runtime"))
+    if owner is None:
+        return "ended"  # a run record without an owner (older versions): cannot run now
+    alive = owner.alive()
+    return "unknown" if alive is None else "running" if alive else "ended"
+
+
+def latest_ended_run(fds: Any, flow: str) -> str:
+    """The id of the latest run of ``flow`` that ended; refuses if there is none."""
+    runs = sorted(fds.list_runs(flow), key=lambda r: (len(r), r), reverse=True)
+    skipped = []
+    for run_id in runs:
+        if fds.read_run(flow, run_id) is None:
+            continue  # a folder whose runtime died before writing the record
+        state = run_state(fds, flow, run_id)
+        if state == "ended":
+            return run_id
+        skipped.append(
+            f"{run_id} ({'still running' if state == 'running' else 'may be running on another machine'})"
+        )
+    if not skipped:
+        raise ResumeError(f"There is no run of {flow} to resume in {fds.storage.url()}.")
+    raise ResumeError(
+        f"No run of {flow} has ended yet: {', '.join(skipped)}. Wait for one to end, or "
+        "name a run with --origin-run-id."
+    )
+
+
 def _split_index(info: dict) -> int | None:
     stack = info.get("foreach_stack") or []
     inputs = info.get("input_paths") or []
@@ -186,13 +221,16 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
         state.validate()
         fds, graph, flow = state.fds, state.graph, flow_cls.__name__
         if origin_run_id is None:
-            runs = sorted(fds.list_runs(flow), key=lambda r: (len(r), r))
-            if not runs:
-                raise ResumeError(f"There is no run of {flow} to resume in {fds.storage.url()}.")
-            origin_run_id = runs[-1]
+            origin_run_id = latest_ended_run(fds, flow)
+            click.echo(f"Resuming run {flow}/{origin_run_id}, the latest run that ended.")
         origin = fds.read_run(flow, origin_run_id)
         if origin is None:
             raise ResumeError(f"No run {flow}/{origin_run_id} in {fds.storage.url()}.")
+        if run_state(fds, flow, origin_run_id) == "running":
+            raise ResumeError(
+                f"Run {flow}/{origin_run_id} is still running: wait for it to end (or stop "
+                "it) before resuming it."
+            )
         missing = [s for s in fds.list_steps(flow, origin_run_id) if s not in graph]
         if missing:
             raise ResumeError(

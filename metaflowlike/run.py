@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
-from .datastore.storage import StorageUnreachable
+from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
+from .owners import me
 from .reporter import Reporter
-from .runtime import Runtime, new_run_id
+from .runtime import Runtime, check_resources, new_run_id
 
 
 def system_tags(user: str) -> list[str]:
@@ -43,6 +44,7 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
+    check_resources(graph, with_decorators)  # a refused run must leave no record
     environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
@@ -62,6 +64,7 @@ def execute(
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
+            "runtime": me().record(),  # while it lives and no _done.json exists: running
             "environment": environments.record(),
         },
     )
@@ -127,8 +130,14 @@ def execute(
         ok = runtime.execute()
     except StorageUnreachable:
         raise  # recording the end of the run would only fail again
-    except BaseException:
-        fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+    except BaseException as e:
+        try:
+            fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+        except StorageError:
+            if not isinstance(e, StorageError):
+                raise
+            # the store's own failure (a full disk...) is what the user must read; the
+            # run counts as ended anyway once its runtime is gone
         reporter.run_finished(False, flow, run_id)
         raise
     else:

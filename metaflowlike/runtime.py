@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifeline
+from .datastore import scratch
 from .datastore.local_storage import describe_os_error
-from .datastore.storage import StorageError, StorageUnreachable
+from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
@@ -99,8 +102,11 @@ class Runtime:
         self.task_counter = 0
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
-        _prctl()  # load it once here, not in every forked task
-        self.spool = tempfile.mkdtemp(prefix="mfl-logs-", dir=fds.storage.spool_dir())
+        lifeline.preload()  # once here, not in every forked task
+        spool_dir = fds.storage.spool_dir()
+        # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
+        self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
+        self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
 
@@ -168,7 +174,6 @@ class Runtime:
 
     def execute(self) -> bool:
         """Run the whole flow; True if every task succeeded."""
-        self._check_resources()
         self._new_task("start", [])
         interrupted = False
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -182,19 +187,17 @@ class Runtime:
             interrupted = True
             self.reporter.interrupted()
             self._kill_all("interrupted (Ctrl-C)")
-        except StorageUnreachable:
-            # The datastore is out of reach: stop the tasks without trying to record
-            # them (they stay invisible, so a resume reruns them) and report it once.
-            self._kill_all("the datastore is unreachable", record=False)
+        except StorageError:
+            # The datastore is out of reach or full: stop the tasks without trying to
+            # record them (they stay invisible, so a resume reruns them) and report it
+            # once.
+            self._kill_all("the datastore cannot be written", record=False)
             raise
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self._kill_all("the runtime stopped")
             self.selector.close()
-            try:
-                os.rmdir(self.spool)
-            except OSError:
-                pass
+            shutil.rmtree(self.spool, ignore_errors=True)
         if interrupted:
             raise KeyboardInterrupt
         return not self.failed and not self.queue
@@ -217,24 +220,7 @@ class Runtime:
         return step_decorators(self.graph[step], self.with_decorators)
 
     def _request(self, spec: TaskSpec) -> dict[str, float]:
-        need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
-        for deco in self._decorators(spec.step_name):
-            for k, v in deco.resources().items():
-                need[k] = max(need[k], v)
-        return need
-
-    def _check_resources(self) -> None:
-        """Refuse up front a step that asks for more than this machine has."""
-        for node in self.graph:
-            need = self._request(TaskSpec(self.flow_name, "", node.name, ""))
-            for k, v in need.items():
-                if v > self.capacity[k]:
-                    unit = " MB" if k == "memory" else ""
-                    raise MetaflowlikeException(
-                        f'Step "{node.name}" asks for {k}={v:g}{unit} but this machine has '
-                        f"{self.capacity[k]:g}{unit}. Lower the @resources request or run the "
-                        f"step remotely (e.g. --with kubernetes)."
-                    )
+        return _need(self._decorators(spec.step_name))
 
     def _try_clone(self, spec: TaskSpec) -> bool:
         info = self.clone(spec)
@@ -272,7 +258,9 @@ class Runtime:
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **env},
+                # the task dies with the runtime, as a forked one does
+                preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
+                env={**os.environ, **env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
             )
             pid = proc.pid
             fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
@@ -305,9 +293,8 @@ class Runtime:
                 os.setpgid(0, 0)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
-                # takes the task's whole process group down with it.
-                signal.signal(signal.SIGTERM, _kill_own_group)
-                _die_with_parent(parent)
+                # unwinds the task, then takes its whole process group down.
+                lifeline.become_task(parent)
                 os.dup2(w_out, 1)
                 os.dup2(w_err, 2)
                 for fd in (r_out, w_out, r_err, w_err):
@@ -324,6 +311,8 @@ class Runtime:
                     self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators
                 )
                 code = 0 if ok else 1
+            except lifeline.TaskStopped:
+                lifeline.end_stopped_task()
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -354,10 +343,14 @@ class Runtime:
         now = time.time()
         for worker in list(self.running.values()):
             if worker.deadline and now > worker.deadline and worker.exit_status is None:
-                worker.killed_reason = (
-                    f"timed out after {worker.deadline - worker.started:.0f} seconds"
-                )
-                _killpg(worker.pid, signal.SIGKILL)
+                if worker.killed_reason is None:  # stop it gracefully, then for good
+                    worker.killed_reason = (
+                        f"timed out after {worker.deadline - worker.started:.0f} seconds"
+                    )
+                    _killpg(worker.pid, signal.SIGTERM)
+                    worker.deadline = now + lifeline.STOP_GRACE + 1
+                else:
+                    _killpg(worker.pid, signal.SIGKILL)
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
@@ -388,7 +381,10 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
-            worker.logs[stream].write(data)
+            try:
+                worker.logs[stream].write(data)
+            except OSError as e:
+                raise _spool_error(worker.spec, worker.logs[stream].name, e) from None
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
 
     def _close(self, worker: Worker, fd: int) -> None:
@@ -411,7 +407,10 @@ class Runtime:
         if death:
             worker.logs["stderr"].write(death.encode())
         for stream, f in worker.logs.items():
-            f.close()
+            try:
+                f.close()
+            except OSError as e:
+                raise _spool_error(spec, f.name, e) from None
             self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
                 os.unlink(f.name)
@@ -459,7 +458,7 @@ class Runtime:
             return
         for worker in self.running.values():
             _killpg(worker.pid, signal.SIGTERM)
-        deadline = time.time() + 3
+        deadline = time.time() + lifeline.STOP_GRACE + 1  # each task ends itself within STOP_GRACE
         while time.time() < deadline:
             for w in self.running.values():
                 w.exit_status = _poll(w)
@@ -478,21 +477,30 @@ class Runtime:
             for fd in list(worker.fds):
                 try:
                     self._read(worker, fd, worker.fds[fd])
-                except (OSError, KeyError):
+                except (OSError, KeyError, StorageError):
                     pass
                 if fd in worker.fds:
                     self._close(worker, fd)
             worker.spec.max_retries = 0
             if not record:
-                del self.running[worker.pid]
-                for f in worker.logs.values():
-                    f.close()
-                    os.unlink(f.name)
+                self._forget(worker)
                 continue
             try:
                 self._finish(worker)
+            except StorageError:
+                record = False  # the store failed: record none of the others either
+                self._forget(worker)
             except Exception:
                 traceback.print_exc()
+
+    def _forget(self, worker: Worker) -> None:
+        """Drop a stopped task without recording it: a resume reruns it."""
+        self.running.pop(worker.pid, None)
+        for f in worker.logs.values():
+            try:
+                f.close()
+            except OSError:
+                pass  # its spool folder is removed as a whole at the end
 
 
 def _death_line(worker: Worker) -> str | None:
@@ -510,30 +518,35 @@ def _death_line(worker: Worker) -> str | None:
     return f"\n[metaflowlike] The task process was killed by signal {-status} ({name}).\n"
 
 
-def _kill_own_group(signum, frame):
-    os.killpg(0, signal.SIGKILL)
+def _need(decorators: list) -> dict[str, float]:
+    """What a step's decorators ask of the machine, per resource."""
+    need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
+    for deco in decorators:
+        for k, v in deco.resources().items():
+            need[k] = max(need[k], v)
+    return need
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGTERM this task if the runtime dies (Linux), so a killed
-    runtime leaves no orphan task running user code behind a later resume."""
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the runtime died before prctl took effect
-        _kill_own_group(signal.SIGTERM, None)
+def check_resources(graph: Any, with_decorators: list | None = None) -> None:
+    """Refuse up front a step that asks for more than this machine has (before the run
+    exists: a refused run leaves nothing behind)."""
+    capacity = machine_capacity()
+    for node in graph:
+        for k, v in _need(step_decorators(node, with_decorators or [])).items():
+            if v > capacity[k]:
+                unit = " MB" if k == "memory" else ""
+                raise MetaflowlikeException(
+                    f'Step "{node.name}" asks for {k}={v:g}{unit} but this machine has '
+                    f"{capacity[k]:g}{unit}. Lower the @resources request or run the "
+                    f"step remotely (e.g. --with kubernetes)."
+                )
 
 
-@functools.cache
-def _prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
+def _spool_error(spec: TaskSpec, path: str, e: OSError) -> StorageError:
+    return StorageError(
+        f"Cannot keep the output of task {spec.pathspec} in {path}: {describe_os_error(e)}. "
+        "The run was stopped; make room and `resume` it."
+    )
 
 
 def _raise_interrupt(signum, frame):

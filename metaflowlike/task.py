@@ -24,6 +24,7 @@ from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
+from .lifeline import TaskStopped
 
 
 @dataclass
@@ -174,6 +175,8 @@ def run_task(
             if frozen:
                 info["foreach_values"] = frozen
         ok = True
+    except TaskStopped:
+        raise  # stopped from outside: whoever stopped it records why; nothing is kept
     except BaseException as e:  # noqa: BLE001 - everything is recorded, then reported
         info["exception"] = {
             "type": f"{type(e).__module__}.{type(e).__qualname__}".removeprefix("builtins."),

@@ -274,10 +274,11 @@ if __name__ == "__main__":
 """
 
 
-def test_sigkill_of_the_runtime_leaves_nothing_half_done(make_flow, tmp_path):
+@pytest.mark.parametrize("launcher", ["fork", "subprocess"])
+def test_sigkill_of_the_runtime_leaves_nothing_half_done(make_flow, tmp_path, launcher):
     go = tmp_path / "go"
     flow = make_flow(ORPHAN_FLOW.replace("@GO@", repr(str(go))))
-    run = Running(flow, "run", env={"HOLD": "1"})
+    run = Running(flow, "run", "--launcher", launcher, env={"HOLD": "1"})
     pids = [int(m.group(1)) for m in run.expect(r"PID (\d+)", count=3)]
     os.kill(run.pid, signal.SIGKILL)
     assert run.wait() == -signal.SIGKILL
@@ -498,6 +499,71 @@ def test_full_disk_fails_the_task_clearly_and_resume_completes(make_flow, tmp_pa
     finally:
         if mechanism == "tmpfs":
             subprocess.run(["umount", "-l", str(flow.root)], capture_output=True)
+
+
+LOUD_FLOW = """
+import os
+from metaflowlike import FlowSpec, step
+
+class LoudFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(2))
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        print("PID", os.getpid(), flush=True)
+        if self.input == 0:
+            for i in range(40000):  # ~4 MB of output, on a file system with ~2 MB free
+                print(f"line {i:06d} " + "x" * 90)
+        else:
+            import time; time.sleep(1)
+        self.v = self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.v for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    LoudFlow()
+"""
+
+
+def test_a_full_disk_while_spooling_logs_stops_the_run_clearly(make_flow):
+    flow = make_flow(LOUD_FLOW)
+    if not _tmpfs(flow.root, "2m"):
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        run = Running(flow, "run")
+        pids = [int(m.group(1)) for m in run.expect(r"PID (\d+)", count=2)]
+        assert run.wait() != 0
+        err = "".join(run.err)
+        assert "Traceback" not in err and "disk is full" in err, run.output
+        # one paragraph naming the task whose output could not be kept; _done.json is
+        # not blamed
+        lines = [line for line in err.splitlines() if "disk is full" in line]
+        assert len(lines) == 1 and "LoudFlow" in lines[0] and "_done" not in err, err
+        assert wait_gone(pids, timeout=30) == [], "a task survived the stop"
+        assert not list((flow.root / ".spool").iterdir()), "the log spool was left behind"
+        origin = Flow("LoudFlow").latest_run
+        assert not origin.successful
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(flow.root)], check=True)
+        flow.run("resume")
+        resumed = Flow("LoudFlow").latest_run
+        assert resumed.successful and resumed.origin_pathspec == origin.pathspec
+        assert resumed["join"].task.data.total == 1
+        loud = [t for t in resumed["body"] if t.index == 0][0]
+        assert loud.stdout.count("\nline ") == 40000
+    finally:
+        subprocess.run(["umount", "-l", str(flow.root)], capture_output=True)
 
 
 @pytest.mark.parametrize("first_write", ["parameter", "run-folder"])

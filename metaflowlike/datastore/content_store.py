@@ -27,14 +27,14 @@ import hashlib
 import mmap
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .. import forksafe
 from ..exceptions import CorruptArtifact
-from . import serialization
+from . import scratch, serialization
 from .storage import Storage
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -47,6 +47,14 @@ PARALLEL_HASH_FROM = 16 << 20
 DATA_PREFIX = "data"
 
 _hash_pool: ThreadPoolExecutor | None = None
+
+
+@forksafe.reset_in_child
+def _forget_hash_pool() -> None:
+    """A forked child inherits the pool without its threads: work sent to it would
+    wait forever. The child builds its own on first use."""
+    global _hash_pool
+    _hash_pool = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,7 @@ class ContentStore:
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=False)
             return
-        fd, tmp = tempfile.mkstemp(dir=self.storage.spool_dir(), prefix=".tmp-blob-")
+        fd, tmp = scratch.mkstemp(scratch.BLOB, dir=self.storage.spool_dir())
         try:
             with os.fdopen(fd, "wb") as f:  # buffered: never a silent short write
                 for part in _encode(chunks):
@@ -236,7 +244,7 @@ class ContentStore:
         tmp = None
         try:
             if local is None:
-                fd, tmp = tempfile.mkstemp(prefix=".tmp-get-")
+                fd, tmp = scratch.mkstemp(scratch.DOWNLOAD)
                 os.close(fd)
                 self.storage.get_file(path, tmp)
                 local = tmp

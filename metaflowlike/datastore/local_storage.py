@@ -66,10 +66,12 @@ class LocalStorage(Storage):
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, full)
-        except OSError as e:
+        except BaseException as e:  # a stopped task unwinds through here too
             if tmp:
                 _silent_unlink(tmp)
-            raise self._error("write", full, e) from e
+            if isinstance(e, OSError):
+                raise self._error("write", full, e) from e
+            raise
 
     def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
         full = self._full(path)

@@ -2,8 +2,9 @@
 
 Each cloud backend is a :class:`RemoteStorage`: a root URL ``<scheme>://bucket/prefix``,
 one SDK client and one thread pool that are created lazily, shared by every thread and
-re-created after a ``fork`` (neither survives one), and every operation wrapped in the
-shared :class:`~.retry.RetryPolicy`. Pure Python: the SDKs are imported by the plugins.
+dropped in a forked child (neither survives a fork: see ``forksafe``), and every
+operation wrapped in the shared :class:`~.retry.RetryPolicy`. Pure Python: the SDKs are
+imported by the plugins.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .. import forksafe
 from ..ids import check_storage_path
 from .retry import RetryPolicy
 from .storage import Storage, StorageError, join
@@ -23,8 +24,6 @@ from .storage import Storage, StorageError, join
 T = TypeVar("T")
 
 _in_pool = threading.local()
-#: every live backend, so that a forked child can drop what it inherited
-_instances: weakref.WeakSet[RemoteStorage] = weakref.WeakSet()
 
 
 def parse_root(root: str, scheme: str) -> tuple[str, str]:
@@ -59,10 +58,9 @@ class RemoteStorage(Storage):
             backend=self.TYPE, is_transient=self._is_transient, secrets=self._secrets
         )
         self._lock = threading.Lock()
-        self._pid: int | None = None
         self._client_obj: Any = None
         self._pool_obj: ThreadPoolExecutor | None = None
-        _instances.add(self)
+        forksafe.track(self)
 
     # --- hooks for the subclasses ----------------------------------------------------
 
@@ -91,32 +89,24 @@ class RemoteStorage(Storage):
         k = self.key(path)
         return k + "/" if k else ""
 
-    def _fresh_process(self) -> None:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._client_obj = None
-            self._pool_obj = None
-
     def _after_fork(self) -> None:
         """In a forked child: the pool's threads do not exist there, the client's
         connections are shared with the parent and a lock may be held by a thread that
         did not survive. Start from scratch (lazily)."""
         self._lock = threading.Lock()
-        self._pid = None
-        self._fresh_process()
+        self._client_obj = None
+        self._pool_obj = None
 
     @property
     def client(self) -> Any:
         """The SDK client: thread safe, so one per process is shared by all threads."""
         with self._lock:
-            self._fresh_process()
             if self._client_obj is None:
                 self._client_obj = self._new_client()
             return self._client_obj
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
-            self._fresh_process()
             if self._pool_obj is None:
                 self._pool_obj = ThreadPoolExecutor(
                     max_workers=self.parallelism,
@@ -155,7 +145,7 @@ class RemoteStorage(Storage):
         """Release the thread pool (the client's connections close with it)."""
         with self._lock:
             pool, self._pool_obj = self._pool_obj, None
-        if pool is not None and self._pid == os.getpid():
+        if pool is not None:
             pool.shutdown(wait=False)
 
     def __repr__(self) -> str:
@@ -164,12 +154,3 @@ class RemoteStorage(Storage):
 
 def _mark_pool_thread() -> None:
     _in_pool.yes = True
-
-
-def _after_fork_in_child() -> None:
-    for storage in list(_instances):
-        storage._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)

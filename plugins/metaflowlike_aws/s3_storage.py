@@ -13,7 +13,6 @@ a few times ("standard" mode) and :class:`RetryPolicy` retries whole operations.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
 from metaflowlike.datastore.remote import RemoteStorage
@@ -67,7 +66,6 @@ class S3Storage(RemoteStorage):
         super().__init__(root)
         self._boto3 = _import_boto3()
         self._transfer_obj: Any = None
-        self._transfer_pid: int | None = None
         self._secret_values: list[str | None] = []
 
     # --- client ----------------------------------------------------------------------
@@ -93,7 +91,7 @@ class S3Storage(RemoteStorage):
         """One s3transfer manager per process: its threads do the parallel parts."""
         client = self.client
         with self._lock:
-            if self._transfer_obj is None or self._transfer_pid != os.getpid():
+            if self._transfer_obj is None:
                 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 
                 config = TransferConfig(
@@ -105,7 +103,6 @@ class S3Storage(RemoteStorage):
                     preferred_transfer_client="classic",
                 )
                 self._transfer_obj = create_transfer_manager(client, config)
-                self._transfer_pid = os.getpid()
             return self._transfer_obj
 
     def _secrets(self) -> list[str]:
@@ -241,7 +238,7 @@ class S3Storage(RemoteStorage):
     def close(self) -> None:
         with self._lock:
             transfer, self._transfer_obj = self._transfer_obj, None
-        if transfer is not None and self._transfer_pid == os.getpid():
+        if transfer is not None:
             transfer.shutdown()
         super().close()
 
