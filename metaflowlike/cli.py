@@ -313,6 +313,8 @@ def build_cli(flow_cls: type):
     @click.pass_obj
     def dump(state: _State, pathspec, max_value_size):
         """Print the artifacts of the finished task(s) RUN_ID/STEP[/TASK_ID]."""
+        from .exceptions import ArtifactLoadError
+
         for task_path in _task_paths(state, pathspec):
             rec = state.fds.read_task(task_path)
             if rec is None:
@@ -320,7 +322,10 @@ def build_cli(flow_cls: type):
             click.echo(f"{task_path} ({rec.status}):")
             for name in sorted(rec.artifacts):
                 key, size, type_name = rec.artifacts[name]
-                value = repr(state.fds.cas.load(key))
+                try:
+                    value = repr(state.fds.cas.load(key))
+                except ArtifactLoadError as e:
+                    value = f"<not loadable here: {e}>"
                 if len(value) > max_value_size:
                     value = value[:max_value_size] + "..."
                 click.echo(f"  {name} ({type_name}, {size} bytes) = {value}")

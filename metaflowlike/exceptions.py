@@ -39,8 +39,30 @@ class UnserializableArtifact(MetaflowlikeException):
     headline = "Artifact cannot be saved"
 
 
+class ArtifactLoadError(MetaflowlikeException):
+    """An artifact's bytes are intact but cannot be unpickled in this environment.
+
+    Raised with the unpickling error alone; :meth:`naming` adds which artifact of which
+    task it was, once a caller knows."""
+
+    headline = "Artifact cannot be loaded"
+
+    def naming(self, name: str, task: str, type_name: str = "") -> ArtifactLoadError:
+        of_type = f" of type {type_name}" if type_name else ""
+        return ArtifactLoadError(
+            f'Artifact "{name}"{of_type} from task {task} cannot be unpickled here: '
+            f"{self.message}. It needs the same modules and classes as the task that "
+            f"stored it: install them, or make them importable, and try again."
+        )
+
+
 class CorruptArtifact(MetaflowlikeException):
     headline = "Corrupt artifact"
+
+
+class DamagedBlob(CorruptArtifact):
+    """A blob's bytes do not decode or do not match its key (not merely missing, nor
+    written by another version): the content store sets it aside so that it heals."""
 
 
 class MergeArtifactsError(MetaflowlikeException):

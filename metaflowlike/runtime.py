@@ -605,23 +605,9 @@ def _poll(worker: Worker, block: bool = False) -> int | None:
 
 
 def new_run_id(fds: FlowDatastore, flow_name: str) -> str:
-    """A run id: microseconds since the epoch, unique even for runs started together."""
+    """A run id: microseconds since the epoch, claimed atomically in the datastore, so
+    unique even for runs started together (on any backend)."""
     candidate = int(time.time() * 1e6)
-    while True:
-        run_dir = fds.run_dir(flow_name, str(candidate))
-        local = fds.storage.local_path(run_dir)
-        if local is not None:
-            try:
-                os.makedirs(os.path.dirname(local), exist_ok=True)
-                os.mkdir(local)
-                return str(candidate)
-            except FileExistsError:
-                candidate += 1
-                continue
-            except OSError as e:
-                raise StorageError(
-                    f"local datastore: cannot create run folder {local}: {describe_os_error(e)}."
-                ) from None
-        if not fds.storage.exists(f"{run_dir}/_run.json"):
-            return str(candidate)
+    while not fds.claim_run(flow_name, str(candidate)):
         candidate += 1
+    return str(candidate)

@@ -22,7 +22,7 @@ from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .decorators import step_decorators
-from .exceptions import MetaflowlikeException
+from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 from .lifeline import TaskStopped
 
@@ -64,6 +64,8 @@ class _Loader:
         self.fds, self.flow_name = fds, flow_name
         self.records: dict[str, TaskRecord] = {}
         self.foreach_values: dict[tuple[str, str], Any] = {}
+        #: content key -> (artifact name, task it was read from, type): for error messages
+        self.origins: dict[str, tuple[str, str, str]] = {}
 
     def record(self, path: str) -> TaskRecord:
         if path not in self.records:
@@ -73,10 +75,16 @@ class _Loader:
                     f"Input task {self.flow_name}/{path} has no finished attempt."
                 )
             self.records[path] = rec
+            for name, entry in rec.artifacts.items():
+                self.origins.setdefault(entry[0], (name, rec.pathspec, entry[2]))
         return self.records[path]
 
     def load(self, key: str) -> Any:
-        return self.fds.cas.load(key)
+        try:
+            return self.fds.cas.load(key)
+        except ArtifactLoadError as e:
+            name, task, type_name = self.origins.get(key, (key, "an input task", ""))
+            raise e.naming(name, task, type_name) from None
 
     def foreach_item(self, frame: dict) -> Any:
         """The item of ``frame``; the list is loaded once per split task."""
@@ -251,6 +259,8 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
                 }
             )
     manifest.update(params)
+    for name, entry in params.items():
+        loader.origins.setdefault(entry[0], (name, f"{spec.flow_name}/{spec.run_id}", entry[2]))
     return ArtifactSource(manifest, loader.load, stack, loader.foreach_item), inputs, stack
 
 

@@ -140,6 +140,45 @@ def test_overwrite_false_keeps_the_existing_object(store, tmp_path):
     assert store.get_bytes("k") == b"fifth"
 
 
+def test_create_bytes_is_a_conditional_create(store):
+    """The server itself refuses the second create: if a backend ignored the
+    precondition, the second call would overwrite the object with its own bytes (and
+    report success), which this test catches by reading the object back. Verified this
+    way on moto 5.2 (PutObject with ``If-None-Match: *`` answers 412 PreconditionFailed),
+    Azurite (Put Blob with ``If-None-Match: *`` answers 409 BlobAlreadyExists) and
+    fake-gcs-server (an upload with ``ifGenerationMatch=0`` answers 412)."""
+    assert store.create_bytes("claims/a", b"first") is True
+    assert store.create_bytes("claims/a", b"second") is False
+    assert store.get_bytes("claims/a") == b"first"
+    # the same bytes again: a retried request whose first attempt got through
+    assert store.create_bytes("claims/a", b"first") is True
+
+
+def test_concurrent_claims_have_exactly_one_winner(make_store):
+    """Two clients (two runtimes starting a run) claim each path at the same instant:
+    a barrier releases both requests together, over separate connections, and exactly
+    one of them gets the object, on every backend, in every round."""
+    stores = [make_store("claims"), make_store("claims")]
+    for round_ in range(8):
+        barrier = threading.Barrier(2)
+        won: list[bool | None] = [None, None]
+
+        def claim(i: int, path: str, barrier: threading.Barrier, won: list) -> None:
+            barrier.wait()
+            won[i] = stores[i].create_bytes(path, f"runtime {i}".encode())
+
+        threads = [
+            threading.Thread(target=claim, args=(i, f"run/{round_}", barrier, won))
+            for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(won) == [False, True], won
+        assert stores[0].get_bytes(f"run/{round_}") == f"runtime {won.index(True)}".encode()
+
+
 def test_exists_and_exists_many(store):
     store.put_bytes("x/1", b"1")
     store.put_bytes("x/2", b"2")

@@ -19,7 +19,7 @@ from ..datastore.task_datastore import (
     is_manifest,
     warn_damaged,
 )
-from ..exceptions import did_you_mean
+from ..exceptions import ArtifactLoadError, did_you_mean
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
@@ -136,8 +136,12 @@ class Task(MetaflowObject):
         info = self._task_info()  # first: a damaged manifest makes the task unfinished
         return info.get("artifacts", {}) if self.finished else {}
 
-    def _load(self, key: str) -> Any:
-        return self._fds.cas.load(key)
+    def _load(self, key: str, name: str) -> Any:
+        try:
+            return self._fds.cas.load(key)
+        except ArtifactLoadError as e:
+            entry = self._manifest().get(name) or [key, 0, ""]
+            raise e.naming(name, self.pathspec, entry[2]) from None
 
     # --- artifacts -------------------------------------------------------------------
 
@@ -304,7 +308,7 @@ class DataArtifact(MetaflowObject):
     @property
     def data(self) -> Any:
         """The value, read from the datastore on every access."""
-        return self._task._load(self.sha)
+        return self._task._load(self.sha, self.id)
 
     @property
     def parent(self) -> Task:
@@ -331,7 +335,7 @@ class MetaflowData:
         entry = self._task._manifest().get(name)
         if entry is None:
             raise MetaflowArtifactNotFound(self._task._missing(name))
-        return self._task._load(entry[0])
+        return self._task._load(entry[0], name)
 
     def __contains__(self, name: str) -> bool:
         return name in self._task._manifest()

@@ -19,6 +19,11 @@ Random numbers and compressed data are stored raw instead of burning CPU for not
 and a large raw buffer is one contiguous, aligned run: loading it maps the file
 (copy-on-write) and hands the mapped bytes straight to the unpickler, so a 256 MB array
 costs no copy and no fresh memory. The key is verified on every read.
+
+A damaged blob heals: the read that finds it damaged moves it aside (to
+``data/_damaged/``), so the next save of the same value writes it again instead of
+trusting its mere existence. Saving on the local backend also checks that an existing
+blob starts like one (a torn write after a power loss leaves an empty or zeroed file).
 """
 
 from __future__ import annotations
@@ -27,15 +32,16 @@ import hashlib
 import mmap
 import os
 import struct
+import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import forksafe
-from ..exceptions import CorruptArtifact
+from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
-from .storage import Storage
+from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
 ZFRAME = struct.Struct("<cII")
@@ -45,6 +51,7 @@ PIECE_SIZE = 4 << 20
 SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
 DATA_PREFIX = "data"
+DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -156,28 +163,48 @@ class ContentStore:
             ser = serialization.serialize(obj, name)
             prepared.append((name, ser, content_key(pieces(ser.chunks))))
         keys = sorted({key for *_, key in prepared})
-        present = dict(zip(keys, self.storage.exists_many([blob_path(k) for k in keys])))
+        present = self._present(keys)
         to_write: dict[str, tuple] = {}
         for _, ser, key in prepared:
-            if not present[key]:
-                to_write.setdefault(key, (ser.chunks, ser.size))
+            if present[key] is not True:
+                to_write.setdefault(key, (ser.chunks, ser.size, present[key] is None))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
             name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
             for name, ser, key in prepared
         }
 
-    def _write(self, key: str, chunks: Sequence[memoryview], size: int) -> None:
+    def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
+        """For each key: True if its blob exists and looks whole, False if it is
+        absent, None if it exists but is visibly damaged (to be overwritten)."""
+        found = self.storage.exists_many([blob_path(k) for k in keys])
+        return {k: (self._looks_whole(k) or None) if ok else False for k, ok in zip(keys, found)}
+
+    def _looks_whole(self, key: str) -> bool:
+        """A cheap check of an existing blob where reading its first bytes is free
+        (the local backend): a full check would cost a read and a hash per save."""
+        local = self.storage.local_path(blob_path(key))
+        if local is None:
+            return True  # remote: a damaged blob is set aside by the read that finds it
+        try:
+            with open(local, "rb") as f:
+                return f.read(len(BLOB_MAGIC)) == BLOB_MAGIC
+        except OSError:
+            return False
+
+    def _write(
+        self, key: str, chunks: Sequence[memoryview], size: int, replace: bool = False
+    ) -> None:
         path = blob_path(key)
         if size <= SMALL_BLOB:
-            self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=False)
+            self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=replace)
             return
         fd, tmp = scratch.mkstemp(scratch.BLOB, dir=self.storage.spool_dir())
         try:
             with os.fdopen(fd, "wb") as f:  # buffered: never a silent short write
                 for part in _encode(chunks):
                     f.write(part)
-            self.storage.put_file(path, tmp, overwrite=False)
+            self.storage.put_file(path, tmp, overwrite=replace)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -194,8 +221,9 @@ class ContentStore:
             parts = pieces([view])
             try:
                 key = content_key(parts)
-                if not self.storage.exists(blob_path(key)):
-                    self._write(key, [view], size)
+                state = self._present([key])[key]
+                if state is not True:
+                    self._write(key, [view], size, replace=state is None)
             finally:
                 for p in parts:
                     p.release()
@@ -206,8 +234,9 @@ class ContentStore:
         """Store raw bytes (not a pickled object) content-addressed; return the key."""
         view = memoryview(data)
         key = content_key(pieces([view]))
-        if not self.storage.exists(blob_path(key)):
-            self._write(key, [view], len(data))
+        state = self._present([key])[key]
+        if state is not True:
+            self._write(key, [view], len(data), replace=state is None)
         return key
 
     # --- reading -----------------------------------------------------------------
@@ -217,16 +246,16 @@ class ContentStore:
 
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
-        payload, buffers = self._blob(key).artifact()
+        payload, buffers = self._verified(key, _Blob.artifact)
         return serialization.deserialize(payload, buffers)
 
     def load_raw(self, key: str) -> bytes:
         """The logical bytes of ``key`` (for raw blobs saved with save_bytes_blob)."""
-        return bytes(self._blob(key).whole())
+        return bytes(self._verified(key, _Blob.whole))
 
     def load_file(self, key: str, local_path: str) -> None:
         """Write the raw blob ``key`` into ``local_path`` (atomically)."""
-        data = self._blob(key).whole()
+        data = self._verified(key, _Blob.whole)
         tmp = local_path + ".tmp-restore"
         try:
             with open(tmp, "wb") as out:
@@ -235,6 +264,41 @@ class ContentStore:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+    def _verified(self, key: str, decode):
+        """``decode(blob)``, setting a damaged blob aside so that it heals."""
+        identity: tuple = ()
+        try:
+            blob = self._blob(key)
+            identity = blob.identity
+            return decode(blob)
+        except DamagedBlob as e:
+            moved = self._set_aside(key, identity)
+            if moved is None:
+                raise
+            raise DamagedBlob(
+                f"{e} It was moved aside to {moved}: the next save of the same value "
+                "stores it again (rerun the step that produced it, e.g. with resume)."
+            ) from None
+
+    def _set_aside(self, key: str, identity: tuple) -> str | None:
+        """Move the damaged blob out of the way; None if it changed meanwhile (another
+        process already healed it) or cannot be moved."""
+        path = blob_path(key)
+        local = self.storage.local_path(path)
+        if local is not None and identity:
+            try:
+                st = os.stat(local)
+            except OSError:
+                return None
+            if (st.st_dev, st.st_ino) != identity:
+                return None  # not the file we read: leave the new one alone
+        aside = f"{DAMAGED_PREFIX}/{key}.{uuid.uuid4().hex[:12]}"
+        try:
+            self.storage.move(path, aside)
+        except (OSError, StorageError):
+            return None
+        return self.storage.url(aside)
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
@@ -249,7 +313,9 @@ class ContentStore:
                 self.storage.get_file(path, tmp)
                 local = tmp
             with open(local, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
+                st = os.fstat(f.fileno())
+                size = st.st_size
+                identity = (st.st_dev, st.st_ino) if tmp is None else ()
                 if size > SMALL_BLOB:
                     data = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
                 else:
@@ -259,7 +325,7 @@ class ContentStore:
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)  # a mapping outlives the file's name
-        return _Blob(data, key, where)
+        return _Blob(data, key, where, identity)
 
 
 class _Blob:
@@ -268,19 +334,24 @@ class _Blob:
     A chunk stored as a single raw run is returned as a slice of the (copy-on-write)
     mapping itself; any other chunk is assembled into a new bytearray."""
 
-    def __init__(self, data: memoryview, key: str, where: str) -> None:
-        self.data, self.key, self.where = data, key, where
-        if data[: len(BLOB_MAGIC)] != BLOB_MAGIC:
-            if data[:4] == BLOB_MAGIC[:4] and data.nbytes > 4:
-                raise self.corrupt(
-                    f"it uses blob format {data[4]}, which this version of metaflowlike "
-                    f"does not read (it reads format {BLOB_MAGIC[4]})"
-                )
-            raise self.corrupt("unknown format")
+    def __init__(self, data: memoryview, key: str, where: str, identity: tuple = ()) -> None:
+        self.data, self.key, self.where, self.identity = data, key, where, identity
         self.pos = len(BLOB_MAGIC)
 
-    def corrupt(self, why: str) -> CorruptArtifact:
-        return CorruptArtifact(f"Artifact blob {self.key} at {self.where} is corrupt: {why}.")
+    def _check_format(self) -> None:
+        data = self.data
+        if data[: len(BLOB_MAGIC)] != BLOB_MAGIC:
+            if data[:4] == BLOB_MAGIC[:4] and data.nbytes > 4 and data[4] != 0:
+                # not damage: another version wrote it, so it must not be set aside
+                raise CorruptArtifact(
+                    f"Artifact blob {self.key} at {self.where} uses blob format {data[4]}, "
+                    f"which this version of metaflowlike does not read (it reads format "
+                    f"{BLOB_MAGIC[4]})."
+                )
+            raise self.corrupt("unknown format")
+
+    def corrupt(self, why: str) -> DamagedBlob:
+        return DamagedBlob(f"Artifact blob {self.key} at {self.where} is corrupt: {why}.")
 
     def _frame(self) -> tuple[str, int, memoryview]:
         """The next frame as (kind, logical length, stored bytes)."""
@@ -336,6 +407,7 @@ class _Blob:
         return out
 
     def artifact(self) -> tuple[memoryview | bytearray, list]:
+        self._check_format()
         kind, raw_len, stored = self._frame()  # the header: always a single piece
         try:
             head = zlib.decompress(stored) if kind == "z" else bytes(stored)
@@ -353,6 +425,7 @@ class _Blob:
 
     def whole(self) -> memoryview | bytearray:
         """All logical bytes as one chunk (raw blobs)."""
+        self._check_format()
         total = 0
         pos = self.pos
         while self.pos < self.data.nbytes:

@@ -3,6 +3,16 @@
 Atomicity comes from writing a temporary file in the destination's folder and
 ``os.replace``-ing it into place, so a crash leaves at most a ``.tmp-*`` file that no
 reader ever lists.
+
+Durability: unless ``METAFLOWLIKE_FSYNC=0``, every object is ``fsync``-ed before it is
+renamed into place, and its folder after (and the parent of every folder created), so
+that after a power loss an object is either absent or complete, and objects written one
+after another (blob, task record, completion marker) survive in that order: a marker
+never outlives the records it vouches for.
+
+Permissions: every file and folder gets the mode an ordinary ``open``/``mkdir`` would
+give it under the process umask (``0666 & ~umask`` and ``0777 & ~umask``), whichever way
+it was written (``mkstemp`` alone would make files 0600 and logs 0644).
 """
 
 from __future__ import annotations
@@ -15,6 +25,25 @@ from ..ids import check_storage_path
 from .storage import Storage, StorageError
 
 TMP_PREFIX = ".tmp-"
+ENV_FSYNC = "METAFLOWLIKE_FSYNC"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def fsync_enabled() -> bool:
+    return os.environ.get(ENV_FSYNC, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class LocalStorage(Storage):
@@ -22,8 +51,10 @@ class LocalStorage(Storage):
     consume_local_file = True
     parallelism = 1  # the page cache is faster than a thread pool
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, durable: bool | None = None) -> None:
         super().__init__(os.path.abspath(os.path.expanduser(root)))
+        self.durable = fsync_enabled() if durable is None else durable
+        self.file_mode = 0o666 & ~_umask()
 
     @classmethod
     def default_root(cls) -> str:
@@ -44,9 +75,23 @@ class LocalStorage(Storage):
 
     def _makedirs(self, d: str) -> None:
         try:
-            os.makedirs(d, exist_ok=True)
+            self._ensure_dir(d)
         except OSError as e:
             raise self._error("create folder", d, e) from e
+
+    def _ensure_dir(self, d: str) -> None:
+        """``makedirs``, making each new folder's entry durable in its parent."""
+        if os.path.isdir(d):
+            return
+        parent = os.path.dirname(d)
+        if parent != d:
+            self._ensure_dir(parent)
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            return
+        if self.durable:
+            _fsync_dir(parent)
 
     def _error(self, op: str, path: str, e: OSError) -> StorageError:
         return StorageError(f"local datastore: cannot {op} {path}: {describe_os_error(e)}.")
@@ -54,18 +99,35 @@ class LocalStorage(Storage):
     def exists(self, path: str) -> bool:
         return os.path.exists(self._full(path))
 
+    def _publish(self, fd: int, tmp: str, full: str) -> None:
+        """Give the open temporary file its mode, make it durable, rename it into place
+        and make the rename durable."""
+        try:
+            os.fchmod(fd, self.file_mode)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, full)
+        if self.durable:
+            _fsync_dir(os.path.dirname(full))
+
     def put_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
         full = self._full(path)
         if not overwrite and os.path.exists(full):
             return
-        d = os.path.dirname(full)
         tmp = None
         try:
-            os.makedirs(d, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, full)
+            self._ensure_dir(os.path.dirname(full))
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            try:
+                view = memoryview(data)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                raise
+            self._publish(fd, tmp, full)
         except BaseException as e:  # a stopped task unwinds through here too
             if tmp:
                 _silent_unlink(tmp)
@@ -78,24 +140,69 @@ class LocalStorage(Storage):
         if not overwrite and os.path.exists(full):
             return
         try:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            try:
-                os.replace(local_path, full)  # same filesystem: a rename, no copy
+            self._ensure_dir(os.path.dirname(full))
+            try:  # same filesystem: a rename, no copy
+                self._publish(os.open(local_path, os.O_RDONLY), local_path, full)
                 return
             except OSError as e:
                 if e.errno != errno.EXDEV:
                     raise
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
             try:
-                with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
+                with open(local_path, "rb") as src:
                     while chunk := src.read(8 << 20):
-                        out.write(chunk)
-                os.replace(tmp, full)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(fd, view) :]
+            except BaseException:
+                os.close(fd)
+                _silent_unlink(tmp)
+                raise
+            try:
+                self._publish(fd, tmp, full)
             except BaseException:
                 _silent_unlink(tmp)
                 raise
         except OSError as e:
             raise self._error("write", full, e) from e
+
+    def create_bytes(self, path: str, data: bytes) -> bool:
+        full = self._full(path)
+        tmp = None
+        try:
+            self._ensure_dir(os.path.dirname(full))
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, self.file_mode)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, full)  # fails if the name exists: an atomic create
+            except FileExistsError:
+                return self.get_bytes(path) == data  # the same claim again: ours
+            if self.durable:
+                _fsync_dir(os.path.dirname(full))
+            return True
+        except OSError as e:
+            raise self._error("create", full, e) from e
+        finally:
+            if tmp:
+                _silent_unlink(tmp)
+
+    def move(self, path: str, new_path: str) -> None:
+        full, new_full = self._full(path), self._full(new_path)
+        try:
+            self._ensure_dir(os.path.dirname(new_full))
+            os.replace(full, new_full)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise self._error("move", full, e) from e
 
     def get_bytes(self, path: str) -> bytes:
         with open(self._full(path), "rb") as f:
@@ -119,6 +226,15 @@ class LocalStorage(Storage):
 
     def delete(self, path: str) -> None:
         _silent_unlink(self._full(path))
+
+
+def _fsync_dir(d: str) -> None:
+    """Make the entries of folder ``d`` (a rename, a new file) durable."""
+    fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def describe_os_error(e: OSError) -> str:

@@ -71,6 +71,23 @@ class RemoteStorage(Storage):
     def _is_transient(self, exc: BaseException) -> bool:
         raise NotImplementedError
 
+    def _create(self, path: str, data: bytes) -> bool:
+        """One conditional PUT: True if it created the object, False on the backend's
+        "precondition failed" answer (the object exists)."""
+        raise NotImplementedError
+
+    def create_bytes(self, path: str, data: bytes) -> bool:
+        def create() -> bool:
+            if self._create(path, data):
+                return True
+            # exists: ours if an earlier attempt of this very call got through unanswered
+            try:
+                return self.get_bytes(path) == data
+            except FileNotFoundError:
+                return False
+
+        return self._call("create", path, create)
+
     def _secrets(self) -> list[str]:
         """Credential values that must never appear in an error message."""
         return []

@@ -8,6 +8,8 @@ Contract every backend must honour (``tests/test_storage_contract.py`` checks it
 
 * ``put_*`` is atomic: a reader sees either nothing or the complete object, never a
   partial one, whatever instant the writer dies at.
+* ``create_bytes`` is a conditional create, decided by the server in one step: of
+  several concurrent callers on one path exactly one gets True.
 * ``get_*`` of a missing path raises ``FileNotFoundError``.
 * ``list_dir`` is one level deep, like ``os.scandir``: it returns child names and
   whether each is a "directory" (a common prefix) or an object.
@@ -75,6 +77,15 @@ class Storage(ABC):
         allowed to *move* it instead of copying when ``consume_local_file`` is set."""
 
     @abstractmethod
+    def create_bytes(self, path: str, data: bytes) -> bool:
+        """Store ``data`` at ``path`` only if nothing is there, atomically (S3
+        ``If-None-Match: *``, Azure ``if_none_match="*"``, GCS ``if_generation_match=0``,
+        a hard link locally). True if this call created it, False if it existed.
+
+        ``data`` should be unique to the caller (a random token in it): a retried request
+        whose first attempt did succeed is then recognised as this caller's own."""
+
+    @abstractmethod
     def get_bytes(self, path: str) -> bytes: ...
 
     @abstractmethod
@@ -87,6 +98,11 @@ class Storage(ABC):
 
     def delete(self, path: str) -> None:  # pragma: no cover - optional
         raise NotImplementedError(f"{type(self).__name__} cannot delete")
+
+    def move(self, path: str, new_path: str) -> None:
+        """Move an object to another path (object stores: copy, then delete)."""
+        self.put_bytes(new_path, self.get_bytes(path))
+        self.delete(path)
 
     #: set by backends whose put_file may rename the local file into place
     consume_local_file: bool = False

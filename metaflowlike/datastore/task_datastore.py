@@ -17,15 +17,18 @@ resume runs it again. Every file is written atomically by the storage layer.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import DamagedRecordWarning
 from .content_store import ContentStore, StoredArtifact
-from .storage import Storage
+from .storage import Storage, StorageError
 
 FLOWS = "flows"
 #: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
@@ -87,6 +90,18 @@ class FlowDatastore:
         return f"{FLOWS}/{flow}/{run_id}/{step}/{task_id}"
 
     # --- runs --------------------------------------------------------------------
+
+    def claim_run(self, flow: str, run_id: str) -> bool:
+        """Claim ``run_id`` for a new run with a conditional create: of several
+        runtimes trying the same id at once, exactly one gets True."""
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+        run_dir = self.run_dir(flow, run_id)
+        try:
+            return self.storage.create_bytes(f"{run_dir}/_claim.json", _dumps(claim))
+        except StorageError as e:
+            raise StorageError(
+                f"Cannot create the run folder {self.storage.url(run_dir)}. {e}"
+            ) from None
 
     def write_run(self, flow: str, run_id: str, record: dict[str, Any]) -> None:
         self.storage.put_bytes(f"{self.run_dir(flow, run_id)}/_run.json", _dumps(record))

@@ -39,6 +39,7 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeTooSkewed",
         "InternalError",
         "ServiceUnavailable",
+        "ConditionalRequestConflict",  # a concurrent conditional write: S3 says retry
         "500",
         "502",
         "503",
@@ -169,6 +170,20 @@ class S3Storage(RemoteStorage):
                 self._transfer().upload(io.BytesIO(data), self.bucket, self.key(path)).result()
 
         self._call("upload", path, put)
+
+    def _create(self, path: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.key(path), Body=data, IfNoneMatch="*"
+            )
+            return True
+        except ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 412 or e.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return False
+            raise
 
     def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
         if not overwrite and self.exists(path):

@@ -150,6 +150,15 @@ class AzureBlobStorage(RemoteStorage):
             return
         self._call("upload", path, lambda: self._upload(path, data, len(data), overwrite))
 
+    def _create(self, path: str, data: bytes) -> bool:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:  # overwrite=False sends If-None-Match: * (a single Put Blob below 64 MiB)
+            self._blob(path).upload_blob(data, length=len(data), overwrite=False)
+            return True
+        except ResourceExistsError:
+            return False
+
     def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
         if not overwrite and self.exists(path):
             return

@@ -167,6 +167,23 @@ class GCSStorage(RemoteStorage):
 
         self._call("upload", path, put)
 
+    def _create(self, path: str, data: bytes) -> bool:
+        import io
+
+        from google.api_core.exceptions import PreconditionFailed
+
+        try:
+            self._blob(path).upload_from_file(
+                io.BytesIO(data),
+                size=len(data),
+                if_generation_match=0,  # only if no live generation exists
+                retry=self._sdk_retry,
+                timeout=TIMEOUT,
+            )
+            return True
+        except PreconditionFailed:
+            return False
+
     def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
         if not overwrite and self.exists(path):
             return
