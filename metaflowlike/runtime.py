@@ -7,6 +7,11 @@ or Ctrl-C kills it with its children) and crash isolation. ``--launcher subproce
 (or on platforms without fork) starts ``python flow.py step ...`` instead: the very
 command a pod or a Batch job runs.
 
+A step can need another interpreter: ``task_interpreter(step)`` (given by ``run.py``
+from the run's environment plan, see ``metaflowlike.environments``) returns the Python
+and the extra variables for that step's tasks, or None. A step with an interpreter
+always starts as ``<that python> flow.py step ...``, whatever the launcher.
+
 The scheduler prints nothing itself; it emits events to a reporter.
 """
 
