@@ -69,6 +69,10 @@ def __getattr__(name: str) -> Any:
         deco = plugins.load(plugins.FLOW_DECORATORS, name, "decorator")
         globals()[name] = deco
         return deco
+    # Last: a Metaflow name with no real implementation here gets a clear error.
+    missing = importlib.import_module(".unsupported", __name__).not_supported(name)
+    if missing is not None:
+        raise missing
     raise AttributeError(f"module 'metaflowlike' has no attribute '{name}'")
 
 

@@ -22,6 +22,7 @@ from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .decorators import step_decorators
+from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 from .lifeline import TaskStopped
@@ -124,6 +125,7 @@ def run_task(
         "user": spec.user,
         "tags": spec.tags,
         "resumed_from": spec.origin_task,
+        **task_facts(),
     }
     where = runs_on()
     if where:
