@@ -9,6 +9,11 @@ crash isolation. ``--launcher subprocess`` (or on platforms without fork) starts
 decorator may pick another launcher for its step (``@kubernetes``), whose local process
 then watches the remote task.
 
+A step can need another interpreter: ``task_interpreter(step)`` (given by ``run.py``
+from the run's environment plan, see ``metaflowlike.environments``) returns the Python
+and the extra variables for that step's tasks, or None. A step with an interpreter
+always starts as ``<that python> flow.py step ...``, whatever the launcher.
+
 The scheduler prints nothing itself; it emits events to a reporter.
 """
 

@@ -297,9 +297,29 @@ def test_uv_environment_without_a_project_says_how_to_make_one(pypi_flow):
     assert "needs a uv project" in proc.stderr and "uv init" in proc.stderr
 
 
-def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flow, tmp_path):
-    """What a pod runs: rebuild the step's environment from the lock the run saved, in
-    a fresh environment cache, then run the step command under its interpreter."""
+@pytest.fixture
+def pod_python(tmp_path) -> Path:
+    """A Python like a container image's: pip, click and cloudpickle, but neither uv
+    nor metaflowlike installed."""
+    from metaflowlike.environments.uv_tool import run_uv
+
+    venv = tmp_path / "pod-python"
+    made = run_uv(["venv", "--quiet", "--seed", "--python", sys.executable, str(venv)])
+    assert made.returncode == 0, made.stderr
+    python = venv / "bin" / "python"
+    added = run_uv(["pip", "install", "--quiet", "--python", str(python), "click", "cloudpickle"])
+    assert added.returncode == 0, added.stderr
+    return python
+
+
+def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(
+    pypi_flow, tmp_path, pod_python
+):
+    """What a pod runs: with only Python and pip (uv gets installed), rebuild the step's
+    environment from the lock the run saved in a fresh environment cache, in an empty
+    folder, then run the step command under the environment's interpreter."""
+    from metaflowlike.environments.build import shim_dir
+
     flow = pypi_flow(TWO_VERSIONS)
     flow.run("run", top=("--environment", "pypi"))
     run = Flow("TwoVersionsFlow").latest_run
@@ -320,8 +340,11 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flo
         "--input-paths",
         f"{run.id}/start/{start_task.id}",
     ]
-    env = {**os.environ, "METAFLOWLIKE_ENVS_DIR": str(cache)}
-    bootstrap = [sys.executable, "-m", "metaflowlike.environments.bootstrap"]
+    code = shim_dir(str(tmp_path / "code"))  # metaflowlike's code, as a package would ship it
+    keep = ("PIP_", "HOME", "UV_", "SSL_CERT_")  # the image's own settings: index, CA
+    env = {k: v for k, v in os.environ.items() if k.startswith(keep)}
+    env.update(PATH="/usr/bin:/bin", METAFLOWLIKE_ENVS_DIR=str(cache), PYTHONPATH=code)
+    bootstrap = [str(pod_python), "-m", "metaflowlike.environments.bootstrap"]
     proc = subprocess.run(
         [*bootstrap, "TwoVersionsFlow", run.id, "older", "--", *step],
         cwd=workdir,
@@ -331,6 +354,7 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(pypi_flo
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Installing uv" in proc.stderr and (cache / ".uv" / "bin" / "uv").exists()
     key = run["older"].task.environment["key"]
     assert env_dirs(cache) == {key}
     lock = json.loads((cache / key / "metaflowlike-lock.json").read_text())
@@ -354,3 +378,31 @@ def test_requirement_lines_follow_metaflows_spelling():
         "Click==8.1.0",
         "cloudpickle>=2.0",
     )
+
+
+def test_an_interrupted_build_leaves_nothing_that_looks_built(tmp_path, monkeypatch):
+    """A build killed halfway leaves only a temporary folder: never an environment under
+    its key. An old temporary folder and debris under the key are cleared by the next
+    build, which then succeeds."""
+    from metaflowlike.environments.build import ensure_built, env_python, is_built
+    from metaflowlike.environments.lock import resolve
+    from metaflowlike.environments.request import EnvRequest
+
+    monkeypatch.setenv("METAFLOWLIKE_ENVS_DIR", str(tmp_path))
+    lock = resolve(EnvRequest(("six==1.16.0",), None, "a test"))
+    stale = tmp_path / f".build-{lock.key[:12]}-dead"
+    (stale / "lib").mkdir(parents=True)
+    os.utime(stale, (1, 1))  # as if its build died long ago
+    debris = tmp_path / lock.key
+    (debris / "bin").mkdir(parents=True)
+    assert not is_built(lock.key)
+
+    folder = ensure_built(lock)
+    assert is_built(lock.key) and not stale.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".build-")] == []
+    out = subprocess.run(
+        [env_python(folder), "-c", "import six; print(six.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "1.16.0"

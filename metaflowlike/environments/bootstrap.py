@@ -20,8 +20,10 @@ from collections.abc import Sequence
 
 from ..exceptions import MetaflowlikeException
 from .build import ensure_built, env_python, shim_dir
-from .lock import Lock
+from .errors import MissingUv
+from .lock import Lock, envs_root
 from .plan import saved_lock
+from .uv_tool import uv_binary
 
 
 def bootstrap_command(flow: str, run_id: str, step: str, command: Sequence[str]) -> list[str]:
@@ -63,6 +65,7 @@ def prepare(flow: str, run_id: str, step: str, command: Sequence[str]) -> tuple[
     if saved is None:
         return list(command), {}
     lock = Lock.from_dict(saved)
+    ensure_uv()
     python = _local_python(lock)
     folder = ensure_built(lock, python=python)
     paths = [shim_dir(), os.environ.get("PYTHONPATH", "")]
@@ -70,6 +73,32 @@ def prepare(flow: str, run_id: str, step: str, command: Sequence[str]) -> tuple[
         "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "PYTHONNOUSERSITE": "1",
     }
+
+
+def ensure_uv() -> None:
+    """Make uv available: an image with only Python and pip gets it installed once into
+    the environment cache (kept across tasks where the target keeps that folder)."""
+    import subprocess
+
+    target = os.path.join(envs_root(), ".uv")
+    os.environ["PATH"] = os.pathsep.join([os.path.join(target, "bin"), os.environ["PATH"]])
+    try:
+        uv_binary()
+        return
+    except MissingUv:
+        pass
+    sys.stderr.write("Installing uv to build the step's environment...\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", target, "uv"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise MissingUv(
+            f"This machine has no uv and `pip install uv` failed ({proc.stderr.strip()[-500:]}). "
+            f"Install uv in the image (pip install uv) to run steps with @pypi here."
+        )
+    uv_binary()
 
 
 def _local_python(lock: Lock) -> str:

@@ -50,6 +50,8 @@ def ensure_built(lock: Lock, *, root: str | None = None, python: str | None = No
         return final
     os.makedirs(root, exist_ok=True)
     _remove_stale_builds(root)
+    if os.path.exists(final):  # never left by a build (the rename is atomic): debris
+        shutil.rmtree(final, ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".build-{lock.key[:12]}-", dir=root)
     try:
         _build(lock, tmp, python or _interpreter_for(lock))

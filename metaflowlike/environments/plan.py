@@ -36,6 +36,7 @@ class EnvironmentPlan:
     kind: str
     locks: dict[str, Lock] = field(default_factory=dict)  # step -> lock
     requests: dict[str, EnvRequest] = field(default_factory=dict)
+    _launch: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict[str, Any] | None:
         if not self.locks:
@@ -64,8 +65,11 @@ class EnvironmentPlan:
         lock = self.locks.get(step)
         if lock is None:
             return None
-        python = env_python(ensure_built(lock))
-        return python, {"PYTHONPATH": shim_dir() or _code_path(), "PYTHONNOUSERSITE": "1"}
+        if step not in self._launch:
+            python = env_python(ensure_built(lock))
+            code = shim_dir() or _code_path()
+            self._launch[step] = (python, {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"})
+        return self._launch[step]
 
 
 def plan_environments(
@@ -111,7 +115,7 @@ def plan_environments(
             )
         project = find_uv_project(flow_file)
         request = EnvRequest(
-            tuple(runtime_requirements(datastore)),
+            runtime_requirements(datastore),
             None,
             f"the uv project {project}",
             project=project,

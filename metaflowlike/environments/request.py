@@ -8,6 +8,7 @@ pinned them, because the task process imports them inside the environment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,7 +52,8 @@ def requirement_line(name: str, spec: str) -> str:
     return f"{name.strip()}=={spec}"
 
 
-def runtime_requirements(datastore: str) -> list[str]:
+@functools.cache
+def runtime_requirements(datastore: str) -> tuple[str, ...]:
     """What a task needs besides the user's packages: metaflowlike's dependencies
     (click, cloudpickle) and the SDK of the datastore plugin in use."""
     from importlib import metadata
@@ -65,7 +67,7 @@ def runtime_requirements(datastore: str) -> list[str]:
         marker = marker.strip().replace("'", '"')
         if not marker or (extra and marker == f'extra == "{extra}"'):
             lines.append(spec.strip())
-    return lines
+    return tuple(lines)
 
 
 def _name_of(line: str) -> str:
@@ -100,7 +102,7 @@ def step_request(
     python = attrs.get("python") or base.get("python")
     where = f'@pypi on step "{node.name}"' if own is not None else f'step "{node.name}"'
     where += f" ({_at(node)})"
-    return EnvRequest(merge(lines, runtime_requirements(datastore)), python, where)
+    return EnvRequest(merge(lines, list(runtime_requirements(datastore))), python, where)
 
 
 def uses_pypi(flow_cls: type, graph: Any, extra_decorators: list) -> list[str]:
