@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .tracking.metrics import track as track_metric
+
 
 class Current:
     flow_name: str | None = None
@@ -26,6 +28,9 @@ class Current:
         if not self.is_running_flow:
             return None
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    #: ``current.track("val_loss", 0.31, step=epoch)``: see ``tracking.metrics``
+    track = staticmethod(track_metric)
 
     def _update(self, **values: Any) -> None:
         for name, value in values.items():

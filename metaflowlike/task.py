@@ -25,6 +25,7 @@ from .decorators import step_decorators
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 from .lifeline import TaskStopped
+from .tracking import metrics as tracked_metrics
 
 
 @dataclass
@@ -200,6 +201,7 @@ def run_task(
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     try:
+        tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
     except Exception:
         traceback.print_exc()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from ..exceptions import did_you_mean
 from ..ids import is_valid
+from ..tracking.compare import CompareMixin, parameters_match
+from ..tracking.series import RunMetricsMixin
 from .settings import (
     MetaflowNotFound,
     MetaflowObject,
@@ -53,7 +56,7 @@ class Metaflow:
         return "Metaflow()"
 
 
-class Flow(MetaflowObject):
+class Flow(CompareMixin, MetaflowObject):
     """All runs of one flow class, newest first."""
 
     _NAME = "Flow"
@@ -84,8 +87,9 @@ class Flow(MetaflowObject):
     def is_in_namespace(self) -> bool:
         return get_namespace() is None or next(self.runs(), None) is not None
 
-    def runs(self, *tags: str) -> Iterator[Run]:
-        """Runs in the current namespace that carry every tag in ``tags``, newest first."""
+    def runs(self, *tags: str, **params: Any) -> Iterator[Run]:
+        """Runs in the current namespace that carry every tag in ``tags`` and, if given,
+        the parameter values in ``params`` (``runs(lr=0.1)``), newest first."""
         ns = get_namespace()
         ids = sorted(self._store.fds.list_runs(self.id), key=_id_key, reverse=True)
         for run_id in ids:
@@ -93,6 +97,8 @@ class Flow(MetaflowObject):
             if rec is None:  # a run that is only starting has no record yet
                 continue
             have = set(rec.get("tags", []))
+            if params and not parameters_match(rec, params):
+                continue
             if (ns is None or ns in have) and all(t in have for t in tags):
                 yield Run._make(self._store, self, run_id, rec)
 
@@ -119,7 +125,7 @@ class Flow(MetaflowObject):
 # --- Run ------------------------------------------------------------------------------
 
 
-class Run(MetaflowObject):
+class Run(RunMetricsMixin, MetaflowObject):
     """One execution of a flow: its steps, its ``end`` data and its tags."""
 
     _NAME = "Run"

@@ -20,6 +20,7 @@ from ..datastore.task_datastore import (
     warn_damaged,
 )
 from ..exceptions import ArtifactLoadError, did_you_mean
+from ..tracking.series import TaskMetricsMixin
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
@@ -52,7 +53,7 @@ class TaskException:
         return f"TaskException({self.type!r}, {self.message!r})"
 
 
-class Task(MetaflowObject):
+class Task(TaskMetricsMixin, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
