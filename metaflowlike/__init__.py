@@ -36,6 +36,9 @@ _CLIENT_NAMES = {
     "set_datastore",
 }
 
+#: the model registry (``from metaflowlike import Model``), loaded on first use
+_MODEL_NAMES = {"Model", "register_artifact", "set_alias", "alias_history", "list_models"}
+
 __all__ = [
     "FlowSpec",
     "step",
@@ -46,6 +49,7 @@ __all__ = [
     "StepDecorator",
     "make_decorator",
     *sorted(_CLIENT_NAMES),
+    *sorted(_MODEL_NAMES),
 ]
 
 
@@ -54,6 +58,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in _CLIENT_NAMES:
         return getattr(importlib.import_module(".client", __name__), name)
+    if name in _MODEL_NAMES:
+        return getattr(importlib.import_module(".tracking.model", __name__), name)
     if _is_submodule(name):
         # `from . import config` asks here before importing the submodule: say no
         # quickly instead of scanning every installed package's entry points.

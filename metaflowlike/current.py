@@ -32,6 +32,13 @@ class Current:
     #: ``current.track("val_loss", 0.31, step=epoch)``: see ``tracking.metrics``
     track = staticmethod(track_metric)
 
+    @property
+    def model(self) -> Any:
+        """``current.model.save(obj, name=...)``: see ``tracking.model``."""
+        from .tracking.model import TaskModels
+
+        return TaskModels()
+
     def _update(self, **values: Any) -> None:
         for name, value in values.items():
             setattr(self, name, value)
