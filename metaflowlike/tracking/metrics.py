@@ -104,6 +104,12 @@ def track(name: str | Mapping[str, Any], value: Any = None, step: int | None = N
     _buffer.add(name, value, step, at)
 
 
+def buffered() -> dict[str, tuple[list, list, list]]:
+    """The points this task tracked so far: name -> (steps, values, timestamps). For
+    plugins that forward metrics elsewhere (the lists are live: copy to keep)."""
+    return _buffer.series
+
+
 def save(fds: Any, pathspec: str, attempt: int) -> None:
     """Store the buffer of this task with its attempt, then empty it. Nothing is
     written when nothing was tracked."""
