@@ -28,9 +28,17 @@ def flow_parameters(flow_cls: type) -> list[Parameter]:
 
 
 class _State:
-    def __init__(self, flow_cls: type, ds_type: str | None, root: str | None, quiet: bool) -> None:
+    def __init__(
+        self,
+        flow_cls: type,
+        ds_type: str | None,
+        root: str | None,
+        quiet: bool,
+        package_suffixes: tuple[str, ...] = (".py",),
+    ) -> None:
         self.flow_cls = flow_cls
         self.ds_type, self.root, self.quiet = ds_type, root, quiet
+        self.package_suffixes = package_suffixes
         self._graph = None
         self._fds = None
 
@@ -137,10 +145,18 @@ def build_cli(flow_cls: type):
     @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
     @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
     @click.option("--quiet", is_flag=True, help="Print task output only.")
+    @click.option(
+        "--package-suffixes",
+        default=None,
+        help="Also put files of the flow's folder with these suffixes in the code package "
+        "of remote steps (comma-separated, e.g. .txt,.yaml; .py always).",
+    )
     @click.pass_context
-    def cli(ctx, ds_type, datastore_root, quiet):
+    def cli(ctx, ds_type, datastore_root, quiet, package_suffixes):
         """Run and inspect this flow."""
-        ctx.obj = _State(flow_cls, ds_type, datastore_root, quiet)
+        from .code_package import parse_suffixes
+
+        ctx.obj = _State(flow_cls, ds_type, datastore_root, quiet, parse_suffixes(package_suffixes))
 
     @cli.command()
     @click.pass_obj
@@ -198,84 +214,54 @@ def build_cli(flow_cls: type):
         )
         sys.exit(0 if ok else 1)
 
-    @cli.command()
-    @click.argument("step_name")
-    @click.option("--run-id", required=True)
-    @click.option("--task-id", required=True)
-    @click.option("--input-paths", default="", help="Comma-separated run_id/step/task_id.")
-    @click.option("--split-index", type=int, default=None)
-    @click.option("--attempt", type=int, default=0)
-    @click.option("--max-num-splits", default=10000)
-    @click.option("--max-retries", default=0)
-    @click.option("--tag", "tags", multiple=True)
-    @click.option("--with", "with_specs", multiple=True)
-    @click.option("--origin-run-id", default=None)
-    @click.option("--origin-task", default=None, help="On resume: the task this one replaces.")
-    @click.option("--catch-fallback", default=None, hidden=True)
+    @cli.command(
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     @click.pass_obj
-    def step(
-        state: _State,
-        step_name,
-        run_id,
-        task_id,
-        input_paths,
-        split_index,
-        attempt,
-        max_num_splits,
-        max_retries,
-        tags,
-        with_specs,
-        origin_run_id,
-        origin_task,
-        catch_fallback,
-    ):
+    def step(state: _State, args):
         """Run one task (used by the runtime and by remote executors)."""
         from . import ids, lifeline
-        from .task import TaskSpec, run_task
+        from .step_command import parse_step_args
+        from .task import run_task
 
         parent = lifeline.parent_from_env()  # launched by a local runtime: die with it
         lifeline.become_task(parent, owns_group=parent is not None)
 
-        ids.check_run_id(run_id, "--run-id")
-        ids.check_task_id(task_id, "--task-id")
-        inputs = [ids.check_input_path(p) for p in input_paths.split(",") if p]
-        for tag in tags:
+        spec, with_specs = parse_step_args(flow_cls.__name__, list(args))
+        step_name = spec.step_name
+        ids.check_run_id(spec.run_id, "--run-id")
+        ids.check_task_id(spec.task_id, "--task-id")
+        spec.input_paths = [ids.check_input_path(p) for p in spec.input_paths]
+        for tag in spec.tags:
             ids.check_tag(tag, "--tag")
-        if origin_run_id is not None:
-            ids.check_run_id(origin_run_id, "--origin-run-id")
-        if origin_task is not None:
-            ids.check_task_pathspec(origin_task, "--origin-task")
-        if attempt < 0:
-            raise ids.InvalidId(f"Invalid --attempt {attempt}: attempts count from 0.")
+        if spec.origin_run_id is not None:
+            ids.check_run_id(spec.origin_run_id, "--origin-run-id")
+        if spec.origin_task is not None:
+            ids.check_task_pathspec(spec.origin_task, "--origin-task")
+        if spec.attempt < 0:
+            raise ids.InvalidId(f"Invalid --attempt {spec.attempt}: attempts count from 0.")
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
-        run = state.fds.read_run(flow_cls.__name__, run_id)
+        run = state.fds.read_run(flow_cls.__name__, spec.run_id)
         if run is None:
             raise MetaflowlikeException(
-                f"Run {flow_cls.__name__}/{run_id} has no run record in {state.fds.storage.url()}."
+                f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
+                f"{state.fds.storage.url()}."
             )
-        spec = TaskSpec(
-            flow_name=flow_cls.__name__,
-            run_id=run_id,
-            step_name=step_name,
-            task_id=task_id,
-            attempt=attempt,
-            input_paths=inputs,
-            split_index=split_index,
-            max_num_splits=max_num_splits,
-            user=run.get("user", ""),
-            tags=list(tags) or run.get("tags", []),
-            origin_run_id=origin_run_id,
-            namespace=run.get("namespace"),
-            max_retries=max_retries,
-            origin_task=origin_task,
-            catch_fallback=catch_fallback,
-        )
+        spec.user = spec.user or run.get("user", "")
+        spec.tags = spec.tags or run.get("tags", [])
+        spec.namespace = spec.namespace or run.get("namespace")
+        from .task_supervisor import SELF_SUFFICIENT_ENV, supervise
+
+        if os.environ.get(SELF_SUFFICIENT_ENV) == "1":
+            sys.exit(supervise(state, spec, with_specs))
         from .decorators import step_decorators
 
-        decos = _with_decorators(with_specs)
+        decos = _with_decorators(tuple(with_specs))
         for d in step_decorators(state.graph[step_name], decos):
             os.environ.update(d.task_env(step_name=step_name))
         ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)

@@ -1,15 +1,25 @@
-"""Where runs live and who is running them: resolved once, passed explicitly.
+"""Every setting of metaflowlike, resolved in one place and passed explicitly.
 
-Precedence, highest first: command-line options, environment variables
-(``METAFLOWLIKE_DATASTORE``, ``METAFLOWLIKE_DATASTORE_ROOT``), the config file
-``~/.metaflowlike/config.json`` (keys ``datastore`` and ``datastore_root``), defaults
-(the local backend in ``./.metaflowlike``). The client uses the same resolution.
+Precedence, highest first: command-line options, environment variables, the config
+file ``~/.metaflowlike/config.json`` (``METAFLOWLIKE_CONFIG`` names another), defaults.
+Each setting has one name: the file key ``kubernetes_namespace`` is the environment
+variable ``METAFLOWLIKE_KUBERNETES_NAMESPACE``. The settings (see :data:`SETTINGS`):
+
+- ``datastore``, ``datastore_root``: where runs live (default: the local backend in
+  ``./.metaflowlike``); the client uses the same resolution;
+- ``default_image``: the container image of remote steps that name none;
+- ``kubernetes_image``, ``kubernetes_namespace``, ``kubernetes_service_account``,
+  ``kubernetes_secrets`` (comma-separated secret names mounted into every pod);
+- ``batch_image``, ``batch_job_queue``, ``batch_iam_role``, ``batch_execution_role``.
+
+:func:`load_settings` returns them as one frozen object with a section per platform.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 
 from .exceptions import MetaflowlikeException
@@ -24,15 +34,115 @@ class DatastoreConfig:
     root: str
 
 
+def _config_path() -> str:
+    return os.path.expanduser(os.environ.get("METAFLOWLIKE_CONFIG", CONFIG_FILE))
+
+
 def _config_file() -> dict:
-    path = os.path.expanduser(os.environ.get("METAFLOWLIKE_CONFIG", CONFIG_FILE))
+    path = _config_path()
     try:
         with open(path) as f:
-            return json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         return {}
     except ValueError as e:
         raise MetaflowlikeException(f"Config file {path} is not valid JSON: {e}.") from None
+    if not isinstance(data, dict):
+        raise MetaflowlikeException(
+            f"Config file {path} must hold a JSON object of settings, not {type(data).__name__}."
+        )
+    return data
+
+
+#: every setting and its default; the environment variable is METAFLOWLIKE_<KEY>
+SETTINGS: dict[str, str | None] = {
+    "datastore": None,
+    "datastore_root": None,
+    "default_image": f"python:{sys.version_info.major}.{sys.version_info.minor}-slim",
+    "kubernetes_image": None,
+    "kubernetes_namespace": "default",
+    "kubernetes_service_account": None,
+    "kubernetes_secrets": None,
+    "batch_image": None,
+    "batch_job_queue": None,
+    "batch_iam_role": None,
+    "batch_execution_role": None,
+}
+
+
+def env_var(key: str) -> str:
+    return f"METAFLOWLIKE_{key.upper()}"
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    image: str
+    namespace: str
+    service_account: str | None
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    image: str
+    job_queue: str | None
+    iam_role: str | None
+    execution_role: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    datastore: DatastoreConfig
+    default_image: str
+    kubernetes: KubernetesSettings
+    batch: BatchSettings
+
+
+def setting(key: str, cfg: dict | None = None) -> str | None:
+    """One setting: its environment variable, else the config file, else the default."""
+    if key not in SETTINGS:
+        raise KeyError(key)
+    value = os.environ.get(env_var(key))
+    if value is None or value == "":
+        value = (cfg if cfg is not None else _config_file()).get(key)
+    if value is None or value == "":
+        return SETTINGS[key]
+    return str(value)
+
+
+def load_settings(ds_type: str | None = None, root: str | None = None) -> Settings:
+    """All settings at once, the config file read once."""
+    cfg = _config_file()
+    unknown = sorted(set(cfg) - set(SETTINGS))
+    if unknown:
+        from .exceptions import did_you_mean
+
+        raise MetaflowlikeException(
+            f'Config file {_config_path()} has an unknown key "{unknown[0]}". Known keys: '
+            f"{', '.join(SETTINGS)}." + did_you_mean(unknown[0], SETTINGS)
+        )
+
+    def get(key: str) -> str | None:
+        return setting(key, cfg)
+
+    default_image = get("default_image") or ""
+    secrets = tuple(s.strip() for s in (get("kubernetes_secrets") or "").split(",") if s.strip())
+    return Settings(
+        datastore=resolve_datastore(ds_type, root),
+        default_image=default_image,
+        kubernetes=KubernetesSettings(
+            image=get("kubernetes_image") or default_image,
+            namespace=get("kubernetes_namespace") or "default",
+            service_account=get("kubernetes_service_account"),
+            secrets=secrets,
+        ),
+        batch=BatchSettings(
+            image=get("batch_image") or default_image,
+            job_queue=get("batch_job_queue"),
+            iam_role=get("batch_iam_role"),
+            execution_role=get("batch_execution_role"),
+        ),
+    )
 
 
 def resolve_datastore(ds_type: str | None = None, root: str | None = None) -> DatastoreConfig:

@@ -44,6 +44,15 @@ class StepDecorator:
         """Environment variables for the task process."""
         return {}
 
+    def launcher_name(self) -> str | None:
+        """The launcher this decorator runs its step with (``"kubernetes"``...), known
+        before the run starts; None leaves the choice to others (see ``launchers.py``)."""
+        return None
+
+    def task_launch(self, *, plan: Any, step_name: str) -> None:
+        """Adjust the ``LaunchPlan`` of a task about to start: its launcher, command line
+        or environment (see ``launchers.py``). Runs in the runtime process."""
+
     def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
         """Inside the task process, before user code."""
 

@@ -15,6 +15,7 @@ from .exceptions import MetaflowlikeException, did_you_mean
 
 DATASTORES = "metaflowlike.datastores"
 STEP_DECORATORS = "metaflowlike.step_decorators"
+LAUNCHERS = "metaflowlike.launchers"
 FLOW_DECORATORS = "metaflowlike.flow_decorators"
 
 #: extra to install for each plugin whose SDK is optional

@@ -45,6 +45,13 @@ class Reporter:
             retry = f" (retry {spec.attempt})" if spec.attempt else ""
             self._task_line(spec, f"Task is starting{retry}.")
 
+    def code_package(self, url: str, size: int, uploaded: int) -> None:
+        if not self.quiet:
+            stored = (
+                f"uploaded {uploaded} bytes" if uploaded else "already stored, 0 bytes uploaded"
+            )
+            self._line(f"Code package {url} ({size} bytes): {stored}.")
+
     def task_cloned(self, spec: Any, origin: str) -> None:
         if not self.quiet:
             self._task_line(spec, f"Cloned from {origin}.")

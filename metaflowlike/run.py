@@ -14,6 +14,7 @@ from . import config
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
+from .launchers import preflight_run
 from .owners import me
 from .reporter import Reporter
 from .runtime import Runtime, check_resources, new_run_id
@@ -44,7 +45,8 @@ def execute(
     for node in graph:
         for deco in step_decorators(node, with_decorators):
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
-    check_resources(graph, with_decorators)  # a refused run must leave no record
+    check_resources(graph, with_decorators, launcher)  # a refused run must leave no record
+    preflight_run(graph, with_decorators or [], launcher, fds)
     environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
     all_tags = system_tags(user) + list(tags or [])
@@ -74,38 +76,6 @@ def execute(
     reporter = Reporter(quiet=state.quiet)
     reporter.run_started(flow, run_id, user, origin_run_id)
 
-    def step_command(spec) -> list[str]:
-        cmd = [
-            sys.executable,
-            sys.argv[0],
-            *state.top_args(),
-            "step",
-            spec.step_name,
-            "--run-id",
-            spec.run_id,
-            "--task-id",
-            spec.task_id,
-            "--input-paths",
-            ",".join(spec.input_paths),
-            "--attempt",
-            str(spec.attempt),
-            "--max-num-splits",
-            str(spec.max_num_splits),
-            "--max-retries",
-            str(spec.max_retries),
-        ]
-        if spec.split_index is not None:
-            cmd += ["--split-index", str(spec.split_index)]
-        if spec.origin_run_id:
-            cmd += ["--origin-run-id", spec.origin_run_id]
-        if spec.origin_task:
-            cmd += ["--origin-task", spec.origin_task]
-        if spec.catch_fallback:
-            cmd += ["--catch-fallback", spec.catch_fallback]
-        for w in with_specs or []:
-            cmd += ["--with", w]
-        return cmd
-
     runtime = Runtime(
         flow_cls,
         graph,
@@ -120,7 +90,10 @@ def execute(
         with_decorators=with_decorators,
         reporter=reporter,
         launcher=launcher,
-        step_command=step_command,
+        flow_file=sys.argv[0],
+        top_args=state.top_args(),
+        with_specs=with_specs,
+        package_suffixes=state.package_suffixes,
         origin_run_id=origin_run_id,
         task_interpreter=environments.launch,
     )

@@ -1,18 +1,20 @@
 """The local scheduler: turns a flow graph into task processes, at most N at a time.
 
-Each task is its own process. By default the runtime, which has already imported the
-flow and built its graph, *forks* a child per task: the child starts in a millisecond
-with everything imported, yet keeps its own memory, logs, process group (so a timeout
-or Ctrl-C kills it with its children) and crash isolation. ``--launcher subprocess``
-(or on platforms without fork) starts ``python flow.py step ...`` instead: the very
-command a pod or a Batch job runs.
+Each task is its own process, started by a launcher (``launchers.py``). By default the
+runtime, which has already imported the flow and built its graph, *forks* a child per
+task: the child starts in a millisecond with everything imported, yet keeps its own
+memory, logs, process group (so a timeout or Ctrl-C kills it with its children) and
+crash isolation. ``--launcher subprocess`` (or on platforms without fork) starts
+``python flow.py step ...`` instead: the very command a pod or a Batch job runs. A step
+decorator may pick another launcher for its step (``@kubernetes``), whose local process
+then watches the remote task.
 
 The scheduler prints nothing itself; it emits events to a reporter.
 """
 
 from __future__ import annotations
 
-import functools
+import json
 import os
 import selectors
 import shutil
@@ -34,8 +36,16 @@ from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
 from .exceptions import MetaflowlikeException
+from .launchers import (
+    LaunchContext,
+    Launcher,
+    launcher_class,
+    plan_task,
+    step_launcher_name,
+)
 from .reporter import Reporter
-from .task import TaskSpec, closes_foreach, run_task
+from .step_command import task_command
+from .task import TaskSpec, closes_foreach, completion_marker
 
 
 @dataclass
@@ -55,6 +65,8 @@ class Worker:
     need: dict[str, float] = field(default_factory=dict)
     gpus: list[int] = field(default_factory=list)
     pidfd: int | None = None  # readable when the process exits (Linux)
+    launcher: Launcher | None = None
+    result_file: str | None = None  # what a launcher reports about the task's end
 
 
 class Runtime:
@@ -74,7 +86,10 @@ class Runtime:
         with_decorators: list | None = None,
         reporter: Reporter | None = None,
         launcher: str = "fork",
-        step_command: Callable[[TaskSpec], list[str]] | None = None,
+        flow_file: str = "",
+        top_args: list[str] | None = None,
+        with_specs: list[str] | None = None,
+        package_suffixes: tuple[str, ...] = (".py",),
         origin_run_id: str | None = None,
         task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
     ) -> None:
@@ -88,7 +103,10 @@ class Runtime:
         self.with_decorators = list(with_decorators or [])
         self.reporter = reporter or Reporter()
         self.launcher = launcher if hasattr(os, "fork") else "subprocess"
-        self.step_command = step_command
+        self.flow_file = flow_file or sys.argv[0]
+        self.top_args = list(top_args or [])
+        self.with_specs = list(with_specs or [])
+        self.launchers: dict[str, Launcher] = {}
         #: step -> (interpreter, variables) for a step that runs in its own Python
         #: environment (--environment=pypi|uv): such a task starts as a subprocess
         self.task_interpreter = task_interpreter
@@ -107,6 +125,19 @@ class Runtime:
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
         self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
+        self.context = LaunchContext(
+            flow_cls=flow_cls,
+            graph=graph,
+            fds=fds,
+            params=params,
+            with_decorators=self.with_decorators,
+            with_specs=self.with_specs,
+            flow_file=self.flow_file,
+            top_args=self.top_args,
+            spool=self.spool,
+            reporter=self.reporter,
+            package_suffixes=package_suffixes,
+        )
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
 
@@ -219,7 +250,20 @@ class Runtime:
     def _decorators(self, step: str) -> list:
         return step_decorators(self.graph[step], self.with_decorators)
 
+    def _launcher(self, name: str) -> Launcher:
+        if name not in self.launchers:
+            self.launchers[name] = launcher_class(name)(self.context)
+        return self.launchers[name]
+
+    def _runs_here(self, step: str) -> bool:
+        """True if the step's tasks use this machine's CPUs, memory and GPUs."""
+        name = step_launcher_name(self._decorators(step), self.launcher)
+        return self._launcher(name).uses_local_resources
+
     def _request(self, spec: TaskSpec) -> dict[str, float]:
+        if not self._runs_here(spec.step_name):
+            # runs elsewhere: its requests go to the remote platform
+            return {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
         return _need(self._decorators(spec.step_name))
 
     def _try_clone(self, spec: TaskSpec) -> bool:
@@ -237,37 +281,22 @@ class Runtime:
         }
         decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
-        env: dict[str, str] = {}
-        for d in decos:
-            env.update(d.task_env(step_name=spec.step_name))
+        command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
+        inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
+        plan = plan_task(
+            spec, decos, default_launcher=self.launcher, command=command, interpreter=inside
+        )
         gpus = [self.free_gpus.pop(0) for _ in range(int(need["gpu"]))]
         if need["gpu"]:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-        inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
-        if self.launcher == "fork" and inside is None:
-            pid, fds = self._fork(spec, env)
-            proc = None
-        else:
-            command = self.step_command(spec)
-            if inside is not None:
-                command = [inside[0], *command[1:]]
-                env.update(inside[1])
-            proc = subprocess.Popen(
-                command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                # the task dies with the runtime, as a forked one does
-                preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
-                env={**os.environ, **env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
-            )
-            pid = proc.pid
-            fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
-        worker = Worker(spec, pid, fds, logs, time.time(), proc=proc, need=need, gpus=gpus)
+            plan.env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+        launcher = self._launcher(plan.launcher)
+        started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
+        pid, fds = started.pid, started.fds
+        worker = Worker(spec, pid, fds, logs, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
-        if timeout:
+        if timeout and launcher.enforces_local_deadline:
             worker.deadline = worker.started + timeout
         for fd, stream in fds.items():
             os.set_blocking(fd, False)
@@ -279,51 +308,6 @@ class Runtime:
             except OSError:
                 worker.pidfd = None
         self.running[pid] = worker
-
-    def _fork(self, spec: TaskSpec, env: dict[str, str]) -> tuple[int, dict[int, str]]:
-        r_out, w_out = os.pipe()
-        r_err, w_err = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the task process
-            code = 2
-            try:
-                os.setpgid(0, 0)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
-                # unwinds the task, then takes its whole process group down.
-                lifeline.become_task(parent)
-                os.dup2(w_out, 1)
-                os.dup2(w_err, 2)
-                for fd in (r_out, w_out, r_err, w_err):
-                    os.close(fd)
-                for fd in list(self.selector.get_map()):
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                sys.stdout.reconfigure(line_buffering=True)
-                sys.stderr.reconfigure(line_buffering=True)
-                os.environ.update(env)
-                ok = run_task(
-                    self.flow_cls, self.graph, spec, self.fds, self.params, self.with_decorators
-                )
-                code = 0 if ok else 1
-            except lifeline.TaskStopped:
-                lifeline.end_stopped_task()
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
-        os.close(w_out)
-        os.close(w_err)
-        return pid, {r_out: "stdout", r_err: "stderr"}
 
     def _pump(self, timeout: float) -> None:
         """Move log bytes from pipes to spool files and the console; reap exits.
@@ -403,33 +387,34 @@ class Runtime:
         self.free_gpus.extend(worker.gpus)
         spec = worker.spec
         self.reporter.task_output_flush(spec, worker.partial)
+        result = _read_result(worker.result_file)
+        # A self-sufficient task saved its own logs and marker; only a task that never
+        # got that far (killed, never scheduled) is recorded here, from what we saw.
+        marker = None
+        if worker.launcher is not None and worker.launcher.self_sufficient:
+            marker = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}.done")
         death = _death_line(worker)
-        if death:
+        if death and marker is None:
             worker.logs["stderr"].write(death.encode())
         for stream, f in worker.logs.items():
             try:
                 f.close()
             except OSError as e:
                 raise _spool_error(spec, f.name, e) from None
-            self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
+            if marker is None:
+                self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
                 os.unlink(f.name)
         info = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
-        status = info.get("status") if worker.exit_status == 0 else "failed"
-        marker = {
-            "status": status or "failed",
-            "input_paths": spec.input_paths,  # lets resume match a task that left no record
-            "split_index": spec.split_index,
-            "attempt": spec.attempt,
-            "started_at": worker.started,
-            "finished_at": time.time(),
-            "exit_status": worker.exit_status,
-        }
-        if worker.killed_reason:
-            marker["reason"] = worker.killed_reason
-        elif worker.exit_status and worker.exit_status < 0:
-            marker["reason"] = f"killed by signal {-worker.exit_status}"
-        self.fds.mark_done(spec.pathspec, spec.attempt, marker)
+        if marker is None:
+            marker = completion_marker(
+                spec,
+                info,
+                exit_status=worker.exit_status,
+                started=worker.started,
+                reason=worker.killed_reason or result.get("reason"),
+            )
+            self.fds.mark_done(spec.pathspec, spec.attempt, marker)
         if marker["status"] == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)
@@ -518,6 +503,22 @@ def _death_line(worker: Worker) -> str | None:
     return f"\n[metaflowlike] The task process was killed by signal {-status} ({name}).\n"
 
 
+def _read_result(path: str | None) -> dict:
+    """The launcher's note about how the task ended (reason...), if it left one."""
+    if not path:
+        return {}
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _need(decorators: list) -> dict[str, float]:
     """What a step's decorators ask of the machine, per resource."""
     need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
@@ -527,12 +528,19 @@ def _need(decorators: list) -> dict[str, float]:
     return need
 
 
-def check_resources(graph: Any, with_decorators: list | None = None) -> None:
+def check_resources(
+    graph: Any, with_decorators: list | None = None, default_launcher: str = "fork"
+) -> None:
     """Refuse up front a step that asks for more than this machine has (before the run
-    exists: a refused run leaves nothing behind)."""
+    exists: a refused run leaves nothing behind). A step that runs elsewhere
+    (``@kubernetes``) asks its platform, not this machine."""
     capacity = machine_capacity()
     for node in graph:
-        for k, v in _need(step_decorators(node, with_decorators or [])).items():
+        decorators = step_decorators(node, with_decorators or [])
+        name = step_launcher_name(decorators, default_launcher)
+        if not launcher_class(name).uses_local_resources:
+            continue
+        for k, v in _need(decorators).items():
             if v > capacity[k]:
                 unit = " MB" if k == "memory" else ""
                 raise MetaflowlikeException(

@@ -30,7 +30,8 @@ from .tracking import metrics as tracked_metrics
 
 @dataclass
 class TaskSpec:
-    """Everything a task needs to know, all of it serializable to a command line."""
+    """Everything a task needs to know, all of it serializable to a command line
+    (``step_command.py`` is the one place that writes and reads it)."""
 
     flow_name: str
     run_id: str
@@ -39,7 +40,6 @@ class TaskSpec:
     attempt: int = 0
     input_paths: list[str] = field(default_factory=list)  # "run_id/step/task_id"
     split_index: int | None = None
-    params_task: str | None = None  # pathspec-less key: run-level parameter manifest
     max_num_splits: int = 10000
     user: str = ""
     tags: list[str] = field(default_factory=list)
@@ -126,6 +126,9 @@ def run_task(
         "tags": spec.tags,
         "resumed_from": spec.origin_task,
     }
+    where = runs_on()
+    if where:
+        info["runs_on"] = where
     flow: FlowSpec = object.__new__(flow_cls)
     artifacts: dict[str, list] = {}
     ok = False
@@ -207,6 +210,44 @@ def run_task(
         traceback.print_exc()
         return False
     return ok
+
+
+def completion_marker(
+    spec: TaskSpec,
+    info: dict[str, Any],
+    *,
+    exit_status: int | None,
+    started: float,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The ``<attempt>.done`` record of a task that ended with ``exit_status``: written
+    by the local runtime, or by a self-sufficient task itself (``task_supervisor.py``)."""
+    status = info.get("status") if exit_status == 0 else "failed"
+    marker: dict[str, Any] = {
+        "status": status or "failed",
+        "input_paths": spec.input_paths,  # lets resume match a task that left no record
+        "split_index": spec.split_index,
+        "attempt": spec.attempt,
+        "started_at": started,
+        "finished_at": time.time(),
+        "exit_status": exit_status,
+    }
+    if reason:
+        marker["reason"] = reason
+    elif exit_status and exit_status < 0:
+        marker["reason"] = f"killed by signal {-exit_status}"
+    return marker
+
+
+#: a launcher describes where a task runs through variables with this prefix
+RUNS_ON_PREFIX = "METAFLOWLIKE_RUNS_ON_"
+
+
+def runs_on() -> dict[str, str]:
+    """Where this task runs (``{"platform": "kubernetes", "pod": ...}``), as its
+    launcher described it in the environment; recorded in the task's metadata."""
+    n = len(RUNS_ON_PREFIX)
+    return {k[n:].lower(): v for k, v in os.environ.items() if k.startswith(RUNS_ON_PREFIX)}
 
 
 def _raiser(reason: str, attempts: int):

@@ -1,8 +1,20 @@
-"""Every graph shape runs as real subprocess tasks and reads back through the client."""
+"""Every graph shape runs as real subprocess tasks and reads back through the client.
+
+Each test runs twice: with the ``fork`` launcher (the default) and with ``subprocess``,
+which executes each task's ``step`` command line as a remote platform does."""
 
 from __future__ import annotations
 
+import pytest
+
 from metaflowlike import Flow, Run
+
+
+@pytest.fixture(autouse=True, params=["fork", "subprocess"])
+def launcher(request, monkeypatch):
+    monkeypatch.setenv("METAFLOWLIKE_LAUNCHER", request.param)
+    return request.param
+
 
 HEADER = "from metaflowlike import FlowSpec, step, Parameter, current\n"
 

@@ -1,0 +1,261 @@
+"""How a task runs: the launcher interface, and the hook through which a step chooses one.
+
+The scheduler (``runtime.py``) decides *what* runs next; a launcher decides *how* one
+task runs. Whatever the launcher, the runtime sees the same thing: a local process
+(its pid) whose stdout/stderr pipes carry the task's output and whose exit status is the
+task's. Three kinds exist:
+
+- ``fork`` (the default): the runtime forks and the child calls ``run_task`` directly,
+  with the flow already imported.
+- ``subprocess``: the child executes the task's ``step`` command line (see
+  ``step_command.py``), possibly with another interpreter or environment.
+- remote launchers (``RemoteLauncher`` in ``remote_launcher.py``; Kubernetes, Batch):
+  the local process is a small watcher that submits the same ``step`` command to a
+  cluster, relays the task's logs from the datastore and exits with the task's status.
+  The remote task is *self-sufficient*: it saves its own logs and completion marker.
+
+Launchers are found by name through the ``metaflowlike.launchers`` entry-point group,
+the built-in ones included.
+
+The step-decorator hook
+-----------------------
+Before each task starts, the runtime builds a :class:`LaunchPlan` - the launcher name
+(``--launcher``, default ``fork``), the task's full ``step`` command line and the extra
+environment from ``task_env`` - and passes it to every decorator of the step, in order::
+
+    class MyDecorator(StepDecorator):
+        def task_launch(self, *, plan: LaunchPlan, step_name: str) -> None:
+            plan.launcher = "kubernetes"             # (a) choose how the step runs
+            plan.command[0] = "/opt/venv/bin/python"  # (b) change interpreter/command
+            plan.env["PYTHONHASHSEED"] = "0"          #     or environment
+
+A decorator may also say which launcher its step uses before anything runs, by
+overriding ``launcher_name()``; the runtime uses it to check the run up front (a remote
+step needs a remote datastore). If the command was changed, the ``fork`` launcher cannot
+honour it and the task runs through ``subprocess`` instead: no decorator needs to know.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import lifeline, plugins
+from .task import TaskSpec, run_task
+
+
+@dataclass
+class LaunchPlan:
+    """How one task is about to be started; step decorators may change it."""
+
+    launcher: str
+    command: list[str]  # interpreter, flow file, top options, "step", step options
+    env: dict[str, str] = field(default_factory=dict)  # added to the task's environment
+    default_command: tuple[str, ...] = ()  # the command before any decorator changed it
+
+    @property
+    def command_changed(self) -> bool:
+        return tuple(self.command) != self.default_command
+
+
+@dataclass
+class Started:
+    """A launched task as the runtime tracks it: a local process and its pipes."""
+
+    pid: int
+    fds: dict[int, str]  # read end of a pipe -> "stdout" / "stderr"
+    proc: subprocess.Popen | None = None
+    result_file: str | None = None  # JSON the launcher leaves about the task's end
+
+
+@dataclass
+class LaunchContext:
+    """What every launcher of one run may need; built once by the runtime."""
+
+    flow_cls: type
+    graph: Any
+    fds: Any  # FlowDatastore
+    params: dict[str, list]
+    with_decorators: list
+    with_specs: list[str]
+    flow_file: str
+    top_args: list[str]
+    spool: str  # folder for per-task scratch files of the runtime
+    reporter: Any = None
+    package_suffixes: tuple[str, ...] = (".py",)  # flow-dir files in the code package
+    extras: dict[str, Any] = field(default_factory=dict)  # launchers' per-run memory
+
+
+class Launcher(ABC):
+    """Starts a task as a local process; subclasses say how."""
+
+    name = ""
+    #: the task saves its own logs and completion marker (no local supervisor needed)
+    self_sufficient = False
+    #: the task uses this machine's CPUs, memory and GPUs (counted against its capacity)
+    uses_local_resources = True
+    #: the runtime enforces ``@timeout`` by killing the local process at the deadline
+    enforces_local_deadline = True
+
+    def __init__(self, context: LaunchContext) -> None:
+        self.context = context
+
+    @classmethod
+    def preflight(cls, *, fds: Any, steps: list[str]) -> None:
+        """Refuse, before the run exists, what this launcher cannot do for ``steps``;
+        local launchers accept everything."""
+        return None
+
+    @abstractmethod
+    def start(self, spec: TaskSpec, plan: LaunchPlan, *, inherited_fds: list[int]) -> Started:
+        """Start the task; ``inherited_fds`` are the runtime's own descriptors, which a
+        forked child must close."""
+
+
+class ForkLauncher(Launcher):
+    """Fork the runtime: the child runs the task with everything already imported."""
+
+    name = "fork"
+
+    def start(self, spec: TaskSpec, plan: LaunchPlan, *, inherited_fds: list[int]) -> Started:
+        ctx = self.context
+        pid, fds = fork_task(
+            lambda: run_task(
+                ctx.flow_cls, ctx.graph, spec, ctx.fds, ctx.params, ctx.with_decorators
+            ),
+            plan.env,
+            inherited_fds,
+        )
+        return Started(pid, fds)
+
+
+class SubprocessLauncher(Launcher):
+    """Execute the task's ``step`` command line: the command a pod or a Batch job runs."""
+
+    name = "subprocess"
+
+    def start(self, spec: TaskSpec, plan: LaunchPlan, *, inherited_fds: list[int]) -> Started:
+        proc = subprocess.Popen(
+            plan.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            # the task dies with the runtime, as a forked one does
+            preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
+            env={**os.environ, **plan.env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
+        )
+        return Started(
+            proc.pid, {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, proc
+        )
+
+
+def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int, dict[int, str]]:
+    """Fork a child in its own process group whose stdout/stderr are new pipes and which
+    exits with 0 if ``body()`` returns True, 1 if False, 2 if it raises."""
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the task process
+        code = 2
+        try:
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # SIGTERM (from the runtime, or sent by the kernel when the runtime dies)
+            # unwinds the task, then takes its whole process group down.
+            lifeline.become_task(parent)
+            os.dup2(w_out, 1)
+            os.dup2(w_err, 2)
+            for fd in (r_out, w_out, r_err, w_err):
+                os.close(fd)
+            for fd in inherited_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            sys.stdout.reconfigure(line_buffering=True)
+            sys.stderr.reconfigure(line_buffering=True)
+            os.environ.update(env)
+            code = 0 if body() else 1
+        except lifeline.TaskStopped:
+            lifeline.end_stopped_task()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    os.close(w_out)
+    os.close(w_err)
+    return pid, {r_out: "stdout", r_err: "stderr"}
+
+
+def launcher_class(name: str) -> type[Launcher]:
+    """The launcher registered as ``name`` in the ``metaflowlike.launchers`` group."""
+    return plugins.load(plugins.LAUNCHERS, name, "launcher")
+
+
+def step_launcher_name(decorators: list, default: str) -> str:
+    """The launcher a step's decorators ask for up front, or ``default``. The first
+    decorator that names one wins: the step's own come before those added with
+    ``--with``, so ``@batch`` in the code wins over ``--with kubernetes``."""
+    for deco in decorators:
+        chosen = deco.launcher_name()
+        if chosen:
+            return chosen
+    return default
+
+
+def plan_task(
+    spec: TaskSpec,
+    decorators: list,
+    *,
+    default_launcher: str,
+    command: list[str],
+    interpreter: tuple[str, dict[str, str]] | None = None,
+) -> LaunchPlan:
+    """Build the task's plan and let every decorator of its step adjust it.
+
+    ``interpreter`` is the Python of the step's own environment (``--environment``) and
+    the variables it needs; it replaces the runtime's interpreter before decorators run."""
+    env: dict[str, str] = {}
+    for deco in decorators:
+        env.update(deco.task_env(step_name=spec.step_name))
+    plan = LaunchPlan(
+        launcher=step_launcher_name(decorators, default_launcher),
+        command=list(command),
+        env=env,
+        default_command=tuple(command),
+    )
+    if interpreter is not None:
+        plan.command[0] = interpreter[0]
+        plan.env.update(interpreter[1])
+    for deco in decorators:
+        deco.task_launch(plan=plan, step_name=spec.step_name)
+    if plan.launcher == "fork" and plan.command_changed:
+        plan.launcher = "subprocess"  # fork can only run the runtime's own interpreter
+    return plan
+
+
+def preflight_run(graph: Any, with_decorators: list, default_launcher: str, fds: Any) -> None:
+    """Let each launcher the run will use refuse it before anything starts."""
+    from .decorators import step_decorators
+
+    steps: dict[str, list[str]] = {}
+    for node in graph:
+        name = step_launcher_name(step_decorators(node, with_decorators), default_launcher)
+        steps.setdefault(name, []).append(node.name)
+    for name, names in steps.items():
+        launcher_class(name).preflight(fds=fds, steps=names)

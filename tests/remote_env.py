@@ -1,0 +1,101 @@
+"""What a bare container has: a Python with the cloud SDK and nothing of metaflowlike.
+
+Remote tasks must run from the code package alone. Tests prove it by running container
+commands with this interpreter, in an empty folder, with only the declared environment.
+The venv is created once per test session with uv (from the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SDK_PACKAGES = ("boto3",)
+
+
+def uv() -> str:
+    return str(Path(sys.executable).parent / "uv")
+
+
+@pytest.fixture(scope="session")
+def sdk_python(tmp_path_factory) -> Path:
+    """Path of a Python that has boto3 but not metaflowlike, click or cloudpickle."""
+    venv = tmp_path_factory.mktemp("sdk-venv")
+    subprocess.run([uv(), "venv", "-q", str(venv), "--python", sys.executable], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv(), "pip", "install", "-q", "--python", str(python), *SDK_PACKAGES], check=True
+    )
+    probe = subprocess.run(
+        [str(python), "-c", "import metaflowlike"], capture_output=True, cwd=venv, env={}
+    )
+    assert probe.returncode != 0, "the SDK-only venv must not see metaflowlike"
+    return python
+
+
+def container_env(sdk_python: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a container whose image put ``sdk_python`` first on PATH."""
+    env = {"PATH": f"{sdk_python.parent}{os.pathsep}/usr/bin:/bin", "HOME": "/nonexistent"}
+    env.update(extra)
+    return env
+
+
+# --- the stand-in Kubernetes cluster ---------------------------------------------------
+
+
+@dataclass
+class KubeCluster:
+    server: Any
+    kubeconfig: Path
+    pod_logs: Path
+    api: Any  # kube_stand_in.Api
+
+    def jobs(self) -> list[dict]:
+        return (self.api.call("GET", "/apis/batch/v1/jobs") or {}).get("items", [])
+
+    def pods(self) -> list[dict]:
+        return (self.api.call("GET", "/api/v1/pods") or {}).get("items", [])
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(sdk_python, moto_server, tmp_path_factory) -> Iterator[KubeCluster]:
+    """kmock's API server and the node agent, one per session; pods reach moto with the
+    node's own credentials (``AWS_KEY_ID``), never with the laptop's."""
+    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
+    from tests.kube_stand_in import Api, write_kubeconfig
+
+    base = tmp_path_factory.mktemp("kube")
+    port = free_port()
+    node_env = {
+        "AWS_ENDPOINT_URL": moto_server.url,
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    argv = [
+        sys.executable,
+        str(Path(__file__).parent / "kube_stand_in.py"),
+        "--port",
+        str(port),
+        "--python",
+        str(sdk_python),
+        "--log-dir",
+        str(base / "pods"),
+    ]
+    for k, v in node_env.items():
+        argv += ["--node-env", f"{k}={v}"]
+    server = _spawn("kubernetes", argv, port, "/version")
+    kubeconfig = base / "kubeconfig"
+    write_kubeconfig(kubeconfig, server.url)
+    try:
+        yield KubeCluster(server, kubeconfig, base / "pods", Api(server.url))
+    finally:
+        server.stop()
