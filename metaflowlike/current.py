@@ -22,6 +22,13 @@ class Current:
     username: str | None = None
     tags: frozenset[str] = frozenset()
     is_running_flow: bool = False
+    #: attribute names of the flow's parameters (``getattr(self, name)`` reads each)
+    parameter_names: list[str] = []
+    #: set when the flow has ``@project(name=...)``
+    project_name: str | None = None
+    branch_name: str | None = None
+    is_production: bool | None = None
+    project_flow_name: str | None = None
 
     @property
     def pathspec(self) -> str | None:

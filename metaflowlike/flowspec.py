@@ -12,11 +12,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .config_values import Config
 from .decorators import step  # noqa: F401  (re-exported for `from metaflowlike.flowspec import step`)
-from .exceptions import MergeArtifactsError, MetaflowlikeException, did_you_mean
+from .exceptions import (
+    MergeArtifactsError,
+    MetaflowlikeException,
+    ReadOnlyAttribute,
+    did_you_mean,
+)
+from .parameters import Parameter
 
 #: attributes of FlowSpec that are not artifacts and cannot be step names
 RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
+
+
+_MISSING = object()
+
+
+def _class_attribute(flow_cls: type, name: str) -> Any:
+    """``name`` as the user's flow classes define it (FlowSpec's own attributes and
+    properties excluded), read from the class ``__dict__``s so no descriptor runs."""
+    for klass in flow_cls.__mro__:
+        if klass is FlowSpec or klass is object:
+            break
+        if name in vars(klass):
+            value = vars(klass)[name]
+            return _MISSING if isinstance(value, property) else value
+    return _MISSING
+
+
+def _is_code(value: Any) -> bool:
+    """Methods, static/class methods and other descriptors are not constants."""
+    return callable(value) or hasattr(value, "__get__")
 
 
 class ArtifactSource:
@@ -60,16 +87,19 @@ class FlowSpec:
     def __setattr__(self, name: str, value: Any) -> None:
         """Artifacts are set as attributes; refuse the names that cannot be artifacts."""
         if not name.startswith("_"):
-            cls_attr = getattr(type(self), name, None)
+            cls_attr = _class_attribute(type(self), name)
             why = None
             if name in RESERVED:
                 why = f"'{name}' is part of FlowSpec's API"
-            elif getattr(cls_attr, "is_step", False):
+            elif getattr(cls_attr, "is_step", False) is True:
                 why = f"'{name}' is a step of this flow"
-            elif hasattr(cls_attr, "attr_name") and hasattr(cls_attr, "convert"):
-                why = f"'{name}' is a Parameter, whose value is fixed for the whole run"
+            elif isinstance(cls_attr, (Parameter, Config)):
+                kind = "Parameter" if isinstance(cls_attr, Parameter) else "Config"
+                why = f"'{name}' is a {kind}, whose value is fixed for the whole run"
+            elif cls_attr is not _MISSING and not _is_code(cls_attr):
+                why = f"'{name}' is a constant of the flow class, read-only as in Metaflow"
             if why:
-                raise MetaflowlikeException(
+                raise ReadOnlyAttribute(
                     f"Cannot set self.{name}: {why}. Store the value under another name."
                 )
         object.__setattr__(self, name, value)

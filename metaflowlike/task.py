@@ -22,6 +22,7 @@ from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .decorators import step_decorators
+from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 from .lifeline import TaskStopped
@@ -125,6 +126,7 @@ def run_task(
         "user": spec.user,
         "tags": spec.tags,
         "resumed_from": spec.origin_task,
+        **task_facts(),
     }
     where = runs_on()
     if where:
@@ -155,6 +157,7 @@ def run_task(
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
+        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
             func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
         if spec.catch_fallback:
