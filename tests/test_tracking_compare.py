@@ -52,10 +52,10 @@ def test_runs_filtered_by_parameters_and_tags(sweep):
     from metaflowlike import Flow
 
     flow = Flow("SweepFlow")
-    assert [r.parameters["lr"] for r in flow.runs(lr=0.2)] == ["0.2"]
-    assert [r.parameters["model"] for r in flow.runs(model="forest")] == ["'forest'"]
+    assert [r.parameters["lr"] for r in flow.runs(lr=0.2)] == [0.2]
+    assert [r.parameters["model"] for r in flow.runs(model="forest")] == ["forest"]
     assert len(list(flow.runs(model="tree"))) == 2
-    assert [r.parameters["lr"] for r in flow.runs("best")] == ["0.3"]
+    assert [r.parameters["lr"] for r in flow.runs("best")] == [0.3]
     assert list(flow.runs("best", lr=0.1)) == []
 
 

@@ -59,9 +59,9 @@ def comparison_rows(
             "created_at": run.created_at,
             "successful": run.successful,
         }
-        shown = run.parameters
-        for name in params if params is not None else sorted(shown):
-            row[f"params.{name}"] = parameter_value(shown[name]) if name in shown else None
+        values = run.parameters
+        for name in params if params is not None else sorted(values):
+            row[f"params.{name}"] = values.get(name)
         if metrics:
             series = run.metrics
             for name in metrics:
