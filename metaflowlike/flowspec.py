@@ -135,18 +135,64 @@ class FlowSpec:
 
     # --- transitions ---------------------------------------------------------------
 
-    def next(self, *steps: Any, foreach: str | None = None) -> None:
+    def next(
+        self,
+        *steps: Any,
+        foreach: str | None = None,
+        num_parallel: int | None = None,
+        condition: str | None = None,
+    ) -> None:
         """Declare the next step(s); the graph was parsed from this call already,
-        here we only record what the running step asked for."""
-        names = []
-        for s in steps:
-            name = getattr(s, "__name__", None)
-            if name is None or not callable(s):
-                raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {s!r}.")
-            names.append(name)
+        here we only record what the running step asked for.
+
+        A switch, ``self.next({"a": self.a, "b": self.b}, condition="route")``, goes to
+        the one step whose key equals the value of ``self.route`` now."""
         if self.__dict__.get("_transition") is not None:
             raise MetaflowlikeException("self.next() was called twice in one step.")
+        if condition is not None or (len(steps) == 1 and isinstance(steps[0], dict)):
+            self.__dict__["_transition"] = ((self._switch_target(steps, condition),), None)
+            return
+        names = [_step_name(s) for s in steps]
+        if num_parallel is not None:
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int):
+                raise MetaflowlikeException(
+                    f"num_parallel= must be an integer, got {num_parallel!r}."
+                )
+            if num_parallel < 1:
+                raise MetaflowlikeException(
+                    f"num_parallel= must be at least 1, got {num_parallel}."
+                )
+            self.__dict__["_num_parallel"] = num_parallel
         self.__dict__["_transition"] = (tuple(names), foreach)
+
+    def _switch_target(self, steps: tuple, condition: str | None) -> str:
+        if len(steps) != 1 or not isinstance(steps[0], dict):
+            raise MetaflowlikeException(
+                "condition= goes with one dict of cases: "
+                'self.next({"a": self.a, "b": self.b}, condition="attr").'
+            )
+        if not isinstance(condition, str):
+            raise MetaflowlikeException(
+                "A switch needs condition= naming the artifact whose value picks the case, "
+                f"got {condition!r}."
+            )
+        cases = steps[0]
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise MetaflowlikeException(
+                f'The switch condition "{condition}" names no artifact: set self.{condition} '
+                "before calling self.next()."
+            ) from None
+        try:
+            target = cases[value]
+        except (KeyError, TypeError):
+            known = ", ".join(repr(k) for k in cases)
+            raise MetaflowlikeException(
+                f"self.{condition} is {value!r}, which is none of the switch's cases ({known})."
+            ) from None
+        self.__dict__["_switch_value"] = value
+        return _step_name(target)
 
     # --- foreach -------------------------------------------------------------------
 
@@ -227,6 +273,13 @@ class FlowSpec:
                 "exclude=[...] to merge_artifacts()."
             )
         own.manifest.update(merged)
+
+
+def _step_name(target: Any) -> str:
+    name = getattr(target, "__name__", None)
+    if name is None or not callable(target):
+        raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {target!r}.")
+    return name
 
 
 class Inputs:
