@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .tracking.metrics import track as track_metric
+
 
 class Parallel(NamedTuple):
     """``current.parallel`` inside a ``@parallel`` step: this task's place in its gang."""
@@ -15,8 +17,6 @@ class Parallel(NamedTuple):
     main_ip: str  # where the control task (node 0) listens
     num_nodes: int
     node_index: int
-
-from .tracking.metrics import track as track_metric
 
 
 class Current:
