@@ -40,6 +40,9 @@ _CLIENT_NAMES = {
     "set_datastore",
 }
 
+#: the model registry (``from metaflowlike import Model``), loaded on first use
+_MODEL_NAMES = {"Model", "register_artifact", "set_alias", "alias_history", "list_models"}
+
 #: loaded on first use: name -> module
 _LAZY = {
     "Runner": "metaflowlike.runner",
@@ -66,6 +69,7 @@ __all__ = [
     "StepDecorator",
     "make_decorator",
     *sorted(_CLIENT_NAMES),
+    *sorted(_MODEL_NAMES),
 ]
 
 
@@ -74,6 +78,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in _CLIENT_NAMES:
         return getattr(importlib.import_module(".client", __name__), name)
+    if name in _MODEL_NAMES:
+        return getattr(importlib.import_module(".tracking.model", __name__), name)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if _is_submodule(name):

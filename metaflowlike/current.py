@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from .tracking.metrics import track as track_metric
+
 
 class Parallel(NamedTuple):
     """``current.parallel`` inside a ``@parallel`` step: this task's place in its gang."""
@@ -43,6 +45,16 @@ class Current:
         if not self.is_running_flow:
             return None
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    #: ``current.track("val_loss", 0.31, step=epoch)``: see ``tracking.metrics``
+    track = staticmethod(track_metric)
+
+    @property
+    def model(self) -> Any:
+        """``current.model.save(obj, name=...)``: see ``tracking.model``."""
+        from .tracking.model import TaskModels
+
+        return TaskModels()
 
     def _update(self, **values: Any) -> None:
         for name, value in values.items():

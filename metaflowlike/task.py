@@ -28,6 +28,7 @@ from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
 from .lifeline import TaskStopped
+from .tracking import metrics as tracked_metrics
 
 
 @dataclass
@@ -214,6 +215,7 @@ def run_task(
             flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
         )
     try:
+        tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
     except Exception:
         traceback.print_exc()

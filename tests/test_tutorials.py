@@ -126,3 +126,24 @@ def test_08_cards(tutorial):
     assert "Training for 30 epochs" in report and "vegaEmbed" in report
     _run(["cardsflow.py", "card", "get", "start", "start-card.html"], d)
     assert "20 points" in (d / "start-card.html").read_text()
+
+
+def test_09_tracking_and_models(tutorial):
+    d = tutorial("09-tracking-and-models")
+    env = {"METAFLOWLIKE_USER": "tutorial"}
+    for lr in ("0.01", "0.05", "0.2"):
+        assert (
+            "registered regressor version" in _run(["train.py", "run", "--lr", lr], d, env).stdout
+        )
+    out = _run(["compare_and_promote.py"], d, env).stdout
+    assert "metrics.loss" in out and "params.lr" in out
+    assert "champion -> regressor version 2" in out  # lr=0.2 diverges, 0.05 fits best
+    assert "in 30 epochs" in out
+    assert "scored with regressor version 2" in _run(["score.py", "run"], d, env).stdout
+    console = Path(sys.executable).parent / "metaflowlike"
+    moved = subprocess.run(
+        [str(console), "model", "alias", "regressor", "champion", "1"],
+        cwd=d, capture_output=True, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    assert moved.returncode == 0 and "(was 2)" in moved.stdout, moved.stderr
+    assert "scored with regressor version 1" in _run(["score.py", "run"], d, env).stdout

@@ -16,6 +16,8 @@ from ..exceptions import did_you_mean
 from ..ids import is_valid
 from ..tagging import TagStore
 from .html import FlowViews, RunViews, StepViews
+from ..tracking.compare import CompareMixin, parameters_match
+from ..tracking.series import RunMetricsMixin
 from .settings import (
     MetaflowNamespaceMismatch,
     MetaflowNotFound,
@@ -57,7 +59,7 @@ class Metaflow:
         return "Metaflow()"
 
 
-class Flow(FlowViews, MetaflowObject):
+class Flow(FlowViews, CompareMixin, MetaflowObject):
     """All runs of one flow class, newest first."""
 
     _NAME = "Flow"
@@ -88,8 +90,9 @@ class Flow(FlowViews, MetaflowObject):
     def is_in_namespace(self) -> bool:
         return get_namespace() is None or next(self.runs(), None) is not None
 
-    def runs(self, *tags: str) -> Iterator[Run]:
-        """Runs in the current namespace that carry every tag in ``tags``, newest first.
+    def runs(self, *tags: str, **params: Any) -> Iterator[Run]:
+        """Runs in the current namespace that carry every tag in ``tags`` and, if given,
+        the parameter values in ``params`` (``runs(lr=0.1)``), newest first.
 
         Tags added after a run started are tag operations: they are listed once per
         call, and read only for the runs that have some."""
@@ -101,6 +104,8 @@ class Flow(FlowViews, MetaflowObject):
         for run_id in ids:
             rec = self._store.run_record(self.id, run_id)
             if rec is None:  # a run that is only starting has no record yet
+                continue
+            if params and not parameters_match(rec, params):
                 continue
             system = set(rec.get("tags", [])) - set(rec.get("user_tags", []))
             user = None
@@ -169,7 +174,7 @@ class _TagOperations:
 # --- Run ------------------------------------------------------------------------------
 
 
-class Run(RunViews, MetaflowObject):
+class Run(RunViews, RunMetricsMixin, MetaflowObject):
     """One execution of a flow: its steps, its ``end`` data and its tags."""
 
     _NAME = "Run"

@@ -24,6 +24,7 @@ from ..datastore.task_datastore import (
 )
 from ..exceptions import ArtifactLoadError, MetaflowlikeException, did_you_mean
 from .html import DataArtifactViews, TaskViews
+from ..tracking.series import TaskMetricsMixin
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
@@ -70,7 +71,7 @@ class TaskException:
         return f"TaskException({self.type!r}, {self.message!r})"
 
 
-class Task(TaskViews, MetaflowObject):
+class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
