@@ -15,9 +15,9 @@ from typing import Any
 from ..exceptions import did_you_mean
 from ..ids import is_valid
 from ..tagging import TagStore
-from .html import FlowViews, RunViews, StepViews
 from ..tracking.compare import CompareMixin, parameters_match
 from ..tracking.series import RunMetricsMixin
+from .html import FlowViews, RunViews, StepViews
 from .settings import (
     MetaflowNamespaceMismatch,
     MetaflowNotFound,

@@ -23,8 +23,8 @@ from ..datastore.task_datastore import (
     warn_damaged,
 )
 from ..exceptions import ArtifactLoadError, MetaflowlikeException, did_you_mean
-from .html import DataArtifactViews, TaskViews
 from ..tracking.series import TaskMetricsMixin
+from .html import DataArtifactViews, TaskViews
 from .settings import (
     MetaflowArtifactNotFound,
     MetaflowNotFound,
