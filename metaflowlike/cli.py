@@ -15,16 +15,9 @@ from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
 from .lifeline import TaskStopped, end_stopped_task
-from .parameters import Parameter
+from .parameters import flow_parameters
 
-
-def flow_parameters(flow_cls: type) -> list[Parameter]:
-    params = {}
-    for klass in reversed(flow_cls.__mro__):
-        for attr, value in vars(klass).items():
-            if isinstance(value, Parameter):
-                params[attr] = value
-    return list(params.values())
+__all__ = ["flow_parameters", "main", "build_cli"]
 
 
 class _State:
@@ -41,14 +34,49 @@ class _State:
         self.package_suffixes = package_suffixes
         self._graph = None
         self._fds = None
+        self.branch: str | None = None
+        self.production = False
+        self.config_args: tuple = ((), ())  # (--config pairs, --config-value pairs)
+        self.configs: dict[str, Any] | None = None  # set: values stored by an earlier run
+        self.project: dict[str, Any] | None = None
 
     @property
     def graph(self):
         if self._graph is None:
             from .graph import FlowGraph
 
+            self._prepare_flow()
             self._graph = FlowGraph(self.flow_cls)
         return self._graph
+
+    def _prepare_flow(self) -> None:
+        """Read the configs (or take a run's stored ones), evaluate the decorator
+        arguments that use them, and work out the project branch, before the graph
+        is built from the decorators."""
+        from . import config
+        from .config_values import apply_configs, read_configs
+        from .current import current
+        from .parameters import flow_parameters
+        from .project_decorator import project_info
+
+        if self.configs is None:
+            self.configs = read_configs(self.flow_cls, *self.config_args)
+        apply_configs(self.flow_cls, self.configs)
+        user = config.get_username()
+        self.project = project_info(self.flow_cls, user, self.branch, self.production)
+        current._update(
+            parameter_names=[p.attr_name for p in flow_parameters(self.flow_cls)],
+            **(self.project or {}),
+        )
+
+    def use_stored_configs(self, configs: dict[str, Any]) -> None:
+        """Run with the configs a run was started with (``step``, ``resume``)."""
+        if any(self.config_args):
+            raise MetaflowlikeException(
+                "--config/--config-value cannot be given here: the run keeps the configs "
+                "it was started with."
+            )
+        self.configs = dict(configs)
 
     @property
     def fds(self):
@@ -65,20 +93,36 @@ class _State:
 
     def top_args(self) -> list[str]:
         args = ["--datastore", self.fds.storage.TYPE, "--datastore-root", self.fds.storage.root]
+        args += ["--branch", self.branch] if self.branch else []
+        args += ["--production"] if self.production else []
         return args + (["--quiet"] if self.quiet else [])
 
 
+#: how ``--help`` names each parameter type (click's names, as Metaflow shows them)
+HELP_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "JSON": "JSON"}
+
+
 def _params_options(flow_cls: type):
+    """One ``--name`` option per parameter, listed in declaration order in ``--help``
+    with its type and ``[required]``; the values stay strings until ``parse_params``,
+    so conversion errors are ours and name the parameter."""
     import click
 
+    from .parameters import IncludeFile
+
     def decorate(cmd):
-        for p in flow_parameters(flow_cls):
-            help_text = p.help + (
-                f" [default: {p.default!r}]" if p.show_default and p.default is not None else ""
-            )
-            cmd = click.option(f"--{p.name}", p.attr_name, default=None, type=str, help=help_text)(
-                cmd
-            )
+        # click lists the option applied last first: apply them last-declared first
+        for p in reversed(flow_parameters(flow_cls)):
+            extras = []
+            if p.show_default and p.default is not None and not callable(p.default):
+                extras.append(f"default: {p.default!r}")
+            if p.required:
+                extras.append("required")
+            help_text = p.help + (f"  [{'; '.join(extras)}]" if extras else "")
+            metavar = "PATH" if isinstance(p, IncludeFile) else HELP_TYPES.get(p.type_name, "TEXT")
+            cmd = click.option(
+                f"--{p.name}", p.attr_name, default=None, type=str, metavar=metavar, help=help_text
+            )(cmd)
         return cmd
 
     return decorate
@@ -89,6 +133,8 @@ def parse_params(flow_cls: type, raw: dict[str, str | None]) -> dict[str, Any]:
     values = {}
     for p in flow_parameters(flow_cls):
         given = raw.get(p.attr_name)
+        if given is None:
+            given = os.environ.get(p.env_var)  # METAFLOW_RUN_<NAME>, as in Metaflow
         if given is not None:
             values[p.attr_name] = p.convert(given)
         elif p.required:
@@ -142,22 +188,45 @@ def _graph_command(args: list[str]) -> tuple[str, str] | None:
 def build_cli(flow_cls: type):
     import click
 
+    from .cli_compat import check_metaflow_options, metaflow_compat_options
+
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
     @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
     @click.option("--quiet", is_flag=True, help="Print task output only.")
+    @click.option("--branch", default=None, help="@project branch (test.BRANCH).")
+    @click.option("--production", is_flag=True, help="@project production branch (prod).")
+    @click.option(
+        "--config", "config_files", nargs=2, multiple=True, help="Read Config NAME from FILE."
+    )
+    @click.option("--config-value", nargs=2, multiple=True, help="Config NAME given as VALUE.")
     @click.option(
         "--package-suffixes",
         default=None,
         help="Also put files of the flow's folder with these suffixes in the code package "
         "of remote steps (comma-separated, e.g. .txt,.yaml; .py always).",
     )
+    @metaflow_compat_options
     @click.pass_context
-    def cli(ctx, ds_type, datastore_root, quiet, package_suffixes):
+    def cli(
+        ctx,
+        ds_type,
+        datastore_root,
+        quiet,
+        branch,
+        production,
+        config_files,
+        config_value,
+        package_suffixes,
+        **metaflow_options,
+    ):
         """Run and inspect this flow."""
         from .code_package import parse_suffixes
 
+        check_metaflow_options(**metaflow_options)
         ctx.obj = _State(flow_cls, ds_type, datastore_root, quiet, parse_suffixes(package_suffixes))
+        ctx.obj.branch, ctx.obj.production = branch, production
+        ctx.obj.config_args = (config_files, config_value)
 
     @cli.command()
     @click.pass_obj
@@ -221,6 +290,7 @@ def build_cli(flow_cls: type):
         sys.exit(0 if ok else 1)
 
     @cli.command(
+        hidden=True,
         context_settings={"ignore_unknown_options": True, "help_option_names": []},
         add_help_option=False,
     )
@@ -248,15 +318,16 @@ def build_cli(flow_cls: type):
             ids.check_task_pathspec(spec.origin_task, "--origin-task")
         if spec.attempt < 0:
             raise ids.InvalidId(f"Invalid --attempt {spec.attempt}: attempts count from 0.")
-        if step_name not in state.graph:
-            raise MetaflowlikeException(
-                f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
-            )
         run = state.fds.read_run(flow_cls.__name__, spec.run_id)
         if run is None:
             raise MetaflowlikeException(
                 f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
                 f"{state.fds.storage.url()}."
+            )
+        state.use_stored_configs(run.get("configs") or {})
+        if step_name not in state.graph:
+            raise MetaflowlikeException(
+                f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
         spec.user = spec.user or run.get("user", "")
         spec.tags = spec.tags or run.get("tags", [])
@@ -275,53 +346,9 @@ def build_cli(flow_cls: type):
         sys.stderr.flush()
         sys.exit(0 if ok else 1)
 
-    @cli.command()
-    @click.argument("pathspec")
-    @click.option("--stderr", "only_stderr", is_flag=True, help="Only stderr.")
-    @click.option("--stdout", "only_stdout", is_flag=True, help="Only stdout.")
-    @click.option("--attempt", type=int, default=None)
-    @click.pass_obj
-    def logs(state: _State, pathspec, only_stderr, only_stdout, attempt):
-        """Print the saved logs of RUN_ID/STEP[/TASK_ID]."""
-        streams = ["stdout", "stderr"]
-        if only_stderr:
-            streams = ["stderr"]
-        elif only_stdout:
-            streams = ["stdout"]
-        for task_path in _task_paths(state, pathspec):
-            rec = state.fds.read_task(task_path, attempt)
-            if rec is None:
-                continue
-            for stream in streams:
-                data = state.fds.read_log(task_path, rec.attempt, stream)
-                if data:
-                    out = sys.stderr if stream == "stderr" else sys.stdout
-                    out.write(data.decode(errors="replace"))
-                    out.flush()
+    from .cli_inspect import add_inspect_commands
 
-    @cli.command()
-    @click.argument("pathspec")
-    @click.option("--max-value-size", default=1000, help="Truncate long values.")
-    @click.pass_obj
-    def dump(state: _State, pathspec, max_value_size):
-        """Print the artifacts of the finished task(s) RUN_ID/STEP[/TASK_ID]."""
-        from .exceptions import ArtifactLoadError
-
-        for task_path in _task_paths(state, pathspec):
-            rec = state.fds.read_task(task_path)
-            if rec is None:
-                continue
-            click.echo(f"{task_path} ({rec.status}):")
-            for name in sorted(rec.artifacts):
-                key, size, type_name = rec.artifacts[name]
-                try:
-                    value = repr(state.fds.cas.load(key))
-                except ArtifactLoadError as e:
-                    value = f"<not loadable here: {e}>"
-                if len(value) > max_value_size:
-                    value = value[:max_value_size] + "..."
-                click.echo(f"  {name} ({type_name}, {size} bytes) = {value}")
-
+    add_inspect_commands(cli, flow_cls)
     from .cards.cli import add_card_command
     from .resume import add_resume_command
 
@@ -332,34 +359,6 @@ def build_cli(flow_cls: type):
 
     add_environment_commands(cli)
     return cli
-
-
-def _task_paths(state: _State, pathspec: str) -> list[str]:
-    from . import ids
-
-    parts = pathspec.strip("/").split("/")
-    flow = state.flow_cls.__name__
-    if len(parts) not in (2, 3):
-        raise MetaflowlikeException(f"Expected RUN_ID/STEP[/TASK_ID], got {ids.shown(pathspec)}.")
-    ids.check_pathspec_parts([flow, *parts], "the pathspec")
-    run_id, step = parts[0], parts[1]
-    if state.fds.read_run(flow, run_id) is None:
-        raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
-    tasks = (
-        [parts[2]]
-        if len(parts) == 3
-        else sorted(state.fds.list_tasks(flow, run_id, step), key=_num)
-    )
-    if not tasks:
-        raise MetaflowlikeException(f'Run {flow}/{run_id} has no tasks for step "{step}".')
-    paths = [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
-    if len(parts) == 3 and not state.fds.attempts(flow, run_id, step, parts[2]):
-        raise MetaflowlikeException(f"Task {paths[0]} has no finished attempt.")
-    return paths
-
-
-def _num(s: str) -> tuple:
-    return (0, int(s), "") if s.isdigit() else (1, 0, s)
 
 
 def print_error(e: MetaflowlikeException) -> None:

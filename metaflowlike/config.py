@@ -6,7 +6,7 @@ Each setting has one name: the file key ``kubernetes_namespace`` is the environm
 variable ``METAFLOWLIKE_KUBERNETES_NAMESPACE``. The settings (see :data:`SETTINGS`):
 
 - ``datastore``, ``datastore_root``: where runs live (default: the local backend in
-  ``./.metaflowlike``); the client uses the same resolution;
+  the nearest ``.metaflowlike`` folder, see ``local_root``); the client uses the same resolution;
 - ``default_image``: the container image of remote steps that name none;
 - ``kubernetes_image``, ``kubernetes_namespace``, ``kubernetes_service_account``,
   ``kubernetes_secrets`` (comma-separated secret names mounted into every pod);
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .exceptions import MetaflowlikeException
 
 CONFIG_FILE = os.path.join("~", ".metaflowlike", "config.json")
+LOCAL_DIR = ".metaflowlike"
 SCHEMES = {"s3": "s3", "azure": "azure", "gs": "gs", "gcs": "gs", "file": "local"}
 
 
@@ -173,8 +174,33 @@ def open_datastore(ds_type: str | None = None, root: str | None = None):
     return FlowDatastore(storage_cls(root))
 
 
+def local_root(start: str | None = None) -> str:
+    """The default local datastore: ``start/.metaflowlike`` (``start`` is the current
+    directory) if it exists, else the nearest parent's ``.metaflowlike`` that holds
+    runs, else ``start/.metaflowlike``.
+
+    As Metaflow does for ``.metaflow``: a notebook in ``project/notebooks/`` sees the
+    runs made from ``project/``, and the client and the command line agree on it. A
+    parent's folder counts only if it holds runs (a ``flows`` folder), so the folder of
+    ``~/.metaflowlike/config.json`` alone never captures the runs of every project."""
+    first = os.path.join(os.path.abspath(start or os.getcwd()), LOCAL_DIR)
+    if os.path.isdir(first):
+        return first
+    here = os.path.dirname(os.path.dirname(first))
+    while True:
+        candidate = os.path.join(here, LOCAL_DIR)
+        if os.path.isdir(os.path.join(candidate, "flows")):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return first
+        here = parent
+
+
 def get_username() -> str:
-    for var in ("METAFLOWLIKE_USER", "USERNAME", "USER"):
+    """``METAFLOWLIKE_USER``, else Metaflow's ``METAFLOW_USER`` (so namespaces match a
+    Metaflow setup), else the login name."""
+    for var in ("METAFLOWLIKE_USER", "METAFLOW_USER", "USERNAME", "USER"):
         if os.environ.get(var):
             return os.environ[var]
     import getpass  # imports termios: only when the environment does not say

@@ -16,7 +16,7 @@ import re
 from .exceptions import MetaflowlikeException
 
 MAX_ID = 128
-MAX_TAG = 512
+MAX_TAG = 500  # Metaflow's limit, so a tag valid there is valid here
 MAX_PATH = 1024
 
 #: flow and step names are Python identifiers (a class name, a method name)
@@ -93,7 +93,7 @@ def is_valid(kind: str, value: object) -> bool:
 
 
 def check_tag(value: object, where: str = "") -> str:
-    """A tag is free text (it never becomes a path): 1-512 characters, no control ones."""
+    """A tag is free text (it never becomes a path): 1-500 characters, no control ones."""
     if not isinstance(value, str) or not value:
         raise InvalidId(f"Invalid tag {shown(value)}{_where(where)}: it is empty or not text.")
     if len(value) > MAX_TAG:

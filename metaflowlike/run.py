@@ -17,6 +17,7 @@ from .environments.commands import plan_for_run
 from .graph_render import graph_summary
 from .launchers import preflight_run
 from .owners import me
+from .project_decorator import project_tags
 from .reporter import make_reporter
 from .runtime import Runtime, check_resources, new_run_id
 
@@ -50,7 +51,8 @@ def execute(
     preflight_run(graph, with_decorators or [], launcher, fds)
     environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
-    all_tags = system_tags(user) + list(tags or [])
+    project = getattr(state, "project", None)
+    all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
         flow,
         run_id,
@@ -68,6 +70,8 @@ def execute(
             "steps": graph.sorted_nodes(),
             "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
             "with": list(with_specs or []),
+            "configs": getattr(state, "configs", None) or {},
+            "project": project,
             "runtime": me().record(),  # while it lives and no _done.json exists: running
             "environment": environments.record(),
         },

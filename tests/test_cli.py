@@ -143,9 +143,13 @@ def test_logs_are_streamed_with_prefix_and_saved(make_flow):
     assert f"[{run.id}/start/{task.id}] to stderr" in proc.stderr
     assert task.stdout == "to stdout\n"
     assert task.stderr == "to stderr\n"
+    # as Metaflow: every stream on stdout, under a header naming the task
+    head = f"ParamFlow/{run.id}/start/{task.id} (attempt 0) ---\n"
     logs = flow.run("logs", f"{run.id}/start")
-    assert logs.stdout == "to stdout\n" and logs.stderr == "to stderr\n"
-    assert flow.run("logs", f"{run.id}/start/{task.id}", "--stderr").stdout == ""
+    assert logs.stdout == f"--- stdout of {head}to stdout\n--- stderr of {head}to stderr\n"
+    only_err = flow.run("logs", f"{run.id}/start/{task.id}", "--stderr").stdout
+    assert only_err == f"--- stderr of {head}to stderr\n"
+    assert flow.run("--quiet", "logs", f"{run.id}/start", "--stdout").stdout == "to stdout\n"
 
 
 def test_dump_prints_artifacts(make_flow):

@@ -66,8 +66,8 @@ def test_grammar_accepts_real_ids():
     assert check_tag("team:ml / experiment 3 ✓") == "team:ml / experiment 3 ✓"
     with pytest.raises(InvalidId, match="control character"):
         check_tag("a\nb")
-    with pytest.raises(InvalidId, match="512"):
-        check_tag("t" * 513)
+    with pytest.raises(InvalidId, match="500"):
+        check_tag("t" * 501)
 
 
 def test_storage_refuses_paths_that_escape(tmp_path):
@@ -143,5 +143,5 @@ def test_dump_logs_resume_and_tags_check_ids(flow_run):
     proc = flow.run("resume", "--origin-run-id", "../..", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("Invalid id:"), proc.stderr
     proc = flow.run("run", "--tag", "x" * 600, check=False)
-    assert proc.returncode == 1 and "at most 512" in proc.stderr
+    assert proc.returncode == 1 and "at most 500" in proc.stderr
     assert "Traceback" not in proc.stderr

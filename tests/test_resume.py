@@ -242,7 +242,7 @@ def test_client_shows_resumed_runs_like_any_other(make_flow, tmp_path):
     run = Run(f"FourFlow/{resumed_id}")
     assert run == Flow("FourFlow").latest_run == Flow("FourFlow").latest_successful_run
     assert run.successful and run.finished and not origin.successful
-    assert [s.id for s in run] == [s.id for s in origin] + ["end"]
+    assert [s.id for s in run] == ["end"] + [s.id for s in origin]  # newest first
     assert run.data.d == 112 and run.data.a == 10
     assert run.origin_pathspec == origin.pathspec and origin.origin_pathspec is None
     assert run.user == origin.user and run.tags >= origin.system_tags

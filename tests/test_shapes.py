@@ -46,7 +46,7 @@ if __name__ == "__main__":
     run = Flow("LinearFlow").latest_run
     assert run.successful and run.finished
     assert run.data.c == 3
-    assert [s.id for s in run] == ["start", "middle", "end"]
+    assert [s.id for s in run] == ["end", "middle", "start"]  # newest first, as Metaflow
     # upstream artifacts are listed among each later task's artifacts
     end = run["end"].task
     assert {"a", "b", "c"} <= {a.id for a in end}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from ..exceptions import did_you_mean
 from ..ids import is_valid
+from ..tagging import TagStore
 from .html import FlowViews, RunViews, StepViews
 from .settings import (
+    MetaflowNamespaceMismatch,
     MetaflowNotFound,
     MetaflowObject,
     _check_namespace,
@@ -59,7 +62,7 @@ class Flow(FlowViews, MetaflowObject):
 
     _NAME = "Flow"
 
-    def __init__(self, pathspec: str) -> None:
+    def __init__(self, pathspec: str, _namespace_check: bool = True) -> None:
         (name,) = _parse(pathspec, 1, "flow", "FlowName")
         store = _store()
         if name not in store.flows() and name not in store.flows(refresh=True):
@@ -86,16 +89,29 @@ class Flow(FlowViews, MetaflowObject):
         return get_namespace() is None or next(self.runs(), None) is not None
 
     def runs(self, *tags: str) -> Iterator[Run]:
-        """Runs in the current namespace that carry every tag in ``tags``, newest first."""
+        """Runs in the current namespace that carry every tag in ``tags``, newest first.
+
+        Tags added after a run started are tag operations: they are listed once per
+        call, and read only for the runs that have some."""
         ns = get_namespace()
+        wanted = [t for t in (ns, *tags) if t is not None]
         ids = sorted(self._store.fds.list_runs(self.id), key=_id_key, reverse=True)
+        tag_store = TagStore(self._store.fds)
+        ops = _TagOperations(tag_store, self.id)  # listed once, when first needed
         for run_id in ids:
             rec = self._store.run_record(self.id, run_id)
             if rec is None:  # a run that is only starting has no record yet
                 continue
-            have = set(rec.get("tags", []))
-            if (ns is None or ns in have) and all(t in have for t in tags):
-                yield Run._make(self._store, self, run_id, rec)
+            system = set(rec.get("tags", [])) - set(rec.get("user_tags", []))
+            user = None
+            missing = [t for t in wanted if t not in system]
+            if missing:  # user tags: the record's, unless operations changed them
+                user = tag_store.user_tags(self.id, run_id, rec, ops.of(run_id))
+                if not all(t in user for t in missing):
+                    continue
+            run = Run._make(self._store, self, run_id, rec)
+            run._user_tags, run._tag_ops = user, ops
+            yield run
 
     def __iter__(self) -> Iterator[Run]:
         return self.runs()
@@ -109,12 +125,45 @@ class Flow(FlowViews, MetaflowObject):
 
     @property
     def latest_run(self) -> Run | None:
-        """The newest run in the namespace, finished or not."""
-        return next(self.runs(), None)
+        """The newest run in the namespace, finished or not.
+
+        None if the flow has no run at all; if it has runs but none in the current
+        namespace, ``MetaflowNamespaceMismatch`` (as Metaflow), not a silent None."""
+        run = next(self.runs(), None)
+        if run is None and get_namespace() is not None:
+            ids = self._store.fds.list_runs(self.id)
+            owners = sorted(
+                {
+                    rec.get("user", "?")
+                    for rid in ids
+                    if (rec := self._store.run_record(self.id, rid)) is not None
+                }
+            )
+            if owners:
+                raise MetaflowNamespaceMismatch(
+                    f"Flow {self.id} has no run in the current namespace '{get_namespace()}' "
+                    f"(its runs are by {', '.join(owners)}). Call namespace('user:{owners[0]}') "
+                    "or namespace(None) to see them."
+                )
+        return run
 
     @property
     def latest_successful_run(self) -> Run | None:
         return next((r for r in self.runs() if r.successful), None)
+
+
+class _TagOperations:
+    """The tag operations of one flow, listed at most once for all the runs one
+    ``Flow.runs()`` call yields (reading ``run.tags`` in a loop costs one listing)."""
+
+    def __init__(self, store: TagStore, flow: str) -> None:
+        self._store, self._flow = store, flow
+        self._ops: dict[str, list[str]] | None = None
+
+    def of(self, run_id: str) -> list[str]:
+        if self._ops is None:
+            self._ops = self._store.operations(self._flow)
+        return self._ops.get(run_id, [])
 
 
 # --- Run ------------------------------------------------------------------------------
@@ -125,7 +174,7 @@ class Run(RunViews, MetaflowObject):
 
     _NAME = "Run"
 
-    def __init__(self, pathspec: str) -> None:
+    def __init__(self, pathspec: str, _namespace_check: bool = True) -> None:
         flow, run_id = _parse(pathspec, 2, "run", "FlowName/RunID")
         store = _store()
         rec = store.run_record(flow, run_id)
@@ -137,7 +186,8 @@ class Run(RunViews, MetaflowObject):
                 )
             raise MetaflowNotFound(f"Run {flow}/{run_id} does not exist in {get_metadata()}.")
         self._init(store, None, flow, run_id, rec)
-        _check_namespace(self)
+        if _namespace_check:
+            _check_namespace(self)
 
     @classmethod
     def _make(cls, store: _Store, flow: Flow | None, run_id: str, rec: dict) -> Run:
@@ -152,9 +202,49 @@ class Run(RunViews, MetaflowObject):
         self.id, self.pathspec = run_id, f"{flow_name}/{run_id}"
         self._record = rec
         self._step_names: list[str] | None = None
+        self._user_tags: list[str] | None = None
+        self._tag_ops: _TagOperations | None = None  # shared by the runs of one listing
 
-    def _run_record(self) -> dict:
-        return self._record
+    def _run_obj(self) -> Run:
+        return self
+
+    # --- tags ------------------------------------------------------------------------
+
+    def _current_user_tags(self) -> list[str]:
+        if self._user_tags is None:
+            ops = self._tag_ops.of(self.id) if self._tag_ops is not None else None
+            self._user_tags = TagStore(self._store.fds).user_tags(
+                self._flow_name, self.id, self._record, ops
+            )
+        return self._user_tags
+
+    def _mutate_tags(self, add: list[str], remove: list[str]) -> None:
+        self._user_tags = TagStore(self._store.fds).mutate(
+            self._flow_name, self.id, self._record, add=add, remove=remove
+        )
+
+    def add_tag(self, tag: str) -> None:
+        """Add one user tag to this run (adding a system tag changes nothing)."""
+        self._mutate_tags([tag], [])
+
+    def add_tags(self, tags: list[str]) -> None:
+        self._mutate_tags(list(tags) if not isinstance(tags, str) else tags, [])
+
+    def remove_tag(self, tag: str) -> None:
+        """Remove one user tag; removing a system tag raises ``MetaflowTaggingError``."""
+        self._mutate_tags([], [tag])
+
+    def remove_tags(self, tags: list[str]) -> None:
+        self._mutate_tags([], list(tags) if not isinstance(tags, str) else tags)
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        """Remove one tag and add another in one change."""
+        self._mutate_tags([tag_to_add], [tag_to_remove])
+
+    def replace_tags(self, tags_to_remove: list[str], tags_to_add: list[str]) -> None:
+        self._mutate_tags(list(tags_to_add), list(tags_to_remove))
+
+    # --- steps -----------------------------------------------------------------------
 
     def _list_steps(self) -> list[str]:
         """Existing steps, in graph order (as recorded at the start of the run)."""
@@ -170,7 +260,8 @@ class Run(RunViews, MetaflowObject):
         return self._flow
 
     def __iter__(self) -> Iterator[Step]:
-        for name in self._list_steps():
+        """Steps newest first (``end`` before ``start``), as Metaflow lists them."""
+        for name in reversed(self._list_steps()):
             yield Step._make(self, name)
 
     def steps(self, *tags: str) -> Iterator[Step]:
@@ -231,9 +322,10 @@ class Run(RunViews, MetaflowObject):
         return self._record.get("user")
 
     @property
-    def parameters(self) -> dict[str, str]:
-        """Parameter values as ``repr`` strings (the values themselves: ``run.data``)."""
-        return dict(self._record.get("param_values", {}))
+    def parameters(self) -> dict[str, Any]:
+        """The run's parameter values, typed as the flow received them."""
+        cas = self._store.fds.cas
+        return {name: cas.load(entry[0]) for name, entry in self._record.get("params", {}).items()}
 
     code = None  # code packages are not stored by the local runtime
 
@@ -246,9 +338,9 @@ class Step(StepViews, MetaflowObject):
 
     _NAME = "Step"
 
-    def __init__(self, pathspec: str) -> None:
+    def __init__(self, pathspec: str, _namespace_check: bool = True) -> None:
         flow, run_id, name = _parse(pathspec, 3, "step", "FlowName/RunID/StepName")
-        run = Run(f"{flow}/{run_id}")
+        run = Run(f"{flow}/{run_id}", _namespace_check=_namespace_check)
         self._init(run, name)
         if not self._list_tasks():
             raise MetaflowNotFound(
@@ -267,12 +359,13 @@ class Step(StepViews, MetaflowObject):
         self.pathspec = f"{run.pathspec}/{name}"
         self._task_ids: list[str] | None = None
 
-    def _run_record(self) -> dict:
-        return self._run._record
+    def _run_obj(self) -> Run:
+        return self._run
 
     def _list_tasks(self) -> list[str]:
+        """Task ids newest first, as Metaflow lists them."""
         ids = self._run._store.fds.list_tasks(self._run._flow_name, self._run.id, self.id)
-        self._task_ids = sorted(ids, key=_id_key)
+        self._task_ids = sorted(ids, key=_id_key, reverse=True)
         return self._task_ids
 
     @property
@@ -298,7 +391,7 @@ class Step(StepViews, MetaflowObject):
 
     @property
     def task(self) -> Task | None:
-        """The first task (the only one, for a step outside a foreach)."""
+        """The newest task (the only one, for a step outside a foreach)."""
         ids = self._task_ids if self._task_ids is not None else self._list_tasks()
         return Task._make(self, ids[0]) if ids else None
 
@@ -315,4 +408,9 @@ class Step(StepViews, MetaflowObject):
             return None
         return max(times)  # type: ignore[type-var]
 
-    origin_pathspec = None
+    @property
+    def origin_pathspec(self) -> str | None:
+        """After ``resume``: this step in the run its task was cloned from, else None."""
+        task = self.task
+        origin = task.origin_pathspec if task is not None else None
+        return origin.rsplit("/", 1)[0] if origin else None

@@ -158,20 +158,32 @@ class MetaflowObject:
         return hash((type(self).__name__, self.pathspec))
 
     def _run_record(self) -> dict:
-        raise NotImplementedError
+        return self._run_obj()._record
+
+    def _run_obj(self) -> Any:
+        """The ``Run`` this object belongs to (tags and namespace are the run's)."""
+        raise TypeError(f"{type(self).__name__} belongs to no run")
+
+    @property
+    def path_components(self) -> list[str]:
+        """The parts of the pathspec: ``['Flow', 'run', 'step', 'task']``."""
+        return self.pathspec.split("/")
 
     @property
     def tags(self) -> frozenset[str]:
         """All tags of the run this object belongs to (system and user tags)."""
-        return frozenset(self._run_record().get("tags", []))
+        return self.system_tags | self.user_tags
 
     @property
     def user_tags(self) -> frozenset[str]:
-        return frozenset(self._run_record().get("user_tags", []))
+        """Tags given with ``run --tag`` or added later (``add_tags``, ``tag add``)."""
+        return frozenset(self._run_obj()._current_user_tags())
 
     @property
     def system_tags(self) -> frozenset[str]:
-        return self.tags - self.user_tags
+        """Tags the runtime set (``user:...``, ``python_version:...``); never change."""
+        rec = self._run_record()
+        return frozenset(rec.get("tags", [])) - frozenset(rec.get("user_tags", []))
 
     def is_in_namespace(self) -> bool:
         ns = get_namespace()

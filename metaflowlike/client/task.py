@@ -8,6 +8,9 @@ the one place artifact bytes are loaded.
 
 from __future__ import annotations
 
+import builtins
+import os
+from collections import namedtuple
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +22,7 @@ from ..datastore.task_datastore import (
     is_manifest,
     warn_damaged,
 )
-from ..exceptions import ArtifactLoadError, did_you_mean
+from ..exceptions import ArtifactLoadError, MetaflowlikeException, did_you_mean
 from .html import DataArtifactViews, TaskViews
 from .settings import (
     MetaflowArtifactNotFound,
@@ -34,14 +37,28 @@ if TYPE_CHECKING:
     from .objects import Step
 
 
+#: one fact recorded about a task, as Metaflow's client returns them (``created_at`` in
+#: milliseconds since the epoch, ``value`` a string)
+Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
+
+
 class TaskException:
-    """The exception a failed task raised: ``type``, ``message`` and ``traceback``."""
+    """The exception a failed task raised.
+
+    Metaflow's fields: ``type`` (module-qualified, ``builtins.ValueError``),
+    ``exception`` (the message) and ``stacktrace``; ``message`` and ``traceback``
+    are the same values under our own names."""
 
     def __init__(self, info: dict) -> None:
-        self.type: str = info.get("type", "")
+        stored = info.get("type", "")
+        # task records name builtins bare ("ValueError"); Metaflow qualifies them
+        qualify = "." not in stored and isinstance(getattr(builtins, stored, None), type)
+        self.type: str = f"builtins.{stored}" if qualify else stored
         self.message: str = info.get("message", "")
         self.traceback: str = info.get("traceback", "")
         self.user_error: bool = bool(info.get("user_error", False))
+        self.exception: str = self.message
+        self.stacktrace: str = self.traceback
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -58,11 +75,13 @@ class Task(TaskViews, MetaflowObject):
 
     _NAME = "Task"
 
-    def __init__(self, pathspec: str, attempt: int | None = None) -> None:
+    def __init__(
+        self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
+    ) -> None:
         from .objects import Run, Step
 
         flow, run_id, step, task_id = _parse(pathspec, 4, "task", "FlowName/RunID/StepName/TaskID")
-        run = Run(f"{flow}/{run_id}")
+        run = Run(f"{flow}/{run_id}", _namespace_check=_namespace_check)
         self._init(Step._make(run, step), task_id)
         names = run._store.storage.list_dir(self._dir)
         if not names:  # the folder appears when the first attempt starts
@@ -91,8 +110,8 @@ class Task(TaskViews, MetaflowObject):
         self._info: dict | None = None
         self._damaged = False
 
-    def _run_record(self) -> dict:
-        return self._step._run._record
+    def _run_obj(self) -> Any:
+        return self._step._run
 
     # --- lazily read records ---------------------------------------------------------
 
@@ -135,7 +154,7 @@ class Task(TaskViews, MetaflowObject):
 
     def _manifest(self) -> dict[str, list]:
         info = self._task_info()  # first: a damaged manifest makes the task unfinished
-        return info.get("artifacts", {}) if self.finished else {}
+        return info.get("artifacts", {}) if self._ended() else {}
 
     def _load(self, key: str, name: str) -> Any:
         try:
@@ -189,6 +208,12 @@ class Task(TaskViews, MetaflowObject):
 
     @property
     def finished(self) -> bool:
+        """True once the task completed successfully (False while running or if it
+        failed, as in Metaflow; ``current_attempt`` tells whether an attempt ended)."""
+        return self.successful
+
+    def _ended(self) -> bool:
+        """An attempt ended (well or not) and left a readable record."""
         return bool(self._done()) and not self._damaged
 
     @property
@@ -206,7 +231,7 @@ class Task(TaskViews, MetaflowObject):
     @property
     def exception(self) -> TaskException | None:
         """What made the task fail (type, message, traceback); None if it succeeded."""
-        if not self.finished or self.successful:
+        if not self._ended() or self.successful:
             return None
         exc = self._task_info().get("exception")
         if exc:
@@ -243,9 +268,33 @@ class Task(TaskViews, MetaflowObject):
         return saved_lock(self._run_record(), self._step.id)
 
     @property
-    def metadata_dict(self) -> dict[str, Any]:
-        """The task's recorded facts (``task.json`` without the artifact manifest)."""
-        return {k: v for k, v in self._task_info().items() if k != "artifacts"}
+    def metadata(self) -> list[Metadata]:
+        """What was recorded about the task, under Metaflow's names and types."""
+        from .task_metadata import task_metadata
+
+        return task_metadata(self)
+
+    @property
+    def metadata_dict(self) -> dict[str, str]:
+        """``{name: value}`` of ``metadata`` (the latest value of each name)."""
+        return {m.name: m.value for m in sorted(self.metadata, key=lambda m: m.created_at)}
+
+    @property
+    def runtime_name(self) -> str | None:
+        """Where the task ran: ``dev`` for the local runtime (as in Metaflow)."""
+        return self._task_info().get("runtime")
+
+    @property
+    def environment_info(self) -> dict[str, Any]:
+        """The Python, platform and version the task ran with."""
+        return dict(self._task_info().get("environment_info") or {})
+
+    @property
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks whose output this task started from."""
+        flow = self._step._run._flow_name
+        for path in self._task_info().get("input_paths", []):
+            yield f"{flow}/{path}"
 
     @property
     def parent_tasks(self) -> list[Task]:
@@ -258,6 +307,28 @@ class Task(TaskViews, MetaflowObject):
             _, step, task_id = path.split("/")
             out.append(Task._make(Step._make(run, step), task_id))
         return out
+
+    @property
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks that started from this task's output."""
+        for task in self.child_tasks:
+            yield task.pathspec
+
+    @property
+    def child_tasks(self) -> list[Task]:
+        """The tasks that started from this task's output.
+
+        Task records name their inputs, not their successors: this reads the records
+        of the tasks of every other step of the run (once per Task object)."""
+        run = self._step._run
+        me = f"{run.id}/{self._step.id}/{self.id}"
+        return [
+            t
+            for step in run
+            if step.id != self._step.id
+            for t in step
+            if me in t._task_info().get("input_paths", [])
+        ]
 
     def _log(self, stream: str) -> str:
         attempt = self.current_attempt
@@ -273,6 +344,42 @@ class Task(TaskViews, MetaflowObject):
     def stderr(self) -> str:
         return self._log("stderr")
 
+    def _log_size(self, stream: str) -> int:
+        attempt = self.current_attempt
+        if attempt is None:
+            return 0
+        path = f"{self._dir}/{attempt}/{stream}.log"
+        local = self._fds.storage.local_path(path)
+        if local is not None:
+            try:
+                return os.path.getsize(local)
+            except OSError:
+                return 0
+        return len(self._fds.read_log(self.pathspec, attempt, stream))
+
+    @property
+    def stdout_size(self) -> int:
+        """Size of the saved stdout in bytes (without reading it, locally)."""
+        return self._log_size("stdout")
+
+    @property
+    def stderr_size(self) -> int:
+        return self._log_size("stderr")
+
+    def loglines(
+        self, stream: str, as_unicode: bool = True
+    ) -> Iterator[tuple[datetime | None, str | bytes]]:
+        """The lines of ``stream`` (``stdout`` or ``stderr``) as ``(timestamp, line)``.
+
+        Logs are saved as the task wrote them, without a time per line, so the
+        timestamp is always None here (Metaflow's has the time each line was written)."""
+        if stream not in ("stdout", "stderr"):
+            raise MetaflowlikeException(f'loglines() takes "stdout" or "stderr", not {stream!r}.')
+        attempt = self.current_attempt
+        data = b"" if attempt is None else self._fds.read_log(self.pathspec, attempt, stream)
+        for line in data.splitlines():
+            yield None, line.decode("utf-8", "replace") if as_unicode else line
+
     code = None
 
 
@@ -284,9 +391,11 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
 
     _NAME = "DataArtifact"
 
-    def __init__(self, pathspec: str, attempt: int | None = None) -> None:
+    def __init__(
+        self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
+    ) -> None:
         parts = _parse(pathspec, 5, "artifact", "FlowName/RunID/StepName/TaskID/name")
-        task = Task("/".join(parts[:4]), attempt)
+        task = Task("/".join(parts[:4]), attempt, _namespace_check=_namespace_check)
         manifest = task._manifest()
         if parts[4] not in manifest:
             raise MetaflowNotFound(task._missing(parts[4]))
@@ -303,8 +412,8 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         self.pathspec = f"{task.pathspec}/{name}"
         self.sha, self.size, self.type = entry[0], entry[1], entry[2]
 
-    def _run_record(self) -> dict:
-        return self._task._run_record()
+    def _run_obj(self) -> Any:
+        return self._task._run_obj()
 
     @property
     def data(self) -> Any:
@@ -335,14 +444,16 @@ class MetaflowData:
             raise AttributeError(name)
         entry = self._task._manifest().get(name)
         if entry is None:
+            if name == "name" and self._task.current_attempt is not None:
+                return self._task._step._run._flow_name  # Metaflow's `name` artifact
             raise MetaflowArtifactNotFound(self._task._missing(name))
         return self._task._load(entry[0], name)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._task._manifest()
+        return name in self._task._manifest() or name == "name"
 
     def __dir__(self) -> list[str]:
-        return sorted(self._task._manifest())
+        return sorted({*self._task._manifest(), "name"})
 
     def __repr__(self) -> str:
         return f"<MetaflowData: {', '.join(sorted(self._task._manifest()))}>"

@@ -58,7 +58,9 @@ class LocalStorage(Storage):
 
     @classmethod
     def default_root(cls) -> str:
-        return os.path.join(os.getcwd(), ".metaflowlike")
+        from ..config import local_root
+
+        return local_root()
 
     def _full(self, path: str) -> str:
         if not path:
