@@ -22,7 +22,6 @@ METAFLOW_NAMES = frozenset(
         "trigger",
         "trigger_on_finish",
         "exit_hook",
-        "card",
         "get_cards",
         "conda",
         "conda_base",
