@@ -152,7 +152,7 @@ def test_foreach_body_on_kubernetes(kube):
     tasks = list(run["square"])
     assert len(tasks) == 5
     for task in tasks:
-        where = task.metadata_dict["runs_on"]
+        where = json.loads(task.metadata_dict["runs_on"])  # metadata values are strings
         assert where["platform"] == "kubernetes" and where["namespace"] == "default"
         assert where["pod"].startswith(where["job"]) and task.data.pod == where["pod"]
         assert f"squaring {task.index}" in task.stdout
@@ -214,7 +214,7 @@ def test_with_kubernetes_runs_every_step_remotely(kube):
         assert container["envFrom"] == [{"secretRef": {"name": "team-token"}}]
         assert container["resources"]["limits"]["memory"] == "512M"
     for name in ("start", "middle", "end"):
-        assert run[name].task.metadata_dict["runs_on"]["platform"] == "kubernetes"
+        assert json.loads(run[name].task.metadata_dict["runs_on"])["platform"] == "kubernetes"
     assert "bytes uploaded" in first.stdout or "uploaded" in first.stdout
     # unchanged code: the second run finds its code package already stored
     second = kube.run(LINEAR, "run", "--with", "kubernetes")
