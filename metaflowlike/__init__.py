@@ -14,10 +14,14 @@ import importlib
 import os
 from typing import Any
 
+from .config_values import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import StepDecorator, make_decorator, step
 from .flowspec import FlowSpec
+from .mutators import FlowMutator, StepMutator
 from .parameters import IncludeFile, JSONType, Parameter
+from .project_decorator import project
+from .user_decorators import user_step_decorator
 
 __version__ = "0.1.0"
 
@@ -36,8 +40,24 @@ _CLIENT_NAMES = {
     "set_datastore",
 }
 
+#: loaded on first use: name -> module
+_LAZY = {
+    "Runner": "metaflowlike.runner",
+    "NBRunner": "metaflowlike.runner",
+    "ExecutingRun": "metaflowlike.runner",
+    "S3": "metaflowlike_aws.s3_tool",
+}
+
 __all__ = [
     "FlowSpec",
+    "Config",
+    "ConfigValue",
+    "config_expr",
+    "project",
+    "user_step_decorator",
+    "FlowMutator",
+    "StepMutator",
+    *sorted(_LAZY),
     "step",
     "Parameter",
     "JSONType",
@@ -54,6 +74,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     if name in _CLIENT_NAMES:
         return getattr(importlib.import_module(".client", __name__), name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if _is_submodule(name):
         # `from . import config` asks here before importing the submodule: say no
         # quickly instead of scanning every installed package's entry points.

@@ -96,6 +96,14 @@ class CatchDecorator(StepDecorator):
     name = "catch"
     defaults = {"var": None, "print_exception": True}
 
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        if graph[step_name].is_switch:  # as in Metaflow: no case to go on with
+            raise MetaflowlikeException(
+                f'@catch cannot be used on the switch step "{step_name}": a caught failure '
+                "leaves no condition value to pick the next step. Catch in the steps of "
+                "its cases instead."
+            )
+
     def task_exception(
         self,
         *,

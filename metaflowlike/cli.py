@@ -15,16 +15,9 @@ from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
 from .lifeline import TaskStopped, end_stopped_task
-from .parameters import Parameter
+from .parameters import flow_parameters
 
-
-def flow_parameters(flow_cls: type) -> list[Parameter]:
-    params = {}
-    for klass in reversed(flow_cls.__mro__):
-        for attr, value in vars(klass).items():
-            if isinstance(value, Parameter):
-                params[attr] = value
-    return list(params.values())
+__all__ = ["flow_parameters", "main", "build_cli"]
 
 
 class _State:
@@ -41,14 +34,49 @@ class _State:
         self.package_suffixes = package_suffixes
         self._graph = None
         self._fds = None
+        self.branch: str | None = None
+        self.production = False
+        self.config_args: tuple = ((), ())  # (--config pairs, --config-value pairs)
+        self.configs: dict[str, Any] | None = None  # set: values stored by an earlier run
+        self.project: dict[str, Any] | None = None
 
     @property
     def graph(self):
         if self._graph is None:
             from .graph import FlowGraph
 
+            self._prepare_flow()
             self._graph = FlowGraph(self.flow_cls)
         return self._graph
+
+    def _prepare_flow(self) -> None:
+        """Read the configs (or take a run's stored ones), evaluate the decorator
+        arguments that use them, and work out the project branch, before the graph
+        is built from the decorators."""
+        from . import config
+        from .config_values import apply_configs, read_configs
+        from .current import current
+        from .parameters import flow_parameters
+        from .project_decorator import project_info
+
+        if self.configs is None:
+            self.configs = read_configs(self.flow_cls, *self.config_args)
+        apply_configs(self.flow_cls, self.configs)
+        user = config.get_username()
+        self.project = project_info(self.flow_cls, user, self.branch, self.production)
+        current._update(
+            parameter_names=[p.attr_name for p in flow_parameters(self.flow_cls)],
+            **(self.project or {}),
+        )
+
+    def use_stored_configs(self, configs: dict[str, Any]) -> None:
+        """Run with the configs a run was started with (``step``, ``resume``)."""
+        if any(self.config_args):
+            raise MetaflowlikeException(
+                "--config/--config-value cannot be given here: the run keeps the configs "
+                "it was started with."
+            )
+        self.configs = dict(configs)
 
     @property
     def fds(self):
@@ -65,6 +93,8 @@ class _State:
 
     def top_args(self) -> list[str]:
         args = ["--datastore", self.fds.storage.TYPE, "--datastore-root", self.fds.storage.root]
+        args += ["--branch", self.branch] if self.branch else []
+        args += ["--production"] if self.production else []
         return args + (["--quiet"] if self.quiet else [])
 
 
@@ -103,6 +133,8 @@ def parse_params(flow_cls: type, raw: dict[str, str | None]) -> dict[str, Any]:
     values = {}
     for p in flow_parameters(flow_cls):
         given = raw.get(p.attr_name)
+        if given is None:
+            given = os.environ.get(p.env_var)  # METAFLOW_RUN_<NAME>, as in Metaflow
         if given is not None:
             values[p.attr_name] = p.convert(given)
         elif p.required:
@@ -161,6 +193,12 @@ def build_cli(flow_cls: type):
     @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
     @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
     @click.option("--quiet", is_flag=True, help="Print task output only.")
+    @click.option("--branch", default=None, help="@project branch (test.BRANCH).")
+    @click.option("--production", is_flag=True, help="@project production branch (prod).")
+    @click.option(
+        "--config", "config_files", nargs=2, multiple=True, help="Read Config NAME from FILE."
+    )
+    @click.option("--config-value", nargs=2, multiple=True, help="Config NAME given as VALUE.")
     @click.option(
         "--package-suffixes",
         default=None,
@@ -169,12 +207,25 @@ def build_cli(flow_cls: type):
     )
     @metaflow_compat_options
     @click.pass_context
-    def cli(ctx, ds_type, datastore_root, quiet, package_suffixes, **metaflow_options):
+    def cli(
+        ctx,
+        ds_type,
+        datastore_root,
+        quiet,
+        branch,
+        production,
+        config_files,
+        config_value,
+        package_suffixes,
+        **metaflow_options,
+    ):
         """Run and inspect this flow."""
         from .code_package import parse_suffixes
 
         check_metaflow_options(**metaflow_options)
         ctx.obj = _State(flow_cls, ds_type, datastore_root, quiet, parse_suffixes(package_suffixes))
+        ctx.obj.branch, ctx.obj.production = branch, production
+        ctx.obj.config_args = (config_files, config_value)
 
     @cli.command()
     @click.pass_obj
@@ -261,15 +312,16 @@ def build_cli(flow_cls: type):
             ids.check_task_pathspec(spec.origin_task, "--origin-task")
         if spec.attempt < 0:
             raise ids.InvalidId(f"Invalid --attempt {spec.attempt}: attempts count from 0.")
-        if step_name not in state.graph:
-            raise MetaflowlikeException(
-                f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
-            )
         run = state.fds.read_run(flow_cls.__name__, spec.run_id)
         if run is None:
             raise MetaflowlikeException(
                 f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
                 f"{state.fds.storage.url()}."
+            )
+        state.use_stored_configs(run.get("configs") or {})
+        if step_name not in state.graph:
+            raise MetaflowlikeException(
+                f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
         spec.user = spec.user or run.get("user", "")
         spec.tags = spec.tags or run.get("tags", [])

@@ -6,7 +6,15 @@ One module-level object; the task runner fills it in before user code runs. Plug
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Parallel(NamedTuple):
+    """``current.parallel`` inside a ``@parallel`` step: this task's place in its gang."""
+
+    main_ip: str  # where the control task (node 0) listens
+    num_nodes: int
+    node_index: int
 
 
 class Current:
@@ -20,6 +28,15 @@ class Current:
     username: str | None = None
     tags: frozenset[str] = frozenset()
     is_running_flow: bool = False
+    #: set inside a ``@parallel`` step only
+    parallel: Parallel | None = None
+    #: attribute names of the flow's parameters (``getattr(self, name)`` reads each)
+    parameter_names: list[str] = []
+    #: set when the flow has ``@project(name=...)``
+    project_name: str | None = None
+    branch_name: str | None = None
+    is_production: bool | None = None
+    project_flow_name: str | None = None
 
     @property
     def pathspec(self) -> str | None:

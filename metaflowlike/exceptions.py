@@ -31,6 +31,13 @@ class InvalidParameter(MetaflowlikeException):
     headline = "Invalid parameter"
 
 
+class ReadOnlyAttribute(MetaflowlikeException, AttributeError):
+    """Assigning to a Parameter or a class constant of the flow (an AttributeError, as in
+    Metaflow, so code that guards with ``except AttributeError`` ports)."""
+
+    headline = "Read-only attribute"
+
+
 class UnknownDecorator(MetaflowlikeException):
     headline = "Unknown decorator"
 

@@ -12,11 +12,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from .config_values import Config
 from .decorators import step  # noqa: F401  (re-exported for `from metaflowlike.flowspec import step`)
-from .exceptions import MergeArtifactsError, MetaflowlikeException, did_you_mean
+from .exceptions import (
+    MergeArtifactsError,
+    MetaflowlikeException,
+    ReadOnlyAttribute,
+    did_you_mean,
+)
+from .parameters import Parameter
 
 #: attributes of FlowSpec that are not artifacts and cannot be step names
 RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
+
+
+_MISSING = object()
+
+
+def _class_attribute(flow_cls: type, name: str) -> Any:
+    """``name`` as the user's flow classes define it (FlowSpec's own attributes and
+    properties excluded), read from the class ``__dict__``s so no descriptor runs."""
+    for klass in flow_cls.__mro__:
+        if klass is FlowSpec or klass is object:
+            break
+        if name in vars(klass):
+            value = vars(klass)[name]
+            return _MISSING if isinstance(value, property) else value
+    return _MISSING
+
+
+def _is_code(value: Any) -> bool:
+    """Methods, static/class methods and other descriptors are not constants."""
+    return callable(value) or hasattr(value, "__get__")
 
 
 class ArtifactSource:
@@ -60,16 +87,19 @@ class FlowSpec:
     def __setattr__(self, name: str, value: Any) -> None:
         """Artifacts are set as attributes; refuse the names that cannot be artifacts."""
         if not name.startswith("_"):
-            cls_attr = getattr(type(self), name, None)
+            cls_attr = _class_attribute(type(self), name)
             why = None
             if name in RESERVED:
                 why = f"'{name}' is part of FlowSpec's API"
-            elif getattr(cls_attr, "is_step", False):
+            elif getattr(cls_attr, "is_step", False) is True:
                 why = f"'{name}' is a step of this flow"
-            elif hasattr(cls_attr, "attr_name") and hasattr(cls_attr, "convert"):
-                why = f"'{name}' is a Parameter, whose value is fixed for the whole run"
+            elif isinstance(cls_attr, (Parameter, Config)):
+                kind = "Parameter" if isinstance(cls_attr, Parameter) else "Config"
+                why = f"'{name}' is a {kind}, whose value is fixed for the whole run"
+            elif cls_attr is not _MISSING and not _is_code(cls_attr):
+                why = f"'{name}' is a constant of the flow class, read-only as in Metaflow"
             if why:
-                raise MetaflowlikeException(
+                raise ReadOnlyAttribute(
                     f"Cannot set self.{name}: {why}. Store the value under another name."
                 )
         object.__setattr__(self, name, value)
@@ -105,18 +135,64 @@ class FlowSpec:
 
     # --- transitions ---------------------------------------------------------------
 
-    def next(self, *steps: Any, foreach: str | None = None) -> None:
+    def next(
+        self,
+        *steps: Any,
+        foreach: str | None = None,
+        num_parallel: int | None = None,
+        condition: str | None = None,
+    ) -> None:
         """Declare the next step(s); the graph was parsed from this call already,
-        here we only record what the running step asked for."""
-        names = []
-        for s in steps:
-            name = getattr(s, "__name__", None)
-            if name is None or not callable(s):
-                raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {s!r}.")
-            names.append(name)
+        here we only record what the running step asked for.
+
+        A switch, ``self.next({"a": self.a, "b": self.b}, condition="route")``, goes to
+        the one step whose key equals the value of ``self.route`` now."""
         if self.__dict__.get("_transition") is not None:
             raise MetaflowlikeException("self.next() was called twice in one step.")
+        if condition is not None or (len(steps) == 1 and isinstance(steps[0], dict)):
+            self.__dict__["_transition"] = ((self._switch_target(steps, condition),), None)
+            return
+        names = [_step_name(s) for s in steps]
+        if num_parallel is not None:
+            if isinstance(num_parallel, bool) or not isinstance(num_parallel, int):
+                raise MetaflowlikeException(
+                    f"num_parallel= must be an integer, got {num_parallel!r}."
+                )
+            if num_parallel < 1:
+                raise MetaflowlikeException(
+                    f"num_parallel= must be at least 1, got {num_parallel}."
+                )
+            self.__dict__["_num_parallel"] = num_parallel
         self.__dict__["_transition"] = (tuple(names), foreach)
+
+    def _switch_target(self, steps: tuple, condition: str | None) -> str:
+        if len(steps) != 1 or not isinstance(steps[0], dict):
+            raise MetaflowlikeException(
+                "condition= goes with one dict of cases: "
+                'self.next({"a": self.a, "b": self.b}, condition="attr").'
+            )
+        if not isinstance(condition, str):
+            raise MetaflowlikeException(
+                "A switch needs condition= naming the artifact whose value picks the case, "
+                f"got {condition!r}."
+            )
+        cases = steps[0]
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise MetaflowlikeException(
+                f'The switch condition "{condition}" names no artifact: set self.{condition} '
+                "before calling self.next()."
+            ) from None
+        try:
+            target = cases[value]
+        except (KeyError, TypeError):
+            known = ", ".join(repr(k) for k in cases)
+            raise MetaflowlikeException(
+                f"self.{condition} is {value!r}, which is none of the switch's cases ({known})."
+            ) from None
+        self.__dict__["_switch_value"] = value
+        return _step_name(target)
 
     # --- foreach -------------------------------------------------------------------
 
@@ -197,6 +273,13 @@ class FlowSpec:
                 "exclude=[...] to merge_artifacts()."
             )
         own.manifest.update(merged)
+
+
+def _step_name(target: Any) -> str:
+    name = getattr(target, "__name__", None)
+    if name is None or not callable(target):
+        raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {target!r}.")
+    return name
 
 
 class Inputs:

@@ -48,12 +48,12 @@ class StepNode:
     """
 
     name: str
-    type: str  # 'start' | 'linear' | 'split' | 'foreach' | 'join' | 'end'
+    type: str  # 'start' | 'linear' | 'split' | 'foreach' | 'switch' | 'join' | 'end'
     out_funcs: tuple[str, ...]
     in_funcs: tuple[str, ...]
     foreach_param: str | None
     is_join: bool
-    split_type: str | None  # 'split' | 'foreach' | None
+    split_type: str | None  # 'split' | 'foreach' | 'switch' (one case runs) | None
     split_parents: tuple[str, ...]
     matching_join: str | None  # for a splitting step: the join that closes it
     matching_split: str | None  # for a join: the splitting step it closes
@@ -62,6 +62,18 @@ class StepNode:
     next_lineno: int | None
     doc: str
     decorators: tuple = ()
+    #: a switch: the artifact whose value picks the case, and ``(key, step)`` per case
+    condition: str | None = None
+    switch_cases: tuple[tuple[object, str], ...] = ()
+    #: a foreach that starts a gang (``num_parallel=``) rather than one task per item
+    is_parallel: bool = False
+    #: for a join closing a static split: ``(input step, branch of the split)`` per
+    #: input, since after a switch inside a branch several steps may end one branch
+    join_branches: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_switch(self) -> bool:
+        return self.split_type == "switch"
 
 
 @dataclass(frozen=True)
@@ -166,19 +178,21 @@ class FlowGraph:
             for t in targets:
                 in_funcs[t].append(name)
 
+        def split_type(p: Parsed) -> str | None:
+            if p.switch_cases:
+                return "switch"
+            if p.is_foreach or p.is_parallel:
+                return "foreach"
+            return "split" if len(p.targets) > 1 else None
+
         def step_type(p: Parsed) -> str:
             if p.name in ("start", "end"):
                 return p.name
             if p.num_args >= 2:
                 return "join"
-            if p.is_foreach:
-                return "foreach"
-            return "split" if len(p.targets) > 1 else "linear"
+            return split_type(p) or "linear"
 
-        split_types = {
-            name: ("foreach" if p.is_foreach else "split" if len(p.targets) > 1 else None)
-            for name, p in parsed.items()
-        }
+        split_types = {name: split_type(p) for name, p in parsed.items()}
         joins = {
             name for name, p in parsed.items() if p.num_args >= 2 and name not in ("start", "end")
         }
@@ -213,6 +227,10 @@ class FlowGraph:
                 next_lineno=p.next_lineno,
                 doc=p.doc,
                 decorators=tuple(getattr(p.func, "decorators", None) or ()),
+                condition=p.condition,
+                switch_cases=p.switch_cases,
+                is_parallel=p.is_parallel,
+                join_branches=analysis.join_branches.get(name, ()),
             )
             self.sources[name] = StepSource(
                 num_args=p.num_args,
@@ -338,7 +356,13 @@ class _SplitAnalysis:
         self.split_parents: dict[str, tuple[str, ...]] = {}
         self.matching_join: dict[str, str] = {}
         self.matching_split: dict[str, str] = {}
+        self.join_branches: dict[str, tuple[tuple[str, str], ...]] = {}
         self.problems: list[GraphProblem] = []
+
+    def _splits(self, name: str) -> bool:
+        """Does this step open branches that a join must close? (A switch does not:
+        exactly one of its cases runs.)"""
+        return self.split_types[name] in ("split", "foreach")
 
     def _problem(self, step: str, code: str, msg: str, next_line: bool = False) -> None:
         p = self.parsed[step]
@@ -365,7 +389,7 @@ class _SplitAnalysis:
             elif name in self.joins:
                 base = self._join(name, preds, stacks)
             else:
-                if len(preds) > 1:
+                if len(preds) > 1 and len(set(stacks)) > 1:
                     fix = (
                         "end cannot be a join: add a join step before end"
                         if name == "end"
@@ -382,7 +406,7 @@ class _SplitAnalysis:
                 self._unjoined_at_end(stacks)
             self.split_parents[name] = tuple(frame[0] for frame in base)
             for child in self.out[name]:
-                if self.split_types[name]:
+                if self._splits(name):
                     edge[(name, child)] = base + ((name, child),)
                 else:
                     edge[(name, child)] = base
@@ -441,6 +465,7 @@ class _SplitAnalysis:
             self._problem(name, "join-missing-branch", msg)
         self.matching_join.setdefault(split, name)
         self.matching_split[name] = split
+        self.join_branches[name] = tuple((p, t[1]) for p, t in zip(preds, tops, strict=True))
         return stacks[0][:-1]
 
     def _reaches_dead_end(self, root: str) -> bool:

@@ -143,6 +143,7 @@ class Parsed:
     __slots__ = (
         "name", "func", "file", "lineno", "doc", "num_args", "assigned", "dynamic_assign",
         "next_linenos", "next_lineno", "targets", "is_foreach", "foreach_param",
+        "condition", "switch_cases", "is_parallel",
     )  # fmt: skip
 
     def __init__(self, name: str, func: Callable, file: str, lineno: int) -> None:
@@ -156,6 +157,11 @@ class Parsed:
         self.targets: list[str] = []  # as written, duplicates removed
         self.is_foreach = False
         self.foreach_param: str | None = None
+        self.is_parallel = False  # self.next(self.x, num_parallel=N): a gang of N tasks
+        #: a switch (self.next({key: self.x, ...}, condition="attr")): the artifact
+        #: whose value picks the case, and the cases as written
+        self.condition: str | None = None
+        self.switch_cases: tuple[tuple[object, str], ...] = ()
 
 
 def _self_attrs(target: ast.AST, self_name: str, out: set[str]) -> None:
@@ -301,37 +307,21 @@ class StepParser:
         p.next_lineno = chosen.lineno
         self._parse_next_args(chosen, self_name, p)
 
+    def _step_ref(self, node: ast.AST, self_name: str) -> str | None:
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == self_name
+        ):
+            return node.attr
+        return None
+
     def _parse_next_args(self, call: ast.Call, self_name: str, p: Parsed) -> None:
-        for arg in call.args:
-            if (
-                isinstance(arg, ast.Attribute)
-                and isinstance(arg.value, ast.Name)
-                and arg.value.id == self_name
-            ):
-                if arg.attr in p.targets:
-                    self._problem(
-                        p,
-                        "duplicate-target",
-                        f'self.next() names step "{arg.attr}" more than once',
-                        arg.lineno,
-                    )
-                else:
-                    p.targets.append(arg.attr)
-            else:
-                self._problem(
-                    p,
-                    "bad-next-arg",
-                    f"self.next() takes steps written as {self_name}.<step>, "
-                    f"not `{ast.unparse(arg)}`",
-                    arg.lineno,
-                )
-        if not call.args:
-            self._problem(
-                p,
-                "bad-next-arg",
-                f"self.next() needs at least one step, as in self.next({self_name}.<step>)",
-                call.lineno,
-            )
+        if len(call.args) == 1 and isinstance(call.args[0], ast.Dict):
+            self._parse_switch(call.args[0], self_name, p)
+        else:
+            self._parse_targets(call, self_name, p)
+        kwargs = {kw.arg: kw for kw in call.keywords}
         for kw in call.keywords:
             if kw.arg == "foreach":
                 p.is_foreach = True
@@ -346,12 +336,27 @@ class StepParser:
                         kw.value.lineno,
                     )
             elif kw.arg == "num_parallel":
-                self._problem(
-                    p,
-                    "unsupported-next-arg",
-                    "num_parallel= (parallel steps) is not supported",
-                    kw.value.lineno,
-                )
+                p.is_parallel = True
+            elif kw.arg == "condition":
+                if not p.switch_cases and not any(isinstance(a, ast.Dict) for a in call.args):
+                    self._problem(
+                        p,
+                        "condition-without-switch",
+                        "condition= goes with a switch, whose steps are given as a dict: "
+                        f'self.next({{"a": {self_name}.a, "b": {self_name}.b}}, '
+                        'condition="attr")',
+                        kw.value.lineno,
+                    )
+                elif isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                    p.condition = kw.value.value
+                else:
+                    self._problem(
+                        p,
+                        "condition-not-literal",
+                        "condition= must be a string literal naming an artifact, as in "
+                        f"condition='route', not `{ast.unparse(kw.value)}`",
+                        kw.value.lineno,
+                    )
             elif kw.arg is None:
                 self._problem(
                     p,
@@ -360,17 +365,115 @@ class StepParser:
                     kw.value.lineno,
                 )
             else:
+                known = ["foreach", "num_parallel", "condition"]
                 self._problem(
                     p,
                     "unknown-next-arg",
-                    f"self.next() has no keyword argument {kw.arg}=; only foreach= is "
-                    "supported." + did_you_mean(kw.arg, ["foreach"]),
+                    f"self.next() has no keyword argument {kw.arg}=; it takes foreach=, "
+                    "num_parallel= or condition=." + did_you_mean(kw.arg, known),
                     kw.value.lineno,
                 )
-        if p.is_foreach and len(call.args) != 1:
+        if p.switch_cases and "condition" not in kwargs:
+            self._problem(
+                p,
+                "switch-without-condition",
+                "a switch needs condition= naming the artifact whose value picks the case, "
+                'as in self.next({...}, condition="route")',
+                call.lineno,
+            )
+        given = [k for k in ("foreach", "num_parallel", "condition") if k in kwargs]
+        if len(given) > 1:
+            self._problem(
+                p,
+                "conflicting-next-args",
+                f"self.next() takes only one of foreach=, num_parallel= and condition=, "
+                f"not {' and '.join(k + '=' for k in given)}",
+                call.lineno,
+            )
+        elif (p.is_foreach or p.is_parallel) and len(call.args) != 1:
+            kind = "foreach" if p.is_foreach else "num_parallel= gang"
             self._problem(
                 p,
                 "foreach-targets",
-                f"a foreach goes to exactly one step, but self.next() names {len(call.args)}",
+                f"a {kind} goes to exactly one step, but self.next() names {len(call.args)}",
                 call.lineno,
+            )
+
+    def _parse_targets(self, call: ast.Call, self_name: str, p: Parsed) -> None:
+        for arg in call.args:
+            target = self._step_ref(arg, self_name)
+            if target is None:
+                hint = (
+                    "; a switch takes one dict and condition=" if isinstance(arg, ast.Dict) else ""
+                )
+                self._problem(
+                    p,
+                    "bad-next-arg",
+                    f"self.next() takes steps written as {self_name}.<step>, "
+                    f"not `{ast.unparse(arg)}`{hint}",
+                    arg.lineno,
+                )
+            elif target in p.targets:
+                self._problem(
+                    p,
+                    "duplicate-target",
+                    f'self.next() names step "{target}" more than once',
+                    arg.lineno,
+                )
+            else:
+                p.targets.append(target)
+        if not call.args:
+            self._problem(
+                p,
+                "bad-next-arg",
+                f"self.next() needs at least one step, as in self.next({self_name}.<step>)",
+                call.lineno,
+            )
+
+    def _parse_switch(self, cases: ast.Dict, self_name: str, p: Parsed) -> None:
+        """``{key: self.step, ...}``: keys are literals (the values the condition may
+        take), values are steps; several keys may lead to the same step."""
+        parsed: list[tuple[object, str]] = []
+        for key, value in zip(cases.keys, cases.values, strict=True):
+            if key is None:
+                self._problem(p, "switch-bad-key", "a switch cannot use **unpacking", value.lineno)
+                continue
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, (str, int, float))):
+                self._problem(
+                    p,
+                    "switch-bad-key",
+                    "switch keys must be string or number literals (the values the "
+                    f"condition can take), not `{ast.unparse(key)}`",
+                    key.lineno,
+                )
+                continue
+            target = self._step_ref(value, self_name)
+            if target is None:
+                self._problem(
+                    p,
+                    "bad-next-arg",
+                    f"each case of a switch goes to a step written as {self_name}.<step>, "
+                    f"not `{ast.unparse(value)}`",
+                    value.lineno,
+                )
+                continue
+            if any(k == key.value for k, _ in parsed):
+                self._problem(
+                    p,
+                    "switch-bad-key",
+                    f"the switch has the case {key.value!r} more than once",
+                    key.lineno,
+                )
+                continue
+            parsed.append((key.value, target))
+            if target not in p.targets:
+                p.targets.append(target)
+        p.switch_cases = tuple(parsed)
+        if len(p.targets) < 2:
+            self._problem(
+                p,
+                "switch-too-few-cases",
+                f"a switch must lead to at least 2 different steps, but this one leads to "
+                f"{len(p.targets)}; use self.next({self_name}.<step>) for a single step",
+                cases.lineno,
             )

@@ -22,6 +22,11 @@ def _transition(node: StepNode) -> str:
     if not node.out_funcs:
         return "=> (no next step)"
     targets = ", ".join(node.out_funcs)
+    if node.is_switch:
+        cases = ", ".join(f"{key!r} -> {step}" for key, step in node.switch_cases)
+        return f"=> one of {targets} (switch on {node.condition or '?'}: {cases})"
+    if node.is_parallel:
+        return f"=> {targets} (a gang of num_parallel tasks run together)"
     if node.split_type == "foreach":
         return f"=> {targets} (foreach over {node.foreach_param or '?'})"
     if node.split_type == "split":
@@ -51,6 +56,12 @@ def render_text(graph: FlowGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _switch_label(node: StepNode, child: str) -> str:
+    """The case keys of a switch that lead to ``child``, as the condition's values."""
+    keys = [repr(key) for key, step in node.switch_cases if step == child]
+    return f"{node.condition or '?'} = {' | '.join(keys)}"
+
+
 # --------------------------------------------------------------------------- dot
 
 _DOT_SHAPES = {
@@ -59,6 +70,7 @@ _DOT_SHAPES = {
     "split": "trapezium",
     "foreach": "trapezium",
     "join": "invtrapezium",
+    "switch": "diamond",
 }
 
 
@@ -86,7 +98,12 @@ def render_dot(graph: FlowGraph) -> str:
     for node in graph:
         for child in node.out_funcs:
             edge = f"    {_dot_str(node.name)} -> {_dot_str(child)}"
-            if node.split_type == "foreach":
+            if node.is_switch:
+                label = _switch_label(node, child)
+                edge += f" [label={_dot_str(label)}, style=dashed]"
+            elif node.is_parallel:
+                edge += f" [label={_dot_str('num_parallel')}, style=bold]"
+            elif node.split_type == "foreach":
                 label = f"foreach {node.foreach_param or '?'}"
                 edge += f" [label={_dot_str(label)}, style=bold]"
             out.append(edge + ";")
@@ -102,6 +119,7 @@ _MERMAID_SHAPES = {
     "split": ('{{"', '"}}'),
     "foreach": ('{{"', '"}}'),
     "join": ('[\\"', '"/]'),
+    "switch": ('{"', '"}'),
 }
 
 
@@ -121,7 +139,12 @@ def render_mermaid(graph: FlowGraph) -> str:
         out.append(f"    {ids[node.name]}{left}{_mermaid_text(node.name)}{right}")
     for node in graph:
         for child in node.out_funcs:
-            if node.split_type == "foreach":
+            if node.is_switch:
+                label = _mermaid_text(_switch_label(node, child))
+                out.append(f'    {ids[node.name]} -.->|"{label}"| {ids[child]}')
+            elif node.is_parallel:
+                out.append(f'    {ids[node.name]} ==>|"num_parallel"| {ids[child]}')
+            elif node.split_type == "foreach":
                 label = _mermaid_text(f"foreach {node.foreach_param or '?'}")
                 out.append(f'    {ids[node.name]} ==>|"{label}"| {ids[child]}')
             else:

@@ -30,6 +30,7 @@ def check(graph: FlowGraph) -> list[GraphProblem]:
         _check_cycles,
         _check_foreach_names,
         _check_split_into_join,
+        _check_parallel,
     ):
         problems.extend(checker(graph))
     problems.extend(graph.structure_problems)
@@ -163,13 +164,23 @@ def _check_reachable(graph: FlowGraph):
 
 
 def _check_cycles(graph: FlowGraph):
+    """Flows do not loop, except a switch that goes back to its own step (a recursive
+    switch: each pass is a new task), as in Metaflow."""
     for cycle in graph.cycles:
         closing, target = cycle[-2], cycle[-1]
+        if closing == target and graph.nodes[closing].is_switch:
+            continue
+        hint = (
+            f'; a switch may only loop back to its own step ("{closing}")'
+            if graph.nodes[closing].is_switch
+            else ""
+        )
         yield _step_problem(
             graph,
             closing,
             "cycle",
-            f'self.next() to "{target}" makes a cycle ({" -> ".join(cycle)}); flows must not loop',
+            f'self.next() to "{target}" makes a cycle ({" -> ".join(cycle)}); flows must '
+            f"not loop{hint}",
             at_next=True,
         )
 
@@ -186,27 +197,29 @@ def _ancestors(graph: FlowGraph, name: str) -> set[str]:
 
 
 def _check_foreach_names(graph: FlowGraph):
-    """foreach='x' needs self.x: assigned in the step or in a step before it, or a
-    class attribute (a Parameter, a constant). Dynamic setattr() disables the check."""
+    """foreach='x' and condition='x' need self.x: assigned in the step or in a step
+    before it, or a class attribute (a Parameter, a constant). Dynamic setattr()
+    disables the check."""
     for node in graph:
-        param = node.foreach_param
-        if param is None:
-            continue
-        steps = {node.name} | _ancestors(graph, node.name)
-        sources = [graph.sources[s] for s in steps]
-        if any(src.dynamic_assign for src in sources):
-            continue
-        if param in graph.class_attributes or any(param in src.assigned for src in sources):
-            continue
-        known = set().union(*(src.assigned for src in sources))
-        yield _step_problem(
-            graph,
-            node.name,
-            "foreach-missing-name",
-            f'foreach over missing name "{param}": self.{param} is not assigned in this '
-            "step or any step before it." + did_you_mean(param, known),
-            at_next=True,
-        )
+        for kind, param in (("foreach", node.foreach_param), ("condition", node.condition)):
+            if param is None:
+                continue
+            steps = {node.name} | _ancestors(graph, node.name)
+            sources = [graph.sources[s] for s in steps]
+            if any(src.dynamic_assign for src in sources):
+                continue
+            if param in graph.class_attributes or any(param in src.assigned for src in sources):
+                continue
+            known = set().union(*(src.assigned for src in sources))
+            what = "foreach over" if kind == "foreach" else "switch on"
+            yield _step_problem(
+                graph,
+                node.name,
+                f"{kind}-missing-name",
+                f'{what} missing name "{param}": self.{param} is not assigned in this '
+                "step or any step before it." + did_you_mean(param, known),
+                at_next=True,
+            )
 
 
 def _check_split_into_join(graph: FlowGraph):
@@ -215,12 +228,57 @@ def _check_split_into_join(graph: FlowGraph):
             continue
         for child in node.out_funcs:
             target = graph.nodes[child]
-            if target.is_join and target.type == "join":
+            if not (target.is_join and target.type == "join"):
+                continue
+            if node.is_switch:
+                msg = (
+                    f'a case of this switch goes straight to the join "{child}"; put a '
+                    "step (without inputs) on that path before the join"
+                )
+            else:
+                msg = (
+                    f'this {node.split_type} goes straight to the join "{child}"; '
+                    "each branch needs at least one step before the join"
+                )
+            yield _step_problem(graph, node.name, "split-into-join", msg, at_next=True)
+
+
+def _is_parallel_step(node) -> bool:
+    return any(getattr(d, "name", None) == "parallel" for d in node.decorators)
+
+
+def _check_parallel(graph: FlowGraph):
+    """``num_parallel=`` starts a gang of a ``@parallel`` step, which a join closes."""
+    for node in graph:
+        if node.is_parallel:
+            for child in node.out_funcs:
+                if not _is_parallel_step(graph.nodes[child]):
+                    yield _step_problem(
+                        graph,
+                        node.name,
+                        "parallel-without-decorator",
+                        f'self.next(num_parallel=...) goes to "{child}", which has no '
+                        "@parallel decorator; decorate it with @parallel",
+                        at_next=True,
+                    )
+        if not _is_parallel_step(node):
+            continue
+        callers = [graph.nodes[p] for p in node.in_funcs]
+        if not callers or not all(c.is_parallel for c in callers):
+            yield _step_problem(
+                graph,
+                node.name,
+                "parallel-not-called-in-parallel",
+                "is a @parallel step but is not reached with "
+                f"self.next(self.{node.name}, num_parallel=N)",
+            )
+        for child in node.out_funcs:
+            if graph.nodes[child].type != "join":
                 yield _step_problem(
                     graph,
                     node.name,
-                    "split-into-join",
-                    f'this {node.split_type} goes straight to the join "{child}"; '
-                    "each branch needs at least one step before the join",
+                    "parallel-not-joined",
+                    f'a @parallel step must go to a join, but "{child}" takes no inputs; '
+                    f"declare it as def {child}(self, inputs)",
                     at_next=True,
                 )

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from .exceptions import InvalidParameter
+from .exceptions import InvalidParameter, ReadOnlyAttribute
 
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
@@ -40,14 +40,19 @@ class Parameter:
         help: str | None = None,
         required: bool = False,
         show_default: bool = True,
+        separator: str | None = None,
     ) -> None:
         self.name = name
         self.default = default
         self.help = help or ""
         self.required = required
         self.show_default = show_default
+        #: ``separator=","`` makes the value a list: ``--ids 1,2,3`` gives ``[1, 2, 3]``
+        #: for ``type=int``; each item is converted with ``type``
+        self.separator = separator
         if type is None:
-            type = _infer_type(default)
+            sample = default[0] if separator and isinstance(default, list) and default else default
+            type = _infer_type(sample)
         if type not in (str, int, float, bool, JSONType):
             raise InvalidParameter(
                 f'Parameter "{name}": type must be str, int, float, bool or JSONType, not {type!r}.'
@@ -67,8 +72,18 @@ class Parameter:
     def type_name(self) -> str:
         return "JSON" if self.type is JSONType else self.type.__name__
 
+    @property
+    def env_var(self) -> str:
+        """``METAFLOW_RUN_<NAME>``: the variable that sets this parameter, as in Metaflow."""
+        return "METAFLOW_RUN_" + self.name.upper().replace("-", "_")
+
     def convert(self, raw: str) -> Any:
         """Parse a command-line string; errors name the parameter."""
+        if self.separator:
+            return [self._convert_one(item) for item in raw.split(self.separator)]
+        return self._convert_one(raw)
+
+    def _convert_one(self, raw: str) -> Any:
         try:
             if self.type is bool:
                 low = raw.strip().lower()
@@ -87,10 +102,20 @@ class Parameter:
             ) from None
 
     def default_value(self) -> Any:
-        value = self.default() if callable(self.default) else self.default
-        if self.type is JSONType and isinstance(value, str):
+        value = self.default
+        if hasattr(value, "resolve_delayed"):  # config_expr(...): known once configs are read
+            value = value.resolve_delayed()
+        elif callable(value):
+            value = value()
+        if isinstance(value, str) and (self.type is JSONType or self.separator):
             return self.convert(value)
         return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise ReadOnlyAttribute(
+            f'Cannot set self.{self.attr_name}: it is the Parameter "{self.name}", whose '
+            "value is fixed for the whole run. Store the value under another name."
+        )
 
 
 class IncludeFile(Parameter):
@@ -126,6 +151,16 @@ class IncludeFile(Parameter):
                 f'Cannot read file "{path}" for parameter "{self.name}": {e.strerror}.'
             ) from None
         return data.decode(self.encoding) if self.is_text else data
+
+
+def flow_parameters(flow_cls: type) -> list[Parameter]:
+    """The flow's parameters in declaration order, subclasses overriding bases."""
+    params = {}
+    for klass in reversed(flow_cls.__mro__):
+        for attr, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                params[attr] = value
+    return list(params.values())
 
 
 def _infer_type(default: Any) -> Any:

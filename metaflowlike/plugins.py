@@ -19,7 +19,14 @@ LAUNCHERS = "metaflowlike.launchers"
 FLOW_DECORATORS = "metaflowlike.flow_decorators"
 
 #: extra to install for each plugin whose SDK is optional
-EXTRAS = {"s3": "aws", "azure": "azure", "gs": "gcp", "kubernetes": "kubernetes", "batch": "aws"}
+EXTRAS = {
+    "s3": "aws",
+    "aws-secrets-manager": "aws",
+    "azure": "azure",
+    "gs": "gcp",
+    "kubernetes": "kubernetes",
+    "batch": "aws",
+}
 
 
 class MissingExtra(MetaflowlikeException):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from abc import abstractmethod
@@ -38,6 +39,8 @@ from .task_supervisor import SELF_SUFFICIENT_ENV
 
 POLL_INTERVAL_ENV = "METAFLOWLIKE_REMOTE_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = 1.0
+#: consecutive failed status requests after which the job is given up
+POLL_ERRORS_TOLERATED = 5
 
 
 class RemoteDatastoreRequired(MetaflowlikeException):
@@ -159,8 +162,19 @@ class RemoteLauncher(Launcher):
         try:
             job = self.submit(spec, plan, command, env)
             interval = self.poll_interval()
+            errors = 0
             while True:
-                status = self.poll(job)
+                try:
+                    status = self.poll(job)
+                    errors = 0
+                except _Stop:
+                    raise
+                except Exception:  # noqa: BLE001 - a passing API error: ask again
+                    errors += 1
+                    if errors >= POLL_ERRORS_TOLERATED:
+                        raise
+                    time.sleep(interval)
+                    continue
                 relay.pump()
                 if status.finished:
                     break
@@ -173,6 +187,17 @@ class RemoteLauncher(Launcher):
             if job is not None:
                 self.cancel(job)
             _write_result(result_file, "stopped: the remote job was cancelled")
+            return False
+        except Exception as e:  # noqa: BLE001 - the platform refused or is unreachable
+            what = "submit" if job is None else "follow"
+            reason = f"could not {what} the {self.name} job: {type(e).__name__}: {e}"
+            print(reason, file=sys.stderr, flush=True)
+            if job is not None:
+                try:
+                    self.cancel(job)
+                except Exception:  # noqa: BLE001 - it is reported already
+                    pass
+            _write_result(result_file, reason)
             return False
 
 

@@ -218,8 +218,7 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
             check_run_id(origin_run_id, "--origin-run-id")
         for tag in tags:
             check_tag(tag, "--tag")
-        state.validate()
-        fds, graph, flow = state.fds, state.graph, flow_cls.__name__
+        fds, flow = state.fds, flow_cls.__name__
         if origin_run_id is None:
             origin_run_id = latest_ended_run(fds, flow)
             click.echo(f"Resuming run {flow}/{origin_run_id}, the latest run that ended.")
@@ -231,6 +230,9 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"Run {flow}/{origin_run_id} is still running: wait for it to end (or stop "
                 "it) before resuming it."
             )
+        state.use_stored_configs(origin.get("configs") or {})  # the origin's, as in Metaflow
+        state.validate()
+        graph = state.graph
         missing = [s for s in fds.list_steps(flow, origin_run_id) if s not in graph]
         if missing:
             raise ResumeError(

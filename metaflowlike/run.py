@@ -16,6 +16,7 @@ from .decorators import step_decorators
 from .environments.commands import plan_for_run
 from .launchers import preflight_run
 from .owners import me
+from .project_decorator import project_tags
 from .reporter import Reporter
 from .runtime import Runtime, check_resources, new_run_id
 
@@ -49,7 +50,8 @@ def execute(
     preflight_run(graph, with_decorators or [], launcher, fds)
     environments = plan_for_run(state, with_decorators, origin_run_id)
     run_id = new_run_id(fds, flow)
-    all_tags = system_tags(user) + list(tags or [])
+    project = getattr(state, "project", None)
+    all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
         flow,
         run_id,
@@ -66,6 +68,8 @@ def execute(
             "origin_run_id": origin_run_id,
             "steps": graph.sorted_nodes(),
             "with": list(with_specs or []),
+            "configs": getattr(state, "configs", None) or {},
+            "project": project,
             "runtime": me().record(),  # while it lives and no _done.json exists: running
             "environment": environments.record(),
         },

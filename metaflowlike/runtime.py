@@ -146,6 +146,9 @@ class Runtime:
     def _new_task(self, step: str, inputs: list[str], split_index: int | None = None) -> None:
         self.task_counter += 1
         decos = self._decorators(step)
+        # a gang is not retried member by member (@parallel refuses its own @retry;
+        # one added with --with does not apply to gang members)
+        retries = 0 if self._in_gang(step) else max((d.max_retries() for d in decos), default=0)
         self.queue.append(
             TaskSpec(
                 flow_name=self.flow_name,
@@ -159,9 +162,13 @@ class Runtime:
                 tags=self.tags,
                 origin_run_id=self.origin_run_id,
                 namespace=self.namespace,
-                max_retries=max((d.max_retries() for d in decos), default=0),
+                max_retries=retries,
             )
         )
+
+    def _in_gang(self, step: str) -> bool:
+        """Tasks of a @parallel step run as a gang: started together, stopped together."""
+        return any(d.name == "parallel" for d in self._decorators(step))
 
     def _successors(self, spec: TaskSpec, info: dict) -> None:
         node = self.graph[spec.step_name]
@@ -180,7 +187,9 @@ class Runtime:
             for i in range(n):
                 self._new_task(node.out_funcs[0], [path], i)
             return
-        for out in node.out_funcs:
+        # a switch goes on with the one case its task picked
+        outs = [info["next_step"]] if node.is_switch else node.out_funcs
+        for out in outs:
             target = self.graph[out]
             if not target.is_join:
                 self._new_task(out, [path])
@@ -189,8 +198,12 @@ class Runtime:
                 key = (out, tuple(f["index"] for f in stack[:-1]))
                 slot, expected = stack[-1]["index"], stack[-1]["num_splits"]
             else:
+                # one input per branch of the split it closes: after a switch inside a
+                # branch, any of several steps may be the one that ends it
                 key = (out, tuple(f["index"] for f in stack))
-                slot, expected = target.in_funcs.index(spec.step_name), len(target.in_funcs)
+                branches = self.graph[target.matching_split].out_funcs
+                branch = dict(target.join_branches)[spec.step_name]
+                slot, expected = branches.index(branch), len(branches)
             arrived = self.joins.setdefault(key, {})
             arrived[slot] = path
             if len(arrived) == expected:
@@ -236,12 +249,17 @@ class Runtime:
     def _start_ready(self) -> None:
         """Launch queued tasks while workers and machine resources allow."""
         skipped: list[TaskSpec] = []
-        while self.queue and len(self.running) < self.max_workers and not self.failed:
+        while self.queue and not self.failed:
+            # members of a gang may wait on one another: all of them start at once,
+            # whatever the worker limit and the resources still free
+            gang = self._in_gang(self.queue[0].step_name)
+            if len(self.running) >= self.max_workers and not gang:
+                break
             spec = self.queue.popleft()
             if self.clone is not None and self._try_clone(spec):
                 continue
             need = self._request(spec)
-            if any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
+            if not gang and any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
                 skipped.append(spec)  # waits for running tasks to free resources
                 continue
             self._launch(spec, need)
@@ -436,6 +454,21 @@ class Runtime:
         else:
             self.failed.append(spec.pathspec)
             self.reporter.task_failed(spec, marker.get("reason"), info.get("exception"))
+            if self._in_gang(spec.step_name):
+                self._stop_gang(spec)
+
+    def _stop_gang(self, failed: TaskSpec) -> None:
+        """Kill the members of ``failed``'s gang still running: they could wait for it
+        forever (a barrier, a collective)."""
+        for worker in self.running.values():
+            other = worker.spec
+            if (
+                other.step_name == failed.step_name
+                and other.input_paths == failed.input_paths
+                and worker.exit_status is None
+            ):
+                worker.killed_reason = f"task {failed.task_id} of its gang failed"
+                _killpg(worker.pid, signal.SIGKILL)
 
     def _kill_all(self, reason: str, record: bool = True) -> None:
         """Stop every running task (with its children) and record the attempts as failed."""

@@ -88,7 +88,10 @@ class _Loader:
             raise e.naming(name, task, type_name) from None
 
     def foreach_item(self, frame: dict) -> Any:
-        """The item of ``frame``; the list is loaded once per split task."""
+        """The item of ``frame``; the list is loaded once per split task. A task of a
+        gang (``num_parallel=``) has no item."""
+        if frame["var"] is None:
+            return None
         cache_key = (frame["task"], frame["var"])
         if cache_key not in self.foreach_values:
             rec = self.record(frame["task"])
@@ -156,6 +159,7 @@ def run_task(
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
+        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
             func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
         if spec.catch_fallback:
@@ -182,7 +186,11 @@ def run_task(
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
-        if node.foreach_param:
+        if node.is_switch:
+            info["next_step"] = flow.__dict__["_transition"][0][0]
+        if node.is_parallel:
+            info["foreach_num_splits"] = _num_parallel(flow, node)
+        elif node.foreach_param:
             info["foreach_num_splits"] = _num_splits(flow, node, spec, info.get("caught"))
             frozen = _frozen_foreach_values(flow, node, fds)
             if frozen:
@@ -332,6 +340,18 @@ def _check_transition(flow: FlowSpec, node) -> None:
     if transition is None:
         raise MetaflowlikeException(f'Step "{node.name}" finished without calling self.next().')
     names, foreach = transition
+    if node.is_switch:
+        if "_switch_value" not in flow.__dict__:
+            raise MetaflowlikeException(
+                f'Step "{node.name}" is a switch in its source but called '
+                f"self.next({', '.join(names)}) without condition=."
+            )
+        return  # the target is one of the cases: _switch_target looked it up
+    if node.is_parallel != ("_num_parallel" in flow.__dict__):
+        raise MetaflowlikeException(
+            f'Step "{node.name}" called self.next() '
+            f"{'without' if node.is_parallel else 'with'} num_parallel=, unlike its source."
+        )
     if tuple(names) != tuple(node.out_funcs) or foreach != node.foreach_param:
         raise MetaflowlikeException(
             f'Step "{node.name}" called self.next({", ".join(names)}'
@@ -393,6 +413,15 @@ def _frozen_foreach_values(flow: FlowSpec, node, fds: FlowDatastore) -> str | No
     if hasattr(value, "__getitem__"):
         return None
     return fds.cas.save([(node.foreach_param, list(value))])[node.foreach_param].key
+
+
+def _num_parallel(flow: FlowSpec, node) -> int:
+    n = flow.__dict__.get("_num_parallel")
+    if n is None:  # @catch caught an exception before self.next() ran
+        raise MetaflowlikeException(
+            f'Step "{node.name}" starts a gang with num_parallel= but never reached self.next().'
+        )
+    return n
 
 
 def _num_splits(flow: FlowSpec, node, spec: TaskSpec, caught: str | None = None) -> int:

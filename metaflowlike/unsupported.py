@@ -15,18 +15,9 @@ PORTING_GUIDE = "docs/porting.md"
 #: Metaflow's top-level names that have no counterpart here yet
 METAFLOW_NAMES = frozenset(
     {
-        "Runner",
-        "NBRunner",
         "Deployer",
         "NBDeployer",
-        "S3",
-        "Config",
-        "config_expr",
-        "FlowMutator",
-        "StepMutator",
-        "user_step_decorator",
         "USER_SKIP_STEP",
-        "project",
         "schedule",
         "trigger",
         "trigger_on_finish",
@@ -37,7 +28,6 @@ METAFLOW_NAMES = frozenset(
         "conda_base",
         "pypi",
         "pypi_base",
-        "secrets",
         "parallel",
         "batch",
         "kubernetes",

@@ -111,20 +111,22 @@ class NodeAgent:
         uid = job["metadata"].get("uid") or str(uuid.uuid4())
         labels = dict(template.get("metadata", {}).get("labels", {}))
         labels.update({"job-name": name, "controller-uid": uid})
+        status: dict = {"phase": "Pending"}
+        if image.endswith(":pull-fails"):  # visible with its reason from the start
+            state = {"waiting": {"reason": "ErrImagePull", "message": f"pull {image}: not found"}}
+            status = _pod_status("Pending", image, state)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": pod_name, "namespace": ns, "labels": labels},
             "spec": template["spec"],
-            "status": {"phase": "Pending"},
+            "status": status,
         }
         self.api.call("POST", f"/api/v1/namespaces/{ns}/pods", pod)
         pod_path = f"/api/v1/namespaces/{ns}/pods/{pod_name}"
         job_path = f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"
         self.api.call("PATCH", job_path, {"status": {"active": 1, "startTime": _now()}})
         if image.endswith(":pull-fails"):
-            state = {"waiting": {"reason": "ErrImagePull", "message": f"pull {image}: not found"}}
-            self.api.call("PATCH", pod_path, {"status": _pod_status("Pending", image, state)})
             return
         with self.slots:
             if self.api.call("GET", job_path) is None:

@@ -24,12 +24,11 @@ def uv() -> str:
     return str(Path(sys.executable).parent / "uv")
 
 
-@pytest.fixture(scope="session")
-def sdk_python(tmp_path_factory) -> Path:
-    """Path of a Python that has boto3 but not metaflowlike, click or cloudpickle."""
-    venv = tmp_path_factory.mktemp("sdk-venv")
-    subprocess.run([uv(), "venv", "-q", str(venv), "--python", sys.executable], check=True)
+def make_sdk_python(venv: Path) -> Path:
+    """Create (or reuse) a venv at ``venv`` with the cloud SDK only; its Python."""
     python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([uv(), "venv", "-q", str(venv), "--python", sys.executable], check=True)
     subprocess.run(
         [uv(), "pip", "install", "-q", "--python", str(python), *SDK_PACKAGES], check=True
     )
@@ -38,6 +37,12 @@ def sdk_python(tmp_path_factory) -> Path:
     )
     assert probe.returncode != 0, "the SDK-only venv must not see metaflowlike"
     return python
+
+
+@pytest.fixture(scope="session")
+def sdk_python(tmp_path_factory) -> Path:
+    """Path of a Python that has boto3 but not metaflowlike, click or cloudpickle."""
+    return make_sdk_python(tmp_path_factory.mktemp("sdk-venv"))
 
 
 def container_env(sdk_python: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -64,17 +69,15 @@ class KubeCluster:
         return (self.api.call("GET", "/api/v1/pods") or {}).get("items", [])
 
 
-@pytest.fixture(scope="session")
-def kube_cluster(sdk_python, moto_server, tmp_path_factory) -> Iterator[KubeCluster]:
-    """kmock's API server and the node agent, one per session; pods reach moto with the
-    node's own credentials (``AWS_KEY_ID``), never with the laptop's."""
+def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
+    """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
+    own credentials (``AWS_KEY_ID``), never with the laptop's."""
     from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
     from tests.kube_stand_in import Api, write_kubeconfig
 
-    base = tmp_path_factory.mktemp("kube")
     port = free_port()
     node_env = {
-        "AWS_ENDPOINT_URL": moto_server.url,
+        "AWS_ENDPOINT_URL": s3_url,
         "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -89,16 +92,24 @@ def kube_cluster(sdk_python, moto_server, tmp_path_factory) -> Iterator[KubeClus
         str(sdk_python),
         "--log-dir",
         str(base / "pods"),
+        "--slots",
+        str(slots),
     ]
     for k, v in node_env.items():
         argv += ["--node-env", f"{k}={v}"]
     server = _spawn("kubernetes", argv, port, "/version")
     kubeconfig = base / "kubeconfig"
     write_kubeconfig(kubeconfig, server.url)
+    return KubeCluster(server, kubeconfig, base / "pods", Api(server.url))
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(sdk_python, moto_server, tmp_path_factory) -> Iterator[KubeCluster]:
+    cluster = start_kube_stand_in(sdk_python, moto_server.url, tmp_path_factory.mktemp("kube"))
     try:
-        yield KubeCluster(server, kubeconfig, base / "pods", Api(server.url))
+        yield cluster
     finally:
-        server.stop()
+        cluster.server.stop()
 
 
 # --- the stand-in AWS Batch ------------------------------------------------------------

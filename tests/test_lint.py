@@ -213,7 +213,7 @@ def test_bad_next_arguments():
     got = found(BadArgumentsFlow)
     for expected in [
         ("bad-next-arg", "start", line("string-target")),
-        ("unsupported-next-arg", "a", line("num-parallel")),
+        ("parallel-without-decorator", "a", line("num-parallel")),
         ("foreach-not-literal", "b", line("foreach-variable")),
         ("foreach-targets", "c", line("foreach-two")),
         ("bad-next-arg", "d", line("no-target")),
@@ -222,9 +222,11 @@ def test_bad_next_arguments():
         assert expected in got
     text = str(pytest.raises(InvalidGraph, validate, FlowGraph(BadArgumentsFlow)).value)
     assert "not `'b'`" in text
-    assert "num_parallel= (parallel steps) is not supported" in text
+    assert 'goes to "b", which has no @parallel decorator' in text
     assert "foreach='items', not `name`" in text
-    assert 'foreahc=; only foreach= is supported. Did you mean "foreach"?' in text
+    assert (
+        'foreahc=; it takes foreach=, num_parallel= or condition=. Did you mean "foreach"?' in text
+    )
 
 
 class DuplicateTargetFlow(FlowSpec):
@@ -937,3 +939,116 @@ def test_problem_format():
     p = GraphProblem("x", "what is wrong", "/f.py", 3, step="a", flow="F")
     assert str(p) == '/f.py:3: step "a": what is wrong'
     assert str(GraphProblem("x", "bad", "/f.py", 1, flow="F")) == '/f.py:1: flow "F": bad'
+
+
+# --------------------------------------------------------------------------- switches
+
+
+class SwitchArgumentsFlow(FlowSpec):
+    @step
+    def start(self):
+        name = "route"
+        self.route = "a"
+        self.next({"a": self.a, "b": self.b}, condition=name)  # @switch-condition-variable
+
+    @step
+    def a(self):
+        key = "x"
+        self.next({key: self.b, "y": self.c})  # @switch-bad-key
+
+    @step
+    def b(self):
+        self.k = 1
+        self.next({1: self.c}, condition="k")  # @switch-one-case
+
+    @step
+    def c(self):
+        self.next(self.end, condition="k")  # @condition-no-dict
+
+    @step
+    def end(self):
+        pass
+
+
+def test_switch_argument_problems():
+    got = found(SwitchArgumentsFlow)
+    for expected in [
+        ("condition-not-literal", "start", line("switch-condition-variable")),
+        ("switch-bad-key", "a", line("switch-bad-key")),
+        ("switch-without-condition", "a", line("switch-bad-key")),
+        ("switch-too-few-cases", "b", line("switch-one-case")),
+        ("condition-without-switch", "c", line("condition-no-dict")),
+    ]:
+        assert expected in got, expected
+    text = messages(SwitchArgumentsFlow)
+    assert "condition='route', not `name`" in text["condition-not-literal"]
+    assert "string or number literals" in text["switch-bad-key"]
+
+
+class SwitchShapeFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next({"x": self.join, "y": self.a2}, condition="mode")  # @switch-into-join
+
+    @step
+    def a2(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.mode = "x"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.loop)
+
+    @step
+    def loop(self):
+        self.again = True
+        self.next(self.body)
+
+    @step
+    def body(self):
+        self.next({True: self.loop, False: self.end}, condition="again")  # @switch-back
+
+    @step
+    def end(self):
+        pass
+
+
+def test_switch_shape_problems():
+    got = found(SwitchShapeFlow)
+    assert ("split-into-join", "a", line("switch-into-join")) in got
+    assert ("condition-missing-name", "a", line("switch-into-join")) in got
+    assert ("cycle", "body", line("switch-back")) in got
+    text = messages(SwitchShapeFlow)
+    assert 'a case of this switch goes straight to the join "join"' in text["split-into-join"]
+    assert 'a switch may only loop back to its own step ("body")' in text["cycle"]
+    assert 'switch on missing name "mode"' in text["condition-missing-name"]
+
+
+class GoodSwitchFlow(FlowSpec):
+    @step
+    def start(self):
+        self.go = "loop"
+        self.next(self.spin)
+
+    @step
+    def spin(self):
+        self.next({"loop": self.spin, "out": self.end}, condition="go")
+
+    @step
+    def end(self):
+        pass
+
+
+def test_recursive_switch_to_end_is_valid():
+    assert check(FlowGraph(GoodSwitchFlow)) == []
+    node = FlowGraph(GoodSwitchFlow)["spin"]
+    assert node.is_switch and node.condition == "go"
+    assert node.switch_cases == (("loop", "spin"), ("out", "end"))

@@ -105,3 +105,11 @@ def test_07_dependencies(tutorial, tmp_path):
     _run(["-m", "uv", "lock", "--quiet"], project)
     out = _run(["uv_flow.py", "--environment=uv", "run"], project, env=envs).stdout
     assert "every step of this flow uses tabulate 0.9.0 from uv.lock" in out
+
+
+def test_05_cloud_bursting(tutorial):
+    # the script starts the test suite's stand-ins, so it runs from the checkout
+    script = TUTORIALS / "05-cloud-bursting" / "try_on_stand_in.py"
+    out = _run([str(script)], tutorial("05-cloud-bursting")).stdout
+    assert "scores: [" in out and "in pod mfl-burstflow-train-" in out
+    assert out.count("Kubernetes Job default/") == 4

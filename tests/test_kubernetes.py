@@ -1,0 +1,448 @@
+"""@kubernetes end to end: a real API server (kmock) and a node agent that runs each pod's
+command in an empty folder with a Python that has boto3 but not metaflowlike; S3 on moto.
+
+Flows run as `python flow.py run` with the laptop's own AWS keys; the pods only ever get
+the node's keys, and a test checks that no laptop credential reaches a manifest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+
+from metaflowlike import Flow, Run, client
+from tests.remote_env import KubeCluster
+
+LAPTOP_KEY = "AKIALAPTOPONLY000001"
+LAPTOP_SECRET = "laptop-only-secret-never-in-a-pod-0123"
+K8S_VERSION = kubernetes_validate.latest_version()
+
+HEADER = """
+import os
+import sys
+import time
+from metaflowlike import FlowSpec, step, current, kubernetes, resources, retry, catch, timeout
+"""
+
+
+@dataclass
+class Kube:
+    cluster: KubeCluster
+    root: str
+    folder: Path
+
+    def run(self, source: str | None, *args: str, check: bool = True, env: dict | None = None):
+        """Write ``source`` (None: keep the last one) to flow.py and run it."""
+        path = self.folder / "flow.py"
+        if source is not None:
+            path.write_text(textwrap.dedent(HEADER + source))
+        proc = subprocess.run(
+            [sys.executable, str(path), *args],
+            cwd=self.folder,
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def env(self, extra: dict | None = None) -> dict:
+        env = dict(os.environ)
+        env.pop("METAFLOWLIKE_DATASTORE", None)
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": LAPTOP_KEY,
+                "AWS_SECRET_ACCESS_KEY": LAPTOP_SECRET,
+                "KUBECONFIG": str(self.cluster.kubeconfig),
+                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
+                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
+                "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
+            }
+        )
+        env.update(extra or {})
+        return env
+
+    def jobs(self, run_id: str) -> list[dict]:
+        return [
+            j
+            for j in self.cluster.jobs()
+            if j["metadata"]["labels"].get("metaflowlike.dev/run-id") == run_id
+        ]
+
+
+@pytest.fixture
+def kube(kube_cluster, s3_root, tmp_path):
+    client.set_datastore("s3", s3_root)
+    client.namespace(None)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    yield Kube(kube_cluster, s3_root, folder)
+    client.set_datastore(None, None)
+    client.default_namespace()
+
+
+def assert_clean_manifests(jobs: list[dict]) -> None:
+    """Every Job validates strictly and carries no credential of the laptop."""
+    assert jobs
+    for job in jobs:
+        kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+        text = json.dumps(job)
+        assert LAPTOP_KEY not in text and LAPTOP_SECRET not in text
+
+
+FOREACH = """
+class FanFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(5))
+        self.local_pid = os.getpid()
+        self.next(self.square, foreach="items")
+
+    @resources(memory=6000, cpu=0.25)
+    @kubernetes(cpu=0.5, memory=1000, disk=2048, labels={"team": "ml"})
+    @step
+    def square(self):
+        print(f"squaring {self.input}")
+        print(f"on stderr {self.input}", file=sys.stderr)
+        self.sq = self.input ** 2
+        self.cwd = os.getcwd()
+        self.pod = os.environ.get("METAFLOWLIKE_RUNS_ON_POD")
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.squares = [i.sq for i in inputs]
+        self.cwds = {i.cwd for i in inputs}
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.end_cwd = os.getcwd()
+
+if __name__ == "__main__":
+    FanFlow()
+"""
+
+
+def test_foreach_body_on_kubernetes(kube):
+    proc = kube.run(FOREACH, "run", "--max-workers", "5")
+    run = Flow("FanFlow").latest_run
+    assert run.successful
+    assert run.data.squares == [0, 1, 4, 9, 16]
+    assert str(kube.folder) not in run.data.cwds  # ran in the pods' own folders
+    assert len(run.data.cwds) == 5
+    assert run.data.end_cwd == str(kube.folder)  # start, join and end stayed local
+    # the remote logs were streamed with the usual prefix and saved for `logs`
+    for i in range(5):
+        assert f"squaring {i}" in proc.stdout
+        assert f"on stderr {i}" in proc.stderr
+    assert f"[{run.id}/square/" in proc.stdout
+    tasks = list(run["square"])
+    assert len(tasks) == 5
+    for task in tasks:
+        where = task.metadata_dict["runs_on"]
+        assert where["platform"] == "kubernetes" and where["namespace"] == "default"
+        assert where["pod"].startswith(where["job"]) and task.data.pod == where["pod"]
+        assert f"squaring {task.index}" in task.stdout
+    assert "runs_on" not in run["start"].task.metadata_dict
+    logs = kube.run(None, "logs", f"{run.id}/square")
+    assert "squaring 3" in logs.stdout
+    # one Job per task; for each resource the larger of @resources and @kubernetes wins
+    jobs = kube.jobs(run.id)
+    assert len(jobs) == 5
+    assert_clean_manifests(jobs)
+    container = jobs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "6000M", "ephemeral-storage": "2048M"},
+        "limits": {"memory": "6000M", "ephemeral-storage": "2048M"},
+    }
+    assert jobs[0]["metadata"]["labels"]["team"] == "ml"
+
+
+LINEAR = """
+class WholeFlow(FlowSpec):
+    @step
+    def start(self):
+        self.a = 1
+        self.next(self.middle)
+
+    @step
+    def middle(self):
+        self.b = self.a + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.c = self.a + self.b
+        self.token = os.environ.get("TEAM_TOKEN")
+
+if __name__ == "__main__":
+    WholeFlow()
+"""
+
+
+def test_with_kubernetes_runs_every_step_remotely(kube):
+    token = base64.b64encode(b"from-a-secret").decode()
+    kube.cluster.api.call(
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "team-token"},
+            "data": {"TEAM_TOKEN": token},
+        },
+    )
+    first = kube.run(LINEAR, "run", "--with", 'kubernetes:memory=512,secrets=["team-token"]')
+    run = Flow("WholeFlow").latest_run
+    assert run.successful and run.data.c == 3
+    assert run.data.token == "from-a-secret"  # mounted from the secret by envFrom
+    for job in kube.jobs(run.id):
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "team-token"}}]
+        assert container["resources"]["limits"]["memory"] == "512M"
+    for name in ("start", "middle", "end"):
+        assert run[name].task.metadata_dict["runs_on"]["platform"] == "kubernetes"
+    assert "bytes uploaded" in first.stdout or "uploaded" in first.stdout
+    # unchanged code: the second run finds its code package already stored
+    second = kube.run(LINEAR, "run", "--with", "kubernetes")
+    assert "already stored, 0 bytes uploaded" in second.stdout
+    assert_clean_manifests(kube.jobs(Flow("WholeFlow").latest_run.id))
+
+
+RETRY_CATCH = """
+class FlakyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.flaky)
+
+    @kubernetes
+    @retry(times=1, minutes_between_retries=0)
+    @step
+    def flaky(self):
+        if current.retry_count == 0:
+            raise RuntimeError("first attempt fails")
+        self.attempt = current.retry_count
+        self.next(self.doomed)
+
+    @kubernetes
+    @catch(var="problem")
+    @step
+    def doomed(self):
+        raise ValueError("always")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    FlakyFlow()
+"""
+
+
+def test_retry_makes_a_new_job_and_catch_records(kube):
+    kube.run(RETRY_CATCH, "run")
+    run = Flow("FlakyFlow").latest_run
+    assert run.successful
+    assert run["flaky"].task.data.attempt == 1
+    assert "ValueError: always" in str(run["doomed"].task.data.problem)
+    flaky_jobs = [
+        j for j in kube.jobs(run.id) if j["metadata"]["labels"]["metaflowlike.dev/step"] == "flaky"
+    ]
+    assert sorted(j["metadata"]["labels"]["metaflowlike.dev/attempt"] for j in flaky_jobs) == [
+        "0",
+        "1",
+    ]
+
+
+TIMEOUT = """
+class SlowFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.slow)
+
+    @kubernetes
+    @timeout(seconds=2)
+    @step
+    def slow(self):
+        time.sleep(SLEEP)
+        self.done = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SlowFlow()
+"""
+
+
+def test_timeout_then_resume_of_the_failed_remote_step(kube):
+    proc = kube.run(TIMEOUT.replace("SLEEP", "60"), "run", check=False)
+    assert proc.returncode == 1
+    failed = Flow("SlowFlow").latest_run
+    assert not failed.successful
+    task = failed["slow"].task
+    assert "timed out after 2 seconds" in str(task.exception)
+    (job,) = kube.jobs(failed.id)
+    assert job["spec"]["activeDeadlineSeconds"] >= 2
+    resumed = kube.run(TIMEOUT.replace("SLEEP", "0"), "resume")
+    assert "Cloned from" in resumed.stdout
+    run = Flow("SlowFlow").latest_run
+    assert run.successful and run.id != failed.id
+    assert run["slow"].task.data.done is True
+
+
+NEVER = """
+class StuckFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.stuck)
+
+    @kubernetes(image=IMAGE)
+    @step
+    def stuck(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    StuckFlow()
+"""
+
+
+@pytest.mark.parametrize(
+    "image, cause",
+    [("example/none:no-pod", "no pod was created"), ("example/gone:pull-fails", "ErrImagePull")],
+)
+def test_job_that_never_starts_is_reported_and_deleted(kube, image, cause):
+    proc = kube.run(
+        NEVER.replace("IMAGE", repr(image)),
+        "run",
+        check=False,
+        env={"METAFLOWLIKE_KUBERNETES_POD_START_TIMEOUT": "3"},
+    )
+    assert proc.returncode == 1
+    assert "did not start within 3 seconds" in proc.stdout + proc.stderr
+    assert cause in proc.stdout + proc.stderr
+    run = Flow("StuckFlow").latest_run
+    assert cause in str(run["stuck"].task.exception)
+    assert kube.jobs(run.id) == []  # given up on, and deleted
+
+
+OOM = """
+class HungryFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.hungry)
+
+    @kubernetes(memory=300)
+    @step
+    def hungry(self):
+        block = bytearray(600 * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        time.sleep(30)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    HungryFlow()
+"""
+
+
+def test_out_of_memory_is_named(kube):
+    proc = kube.run(OOM, "run", check=False)
+    assert proc.returncode == 1
+    run = Flow("HungryFlow").latest_run
+    message = str(run["hungry"].task.exception)
+    assert "OOMKilled (exit code 137)" in message, proc.stdout + proc.stderr
+
+
+def test_remote_step_with_local_datastore_is_refused(kube):
+    proc = kube.run(
+        LINEAR,
+        "--datastore",
+        "local",
+        "--datastore-root",
+        str(kube.folder / "ds"),
+        "run",
+        "--with",
+        "kubernetes",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "A remote step needs a remote datastore" in proc.stderr
+    assert "--datastore-root s3://" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (kube.folder / "ds" / "flows").exists()
+
+
+SLEEPER = """
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.nap)
+
+    @kubernetes
+    @step
+    def nap(self):
+        print("napping", flush=True)
+        time.sleep(120)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SleepyFlow()
+"""
+
+
+def test_ctrl_c_deletes_the_jobs_it_started(kube):
+    path = kube.folder / "flow.py"
+    path.write_text(textwrap.dedent(HEADER + SLEEPER))
+    runtime = subprocess.Popen(
+        [sys.executable, str(path), "run"],
+        cwd=kube.folder,
+        env=kube.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in runtime.stdout:
+            if "napping" in line:
+                break
+        run_id = Flow("SleepyFlow").latest_run.id
+        assert len(kube.jobs(run_id)) == 1
+        runtime.send_signal(signal.SIGINT)
+        out = runtime.communicate(timeout=60)[0]
+    finally:
+        if runtime.poll() is None:
+            runtime.kill()
+    assert runtime.returncode == 130, out
+    deadline = time.monotonic() + 30
+    while kube.jobs(run_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kube.jobs(run_id) == []
+    assert not Run(f"SleepyFlow/{run_id}").successful
