@@ -8,6 +8,7 @@ or a submitted job."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from metaflowlike import Flow, client
+from metaflowlike.builtin_decorators import TimeoutDecorator
 from tests.remote_env import BatchService
 
 LAPTOP_KEY = "AKIALAPTOPONLY000002"
@@ -223,6 +225,7 @@ def test_retry_is_a_new_batch_job_and_catch_records_the_failure(aws_batch):
     assert exit_code != 0
     assert flaky[0]["statusReason"] == "Essential container in task exited"
     assert "RuntimeError: first attempt fails" in proc.stderr
-    # @timeout is the job's timeout (Batch's minimum is 60 seconds)
-    assert {j["timeout"]["attemptDurationSeconds"] for j in flaky} == {90}
+    # the runtime's deadline for @timeout, plus 30 seconds to start, is the job's timeout
+    deadline = TimeoutDecorator(seconds=90).timeout_seconds()
+    assert {j["timeout"]["attemptDurationSeconds"] for j in flaky} == {math.ceil(deadline) + 30}
     assert_no_laptop_credential(aws_batch, jobs)

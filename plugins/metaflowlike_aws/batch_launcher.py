@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from .batch_decorator import BatchDecorator, merged_resources
 JOB_DEFINITION_PREFIX = "metaflowlike-"
 #: Batch's minimum job timeout, in seconds
 MIN_TIMEOUT = 60
+#: time the container may take to bootstrap, on top of the step's @timeout (the task
+#: enforces @timeout itself and reports it; Batch's timeout is the backstop)
+STARTUP_SLACK = 30
 
 
 class BatchConfigError(MetaflowlikeException):
@@ -172,7 +176,9 @@ class BatchLauncher(RemoteLauncher):
     def timeout(self, spec: Any) -> int | None:
         decos = self._decorators(spec)
         seconds = min((t for d in decos if (t := d.timeout_seconds())), default=None)
-        return None if seconds is None else max(MIN_TIMEOUT, int(seconds + 0.999))
+        if seconds is None:
+            return None
+        return max(MIN_TIMEOUT, math.ceil(seconds) + STARTUP_SLACK)
 
     def job_definition(self, request: JobDefinitionRequest) -> str:
         """The ARN of the active job definition for ``request``, registered if new.
