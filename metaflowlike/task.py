@@ -252,13 +252,23 @@ def completion_marker(
 
 #: a launcher describes where a task runs through variables with this prefix
 RUNS_ON_PREFIX = "METAFLOWLIKE_RUNS_ON_"
+#: ``METAFLOWLIKE_RUNS_ON_JOB_ID_FROM=AWS_BATCH_JOB_ID`` records job_id from that variable
+RUNS_ON_INDIRECT = "_FROM"
 
 
 def runs_on() -> dict[str, str]:
     """Where this task runs (``{"platform": "kubernetes", "pod": ...}``), as its
     launcher described it in the environment; recorded in the task's metadata."""
     n = len(RUNS_ON_PREFIX)
-    return {k[n:].lower(): v for k, v in os.environ.items() if k.startswith(RUNS_ON_PREFIX)}
+    out = {}
+    for k, v in os.environ.items():
+        if not k.startswith(RUNS_ON_PREFIX):
+            continue
+        if k.endswith(RUNS_ON_INDIRECT):
+            # what only the platform knows in the container (AWS_BATCH_JOB_ID...)
+            k, v = k[: -len(RUNS_ON_INDIRECT)], os.environ.get(v, "")
+        out[k[n:].lower()] = v
+    return out
 
 
 def _raiser(reason: str, attempts: int):

@@ -110,3 +110,78 @@ def kube_cluster(sdk_python, moto_server, tmp_path_factory) -> Iterator[KubeClus
         yield cluster
     finally:
         cluster.server.stop()
+
+
+# --- the stand-in AWS Batch ------------------------------------------------------------
+
+
+@dataclass
+class BatchService:
+    server: Any
+    job_logs: Path
+    queue: str
+
+    def client(self, service: str = "batch") -> Any:
+        import boto3
+
+        from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
+
+        return boto3.client(
+            service,
+            endpoint_url=self.server.url,
+            region_name="us-east-1",
+            aws_access_key_id=AWS_KEY_ID,
+            aws_secret_access_key=AWS_SECRET,
+        )
+
+
+@pytest.fixture(scope="session")
+def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+    """moto's Batch API with a compute environment that really runs each job's command
+    (``tests/batch_stand_in.py``), one per session, with one job queue; jobs reach S3 on
+    ``moto_server`` with the node's own credentials, never with the laptop's."""
+    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
+
+    base = tmp_path_factory.mktemp("batch")
+    port = free_port()
+    node_env = {
+        "AWS_ENDPOINT_URL": moto_server.url,
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    argv = [
+        sys.executable,
+        str(Path(__file__).parent / "batch_stand_in.py"),
+        "--port",
+        str(port),
+        "--python",
+        str(sdk_python),
+        "--log-dir",
+        str(base / "jobs"),
+    ]
+    for k, v in node_env.items():
+        argv += ["--node-env", f"{k}={v}"]
+    server = _spawn("batch", argv, port, "/moto-api/")
+    service = BatchService(server, base / "jobs", "test-queue")
+    try:
+        batch = service.client()
+        role = service.client("iam").create_role(
+            RoleName="batch-service", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        env_arn = batch.create_compute_environment(
+            computeEnvironmentName="test-compute",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=service.queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+        )
+        yield service
+    finally:
+        server.stop()

@@ -1,0 +1,78 @@
+"""``@batch(...)``: run this step as an AWS Batch job, with Metaflow's arguments.
+
+This module imports no AWS SDK: the decorator is also parsed inside the container (by
+``--with batch`` on the step command), where only the code package exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from metaflowlike.decorators import StepDecorator
+from metaflowlike.exceptions import MetaflowlikeException
+
+
+class BatchDecoratorError(MetaflowlikeException):
+    headline = "Invalid @batch"
+
+
+#: the resource fields that @resources and @batch both set: the larger wins
+RESOURCE_FIELDS = ("cpu", "memory", "gpu")
+
+
+class BatchDecorator(StepDecorator):
+    """Run the step on AWS Batch. Memory and shared memory are in MB (as in Metaflow);
+    unset image, queue and roles come from the configuration (``METAFLOWLIKE_BATCH_*``
+    or ``~/.metaflowlike/config.json``)."""
+
+    name = "batch"
+    defaults: dict[str, Any] = {
+        "cpu": 1,
+        "memory": 4096,
+        "gpu": 0,
+        "image": None,
+        "queue": None,
+        "iam_role": None,
+        "execution_role": None,
+        "shared_memory": None,
+        "max_swap": None,
+        "swappiness": None,
+        "use_tmpfs": False,
+    }
+
+    def launcher_name(self) -> str | None:
+        return "batch"
+
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        a = self.attributes
+        where = f'@batch on step "{step_name}"'
+        for key in ("cpu", "memory", "gpu", "shared_memory", "max_swap", "swappiness"):
+            value = a[key]
+            if value is None:
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise BatchDecoratorError(
+                    f"{where}: {key} must be a number, got {value!r}."
+                ) from None
+            if number < 0 or (key in ("cpu", "memory") and number == 0):
+                raise BatchDecoratorError(f"{where}: {key} must be positive, got {value!r}.")
+        if a["swappiness"] is not None and not 0 <= float(a["swappiness"]) <= 100:
+            raise BatchDecoratorError(
+                f"{where}: swappiness must be between 0 and 100, got {a['swappiness']!r}."
+            )
+
+
+def merged_resources(decorators: list) -> dict[str, float]:
+    """cpu, memory (MB), gpu: for each, the larger of @batch and @resources (Metaflow's
+    rule), with @batch's defaults as the floor."""
+    out = {k: float(BatchDecorator.defaults[k]) for k in RESOURCE_FIELDS}
+    for deco in decorators:
+        if deco.name not in ("batch", "resources"):
+            continue
+        for key in RESOURCE_FIELDS:
+            value = deco.attributes.get(key)
+            if value is not None:
+                out[key] = max(float(value), out[key])
+    return out

@@ -1,0 +1,231 @@
+"""@batch end to end: moto's Batch API with a compute environment that runs each job's
+command in an empty folder with a Python that has boto3 but not metaflowlike; S3 on moto.
+
+Flows run as `python flow.py run` with the laptop's own AWS keys; the jobs only ever get
+the node's keys, and the tests check that no laptop credential reaches a job definition
+or a submitted job."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from metaflowlike import Flow, client
+from metaflowlike.builtin_decorators import TimeoutDecorator
+from tests.remote_env import BatchService
+
+LAPTOP_KEY = "AKIALAPTOPONLY000002"
+LAPTOP_SECRET = "laptop-only-secret-never-in-a-job-0123"
+
+HEADER = """
+import os
+import sys
+from metaflowlike import FlowSpec, step, current, batch, resources, retry, catch, timeout
+"""
+
+
+@dataclass
+class Batch:
+    service: BatchService
+    root: str
+    folder: Path
+
+    def run(self, source: str | None, *args: str, check: bool = True):
+        path = self.folder / "flow.py"
+        if source is not None:
+            path.write_text(textwrap.dedent(HEADER + source))
+        proc = subprocess.run(
+            [sys.executable, str(path), *args],
+            cwd=self.folder,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.pop("METAFLOWLIKE_DATASTORE", None)
+        env.update(
+            {
+                "AWS_ACCESS_KEY_ID": LAPTOP_KEY,
+                "AWS_SECRET_ACCESS_KEY": LAPTOP_SECRET,
+                "AWS_ENDPOINT_URL_BATCH": self.service.server.url,
+                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
+                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
+                "METAFLOWLIKE_BATCH_IMAGE": "python:3.11-slim",
+                "METAFLOWLIKE_BATCH_JOB_QUEUE": self.service.queue,
+                "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
+            }
+        )
+        return env
+
+    def jobs(self, run_id: str) -> list[dict]:
+        """The Batch jobs of ``run_id``, described, oldest first."""
+        batch = self.service.client()
+        ids = []
+        for status in (
+            "SUBMITTED",
+            "PENDING",
+            "RUNNABLE",
+            "STARTING",
+            "RUNNING",
+            "SUCCEEDED",
+            "FAILED",
+        ):
+            listed = batch.list_jobs(jobQueue=self.service.queue, jobStatus=status)
+            ids += [j["jobId"] for j in listed["jobSummaryList"]]
+        described = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+        mine = [j for j in described if f"-{run_id}-" in j["jobName"]]
+        return sorted(mine, key=lambda j: j["createdAt"])
+
+
+@pytest.fixture
+def aws_batch(batch_service, s3_root, tmp_path):
+    client.set_datastore("s3", s3_root)
+    client.namespace(None)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    yield Batch(batch_service, s3_root, folder)
+    client.set_datastore(None, None)
+    client.default_namespace()
+
+
+def assert_no_laptop_credential(aws_batch: Batch, jobs: list[dict]) -> None:
+    assert jobs
+    definitions = aws_batch.service.client().describe_job_definitions()["jobDefinitions"]
+    text = json.dumps(jobs, default=str) + json.dumps(definitions, default=str)
+    assert LAPTOP_KEY not in text and LAPTOP_SECRET not in text
+
+
+FOREACH = """
+class FanFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(3))
+        self.next(self.square, foreach="items")
+
+    @resources(memory=6000, cpu=0.5)
+    @batch(cpu=2, memory=1000)
+    @step
+    def square(self):
+        print(f"squaring {self.input}")
+        self.sq = self.input ** 2
+        self.cwd = os.getcwd()
+        self.job_id = os.environ.get("AWS_BATCH_JOB_ID")
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.squares = [i.sq for i in inputs]
+        self.cwds = {i.cwd for i in inputs}
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.end_cwd = os.getcwd()
+
+if __name__ == "__main__":
+    FanFlow()
+"""
+
+
+def test_foreach_body_on_batch(aws_batch):
+    proc = aws_batch.run(FOREACH, "run")
+    run = Flow("FanFlow").latest_run
+    assert run.successful
+    assert run.data.squares == [0, 1, 4]
+    assert str(aws_batch.folder) not in run.data.cwds and len(run.data.cwds) == 3
+    assert run.data.end_cwd == str(aws_batch.folder)  # start, join and end stayed local
+    for i in range(3):
+        assert f"squaring {i}" in proc.stdout
+    jobs = aws_batch.jobs(run.id)
+    assert len(jobs) == 3 and {j["status"] for j in jobs} == {"SUCCEEDED"}
+    for task in run["square"]:
+        where = task.metadata_dict["runs_on"]
+        where = json.loads(where) if isinstance(where, str) else where
+        assert where["platform"] == "batch" and where["queue"] == aws_batch.service.queue
+        assert where["job_id"] == task.data.job_id
+        assert where["job_id"] in {j["jobId"] for j in jobs}
+        assert f"squaring {task.index}" in task.stdout
+    assert "runs_on" not in run["start"].task.metadata_dict
+    logs = aws_batch.run(None, "logs", f"{run.id}/square")
+    assert "squaring 2" in logs.stdout
+    # one job definition for the three tasks; the larger of @resources and @batch wins
+    definitions = {j["jobDefinition"] for j in jobs}
+    assert len(definitions) == 1
+    described = aws_batch.service.client().describe_job_definitions(
+        jobDefinitions=list(definitions)
+    )["jobDefinitions"][0]
+    requirements = {
+        r["type"]: r["value"] for r in described["containerProperties"]["resourceRequirements"]
+    }
+    assert requirements == {"VCPU": "2", "MEMORY": "6000"}
+    assert described["containerProperties"]["image"] == "python:3.11-slim"
+    assert_no_laptop_credential(aws_batch, jobs)
+    # a second run reuses the job definition instead of registering a new revision
+    aws_batch.run(None, "run")
+    again = aws_batch.jobs(Flow("FanFlow").latest_run.id)
+    assert {j["jobDefinition"] for j in again} == definitions
+
+
+FAILING = """
+class RetryFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.flaky)
+
+    @timeout(seconds=90)
+    @retry(times=1, minutes_between_retries=0)
+    @batch
+    @step
+    def flaky(self):
+        if current.retry_count == 0:
+            raise RuntimeError("first attempt fails")
+        self.attempt = current.retry_count
+        self.next(self.doomed)
+
+    @catch(var="failure")
+    @batch
+    @step
+    def doomed(self):
+        raise ValueError("no luck on batch")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    RetryFlow()
+"""
+
+
+def test_retry_is_a_new_batch_job_and_catch_records_the_failure(aws_batch):
+    proc = aws_batch.run(FAILING, "run")
+    run = Flow("RetryFlow").latest_run
+    assert run.successful
+    assert run["flaky"].task.data.attempt == 1
+    assert "no luck on batch" in str(run["doomed"].task.data.failure)
+    jobs = aws_batch.jobs(run.id)
+    flaky = [j for j in jobs if "-flaky-" in j["jobName"]]
+    assert [j["status"] for j in flaky] == ["FAILED", "SUCCEEDED"]
+    exit_code = flaky[0]["container"]["exitCode"]
+    assert exit_code != 0
+    assert flaky[0]["statusReason"] == "Essential container in task exited"
+    assert "RuntimeError: first attempt fails" in proc.stderr
+    # the runtime's deadline for @timeout, plus 30 seconds to start, is the job's timeout
+    deadline = TimeoutDecorator(seconds=90).timeout_seconds()
+    assert {j["timeout"]["attemptDurationSeconds"] for j in flaky} == {math.ceil(deadline) + 30}
+    assert_no_laptop_credential(aws_batch, jobs)
