@@ -25,7 +25,6 @@ METAFLOW_NAMES = frozenset(
         "get_cards",
         "conda",
         "conda_base",
-        "batch",
         "metadata",
         "default_metadata",
         "profile",

@@ -153,7 +153,7 @@ def test_foreach_body_on_batch(aws_batch):
     jobs = aws_batch.jobs(run.id)
     assert len(jobs) == 3 and {j["status"] for j in jobs} == {"SUCCEEDED"}
     for task in run["square"]:
-        where = task.metadata_dict["runs_on"]
+        where = json.loads(task.metadata_dict["runs_on"])  # metadata values are strings
         where = json.loads(where) if isinstance(where, str) else where
         assert where["platform"] == "batch" and where["queue"] == aws_batch.service.queue
         assert where["job_id"] == task.data.job_id
