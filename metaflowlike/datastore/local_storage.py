@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 
 from ..ids import check_storage_path
+from . import scratch
 from .storage import Storage, StorageError
 
 TMP_PREFIX = ".tmp-"
@@ -55,6 +55,7 @@ class LocalStorage(Storage):
         super().__init__(os.path.abspath(os.path.expanduser(root)))
         self.durable = fsync_enabled() if durable is None else durable
         self.file_mode = 0o666 & ~_umask()
+        self._spool: str | None = None
 
     @classmethod
     def default_root(cls) -> str:
@@ -74,6 +75,15 @@ class LocalStorage(Storage):
         d = os.path.join(self.root, ".spool")
         self._makedirs(d)
         return d
+
+    def _mkstemp(self) -> tuple[int, str]:
+        """A temporary file for a write about to be renamed into place. It lives in the
+        spool (same filesystem, so the rename stays atomic) under a name that says who
+        owns it, so that what a killed writer leaves is swept like every other spool
+        entry instead of staying forever in a datastore folder."""
+        if self._spool is None:
+            self._spool = self.spool_dir()
+        return scratch.mkstemp(scratch.PUT, dir=self._spool)
 
     def _makedirs(self, d: str) -> None:
         try:
@@ -121,7 +131,7 @@ class LocalStorage(Storage):
         tmp = None
         try:
             self._ensure_dir(os.path.dirname(full))
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            fd, tmp = self._mkstemp()
             try:
                 view = memoryview(data)
                 while view:  # os.write may write less than asked
@@ -149,7 +159,7 @@ class LocalStorage(Storage):
             except OSError as e:
                 if e.errno != errno.EXDEV:
                     raise
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            fd, tmp = self._mkstemp()
             try:
                 with open(local_path, "rb") as src:
                     while chunk := src.read(8 << 20):
@@ -173,7 +183,7 @@ class LocalStorage(Storage):
         tmp = None
         try:
             self._ensure_dir(os.path.dirname(full))
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(full), prefix=TMP_PREFIX)
+            fd, tmp = self._mkstemp()
             try:
                 view = memoryview(data)
                 while view:

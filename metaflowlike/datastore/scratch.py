@@ -2,6 +2,7 @@
 
 A process killed at the wrong instant leaves its temporary entries behind: a large
 blob being spooled before its rename (``.tmp-blob-*``, as large as the artifact), a
+file of the local datastore written before its rename into place (``.tmp-put-*``), a
 download from a remote store (``.tmp-get-*``), the runtime's log spool
 (``mfl-logs-*``), a checkpoint folder (``mfl-checkpoint-*``). Their names therefore say
 who owns them::
@@ -30,9 +31,10 @@ from ..owners import Owner, me
 
 BLOB = ".tmp-blob-"
 DOWNLOAD = ".tmp-get-"
+PUT = ".tmp-put-"
 LOGS = "mfl-logs-"
 CHECKPOINT = "mfl-checkpoint-"
-PREFIXES = (BLOB, DOWNLOAD, LOGS, CHECKPOINT)
+PREFIXES = (BLOB, PUT, DOWNLOAD, LOGS, CHECKPOINT)
 
 #: an entry of another host is only considered abandoned after this many seconds
 FOREIGN_AGE = 24 * 3600
