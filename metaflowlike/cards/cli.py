@@ -21,7 +21,7 @@ def _latest_run(state: Any) -> str:
 
 def _tasks(state: Any, pathspec: str | None) -> list[str]:
     """Task pathspecs for RUN/STEP[/TASK], STEP (newest run) or nothing (newest run)."""
-    from ..cli import _task_paths
+    from ..cli_inspect import task_paths as _task_paths
 
     flow = state.flow_cls.__name__
     if not pathspec:
