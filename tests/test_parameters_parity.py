@@ -117,5 +117,11 @@ if __name__ == "__main__":
     assert proc.returncode == 1
     task = Flow("AssignFlow").latest_run["start"].task
     assert not task.successful
-    assert "Cannot set self.alpha" in task.stderr
-    assert "AttributeError" in task.stderr or "ReadOnlyAttribute" in task.stderr
+    # a flow mistake: one paragraph naming the file and line, no framework traceback
+    assert "Cannot set self.alpha" in task.stderr and "flow0.py:9" in task.stderr
+    assert "Traceback" not in task.stderr
+    # and the recorded exception is an AttributeError, as in Metaflow
+    assert task.exception.type.endswith("ReadOnlyAttribute")
+    from metaflowlike.exceptions import ReadOnlyAttribute
+
+    assert issubclass(ReadOnlyAttribute, AttributeError)
