@@ -10,6 +10,7 @@ from typing import Any
 
 from metaflowlike.decorators import StepDecorator
 from metaflowlike.exceptions import MetaflowlikeException
+from metaflowlike.remote_requests import check_numbers, larger_requests
 
 
 class BatchDecoratorError(MetaflowlikeException):
@@ -46,18 +47,12 @@ class BatchDecorator(StepDecorator):
     def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
         a = self.attributes
         where = f'@batch on step "{step_name}"'
-        for key in ("cpu", "memory", "gpu", "shared_memory", "max_swap", "swappiness"):
-            value = a[key]
-            if value is None:
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise BatchDecoratorError(
-                    f"{where}: {key} must be a number, got {value!r}."
-                ) from None
-            if number < 0 or (key in ("cpu", "memory") and number == 0):
-                raise BatchDecoratorError(f"{where}: {key} must be positive, got {value!r}.")
+        check_numbers(
+            a,
+            ("cpu", "memory", "gpu", "shared_memory", "max_swap", "swappiness"),
+            where,
+            BatchDecoratorError,
+        )
         if a["swappiness"] is not None and not 0 <= float(a["swappiness"]) <= 100:
             raise BatchDecoratorError(
                 f"{where}: swappiness must be between 0 and 100, got {a['swappiness']!r}."
@@ -67,12 +62,5 @@ class BatchDecorator(StepDecorator):
 def merged_resources(decorators: list) -> dict[str, float]:
     """cpu, memory (MB), gpu: for each, the larger of @batch and @resources (Metaflow's
     rule), with @batch's defaults as the floor."""
-    out = {k: float(BatchDecorator.defaults[k]) for k in RESOURCE_FIELDS}
-    for deco in decorators:
-        if deco.name not in ("batch", "resources"):
-            continue
-        for key in RESOURCE_FIELDS:
-            value = deco.attributes.get(key)
-            if value is not None:
-                out[key] = max(float(value), out[key])
-    return out
+    floor = {k: float(BatchDecorator.defaults[k]) for k in RESOURCE_FIELDS}
+    return larger_requests(decorators, "batch", floor)  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from typing import Any
 
 from metaflowlike.decorators import StepDecorator
 from metaflowlike.exceptions import MetaflowlikeException
+from metaflowlike.remote_requests import check_numbers, larger_requests
 
 
 class KubernetesDecoratorError(MetaflowlikeException):
@@ -51,18 +52,9 @@ class KubernetesDecorator(StepDecorator):
     def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
         a = self.attributes
         where = f'@kubernetes on step "{step_name}"'
-        for key in ("cpu", "memory", "disk", "gpu", "shared_memory"):
-            value = a[key]
-            if value is None:
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise KubernetesDecoratorError(
-                    f"{where}: {key} must be a number, got {value!r}."
-                ) from None
-            if number < 0 or (key in ("cpu", "memory") and number == 0):
-                raise KubernetesDecoratorError(f"{where}: {key} must be positive, got {value!r}.")
+        check_numbers(
+            a, ("cpu", "memory", "disk", "gpu", "shared_memory"), where, KubernetesDecoratorError
+        )
         if a["gpu_vendor"] not in ("nvidia", "amd"):
             raise KubernetesDecoratorError(
                 f'{where}: gpu_vendor must be "nvidia" or "amd", got {a["gpu_vendor"]!r}.'
@@ -81,13 +73,4 @@ class KubernetesDecorator(StepDecorator):
 def merged_resources(decorators: list) -> dict[str, float | None]:
     """cpu, memory (MB), disk (MB), gpu: for each, the larger of @kubernetes and
     @resources (Metaflow's rule)."""
-    out: dict[str, float | None] = {k: None for k in RESOURCE_FIELDS}
-    for deco in decorators:
-        if deco.name not in ("kubernetes", "resources"):
-            continue
-        for key in RESOURCE_FIELDS:
-            value = deco.attributes.get(key)
-            if value is None:
-                continue
-            out[key] = max(float(value), out[key] or 0.0)
-    return out
+    return larger_requests(decorators, "kubernetes", dict.fromkeys(RESOURCE_FIELDS))
