@@ -9,7 +9,6 @@ artifact byte is copied. Everything else runs with the current code.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
