@@ -129,5 +129,5 @@ def execute(
 
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
     stored = state.fds.cas.save(list(param_values.items()))
-    params = {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    params = {name: a.entry() for name, a in stored.items()}
     return execute(state, params, param_values, **kwargs)
