@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cloud_servers import REPO_ROOT as REPO
 from tests.cloud_servers import client_env, create_bucket, new_bucket_name, root_url
 from tests.ui_server import UiServer
 
@@ -398,3 +400,24 @@ def test_previews_are_made_at_save_time_for_plain_data_only():
 
     assert json_preview([Loud("x")]) is None
     assert json.loads(json.dumps(json_preview([[[[[[[[[[1]]]]]]]]]]))) is None  # too deep
+
+
+def test_tutorial_03_browses_its_runs(tmp_path):
+    """The tutorial's section on `metaflowlike ui`, as its README says: run the flow,
+    start the browser in the same folder with no option, find the run and its model."""
+    folder = tmp_path / "03"
+    shutil.copytree(REPO / "tutorials" / "03-artifacts-in-a-notebook", folder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    subprocess.run(
+        [sys.executable, "train.py", "run"], cwd=folder, env=env, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    with UiServer(cwd=str(folder)) as ui:
+        (run,) = ui.get("api/flows/TrainFlow/runs")["runs"]
+        assert run["status"] == "succeeded"
+        steps = {s["name"]: s for s in ui.get(f"api/runs/TrainFlow/{run['id']}")["steps"]}
+        assert steps["fit"]["tasks"] == 3 and len(steps) == 4
+        end = ui.get(f"api/tasks/TrainFlow/{run['id']}/end/{steps['end']['first_task']}")
+        model = {a["name"]: a["preview"] for a in end["artifacts"]}["model"]
+        assert model.startswith("{'a': ") and "'noise': " in model
+        assert [c["type"] for c in end["cards"]] == ["default"]
