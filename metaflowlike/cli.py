@@ -258,6 +258,11 @@ def build_cli(flow_cls: type):
         "--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...]."
     )
     @click.option(
+        "--cache",
+        is_flag=True,
+        help="Reuse earlier tasks whose cache key matches instead of running them again.",
+    )
+    @click.option(
         "--launcher",
         type=click.Choice(["fork", "subprocess"]),
         default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
@@ -265,7 +270,15 @@ def build_cli(flow_cls: type):
     )
     @click.pass_obj
     def run(
-        state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
+        state: _State,
+        max_workers,
+        max_num_splits,
+        tags,
+        run_id_file,
+        with_specs,
+        cache,
+        launcher,
+        **raw,
     ):
         """Run the flow locally."""
         from .ids import check_tag
@@ -286,6 +299,7 @@ def build_cli(flow_cls: type):
             with_decorators=decos,
             with_specs=list(with_specs),
             launcher=launcher,
+            cache=cache,
         )
         sys.exit(0 if ok else 1)
 

@@ -145,6 +145,8 @@ class Runtime:
         )
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
+        #: step caching (``metaflowlike.cache.StepCache``): lookup before, record after
+        self.cache: Any = None
 
     # --- graph walking -------------------------------------------------------------
 
@@ -264,6 +266,8 @@ class Runtime:
             spec = self.queue.popleft()
             if self.clone is not None and self._try_clone(spec):
                 continue
+            if self.cache is not None and self._try_cache(spec):
+                continue
             need = self._request(spec)
             if not gang and any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
                 skipped.append(spec)  # waits for running tasks to free resources
@@ -292,6 +296,13 @@ class Runtime:
 
     def _try_clone(self, spec: TaskSpec) -> bool:
         info = self.clone(spec)
+        if info is None:
+            return False
+        self._successors(spec, info)
+        return True
+
+    def _try_cache(self, spec: TaskSpec) -> bool:
+        info = self.cache.lookup(self, spec)
         if info is None:
             return False
         self._successors(spec, info)
@@ -439,6 +450,8 @@ class Runtime:
                 reason=worker.killed_reason or result.get("reason"),
             )
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
+        if self.cache is not None:
+            self.cache.finished(spec, info, marker)  # indexed only after its marker
         if marker["status"] == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)

@@ -189,6 +189,12 @@ def run_task(
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
+        # what the step set (not what it only read): a cache hit clones exactly these
+        info["produced"] = sorted(
+            n
+            for n in flow.__dict__
+            if not n.startswith("_") and n in artifacts and artifacts[n][0] != source.loaded.get(n)
+        )
         if node.is_switch:
             info["next_step"] = flow.__dict__["_transition"][0][0]
         if node.is_parallel:
