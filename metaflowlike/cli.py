@@ -367,6 +367,9 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_card_command(cli)
+    from .stepcache.commands import add_cache_command
+
+    add_cache_command(cli, flow_cls)
 
     add_resume_command(cli, flow_cls, _params_options, _with_decorators)
     from .environments.commands import register as add_environment_commands
