@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from metaflowlike import Run
+
 from .cloud_servers import SERVER_FIXTURES, client_env, create_bucket, new_bucket_name, root_url
 
 FLOW = """
