@@ -122,7 +122,9 @@ class RunBrowser:
             elif status == RUNNING:
                 duration = time.time() - created
         system = [t for t in rec.get("tags", []) if t not in rec.get("user_tags", [])]
-        ops = (tag_ops or {}).get(run_id) if tag_ops is not None else None
+        # the flow's operations were listed once for the whole request: a run without
+        # any has none (None would list them again, once per run)
+        ops = tag_ops.get(run_id, []) if tag_ops is not None else None
         user_tags = TagStore(self.fds).user_tags(flow, run_id, rec, ops)
         return {
             "flow": flow,
