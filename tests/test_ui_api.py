@@ -25,7 +25,7 @@ from tests.ui_server import UiServer
 
 FLOW = '''
 import os
-from metaflowlike import FlowSpec, Parameter, card, current, retry, step
+from metaflowlike import FlowSpec, Parameter, card, checkpoint, current, retry, step
 
 
 class Trap:
@@ -64,9 +64,13 @@ class UiFlow(FlowSpec):
         self.score = self.input * self.alpha
         self.next(self.join)
 
+    @checkpoint
     @step
     def join(self, inputs):
         self.best = max(i.score for i in inputs)
+        with open(os.path.join(current.checkpoint.directory, "best.txt"), "w") as f:
+            f.write(str(self.best))
+        current.checkpoint.save(name="best")
         self.next(self.end)
 
     @card
@@ -194,6 +198,9 @@ def test_task_view_artifacts_previews_error_card_and_logs(ui):
     out = ui.get(f"api/tasks/UiFlow/{ok_id}/start/{steps['start']['first_task']}/logs/stdout")
     assert out["text"] == "<script>alert('log')</script> & friends\n" and out["final"]
 
+    join = ui.get(f"api/tasks/UiFlow/{ok_id}/join/{steps['join']['first_task']}")
+    assert [c["name"] for c in join["checkpoints"]] == ["best"]
+    assert join["checkpoints"][0]["id"] and join["checkpoints"][0]["created_at"]
     end = ui.get(f"api/tasks/UiFlow/{ok_id}/end/{steps['end']['first_task']}")
     assert [c["type"] for c in end["cards"]] == ["default"]
     card = ui.request(
