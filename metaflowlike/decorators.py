@@ -67,7 +67,8 @@ class StepDecorator:
 
     - *Layered hooks* run for every decorator, in that order: ``step_init``,
       ``task_env`` (variables merged, a later one wins), ``task_launch``,
-      ``task_pre_step``, ``task_post_step``, ``task_finished``; ``task_decorate``
+      ``task_pre_step``, ``task_post_step``, ``task_finished``, and ``run_finished``
+      (once per decorator class in the run); ``task_decorate``
       wraps the step function, so the topmost decorator's wrapper runs outermost;
       ``task_exception`` is offered to every decorator, and the failure counts as
       handled if any of them returns True.
@@ -127,6 +128,12 @@ class StepDecorator:
         self, *, task: TaskContext, ok: bool, artifacts: dict[str, Any], info: dict[str, Any]
     ) -> None:
         """Inside the task process, after its artifacts are stored, success or not."""
+
+    def run_finished(self, *, fds: FlowDatastore, flow_name: str, run_id: str, ok: bool) -> None:
+        """In the runtime process, once per decorator class used in the run, after the
+        run's end is recorded (success or not). For what outlives tasks: an external
+        record of the whole run (an MLflow run) that only the run's end can close.
+        Not called for runs an orchestrator executes (there is no local runtime)."""
 
     # --- single-owner policies ---------------------------------------------------
 

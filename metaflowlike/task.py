@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import task_errors
+from .client import settings as client_settings
 from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
@@ -170,6 +171,7 @@ def run_task(
             origin_task=spec.origin_task,
             _datastore=fds,  # for APIs used inside steps (S3, models); hooks get ``task``
         )
+        client_settings.read_from(fds)
         task = dataclasses.replace(task, inputs=inputs)
         for deco in decorators:
             deco.task_pre_step(task=task)
