@@ -60,7 +60,7 @@ class Worker:
     spec: TaskSpec
     pid: int
     fds: dict[int, str]  # read end of pipe -> "stdout" / "stderr"
-    logs: dict[str, Any]  # stream -> open spool file
+    logs: dict[str, Any]  # stream -> open spool file, opened at its first byte
     started: float
     deadline: float | None = None
     proc: subprocess.Popen | None = None
@@ -145,6 +145,8 @@ class Runtime:
         )
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
+        #: step caching (``metaflowlike.cache.StepCache``): lookup before, record after
+        self.cache: Any = None
 
     # --- graph walking -------------------------------------------------------------
 
@@ -264,6 +266,8 @@ class Runtime:
             spec = self.queue.popleft()
             if self.clone is not None and self._try_clone(spec):
                 continue
+            if self.cache is not None and self._try_cache(spec):
+                continue
             need = self._request(spec)
             if not gang and any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
                 skipped.append(spec)  # waits for running tasks to free resources
@@ -297,12 +301,15 @@ class Runtime:
         self._successors(spec, info)
         return True
 
+    def _try_cache(self, spec: TaskSpec) -> bool:
+        info = self.cache.lookup(self, spec)
+        if info is None:
+            return False
+        self._successors(spec, info)
+        return True
+
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
-        logs = {
-            s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb")
-            for s in ("stdout", "stderr")
-        }
         decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
@@ -316,7 +323,7 @@ class Runtime:
         launcher = self._launcher(plan.launcher)
         started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
         pid, fds = started.pid, started.fds
-        worker = Worker(spec, pid, fds, logs, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
         worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
@@ -389,11 +396,22 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
-            try:
-                worker.logs[stream].write(data)
-            except OSError as e:
-                raise _spool_error(worker.spec, worker.logs[stream].name, e) from None
+            self._spool_log(worker, stream, data)
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
+
+    def _spool_log(self, worker: Worker, stream: str, data: bytes) -> None:
+        """Append ``data`` to the task's spooled ``stream``. The spool file is created at
+        the first byte: a silent stream costs no file, and no log is stored for it (a
+        missing log reads as empty)."""
+        spec = worker.spec
+        f = worker.logs.get(stream)
+        path = f.name if f else os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{stream}")
+        try:
+            if f is None:
+                f = worker.logs[stream] = open(path, "wb")
+            f.write(data)
+        except OSError as e:
+            raise _spool_error(spec, path, e) from None
 
     def _close(self, worker: Worker, fd: int) -> None:
         self.selector.unregister(fd)
@@ -419,7 +437,7 @@ class Runtime:
             marker = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}.done")
         death = _death_line(worker)
         if death and marker is None:
-            worker.logs["stderr"].write(death.encode())
+            self._spool_log(worker, "stderr", death.encode())
         for stream, f in worker.logs.items():
             try:
                 f.close()
@@ -439,6 +457,8 @@ class Runtime:
                 reason=worker.killed_reason or result.get("reason"),
             )
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
+        if self.cache is not None:
+            self.cache.finished(spec, info, marker)  # indexed only after its marker
         if marker["status"] == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)

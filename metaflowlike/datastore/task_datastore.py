@@ -8,6 +8,8 @@ Layout under the datastore root (see ``docs/datastore-layout.md``)::
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/task.json    manifest + task facts
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/stdout.log   (and stderr.log)
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>.done         completion marker
+    flows/<Flow>/<run_id>/<step>/<task_id>/_cache.json  the task's cache key and its parts
+    cache/<Flow>/<step>/<key>.json                      cache index: key -> task that made it
 
 ``<attempt>.done`` is written last, after the manifest and the logs: readers ignore
 every attempt without it, so a task killed at any instant is simply invisible and a
@@ -31,6 +33,7 @@ from .content_store import ContentStore, StoredArtifact
 from .storage import Storage, StorageError
 
 FLOWS = "flows"
+CACHE = "cache"
 #: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
 _MARKER = re.compile(r"(0|[1-9][0-9]{0,5})\.done\Z")
 
@@ -213,6 +216,42 @@ class FlowDatastore:
             warn_damaged(f"Task {pathspec}", self.storage.url(f"{base}/{attempt}"), str(e))
             return None
         return TaskRecord(pathspec, attempt, artifacts, info, marker)
+
+    # --- step cache (``metaflowlike.cache``) ------------------------------------------
+
+    def write_task_cache_key(self, pathspec: str, record: dict[str, Any]) -> None:
+        """What the cache made of a task: its key, the key's parts, hit or miss."""
+        self.storage.put_bytes(f"{_task_path(pathspec)}/_cache.json", _dumps(record))
+
+    def read_task_cache_key(self, pathspec: str) -> dict[str, Any] | None:
+        return self.read_json(f"{_task_path(pathspec)}/_cache.json", f"The cache key of {pathspec}")
+
+    @staticmethod
+    def cache_dir(flow: str, step: str | None = None) -> str:
+        return f"{CACHE}/{flow}" + (f"/{step}" if step else "")
+
+    def write_cache_entry(self, flow: str, step: str, key: str, entry: dict[str, Any]) -> None:
+        """Index ``key`` -> the task that computed it; written after its done marker, so
+        an entry never names a task that could still fail."""
+        self.storage.put_bytes(f"{self.cache_dir(flow, step)}/{key}.json", _dumps(entry))
+
+    def read_cache_entry(self, flow: str, step: str, key: str) -> dict[str, Any] | None:
+        path = f"{self.cache_dir(flow, step)}/{key}.json"
+        return self.read_json(path, f"The cache entry {key[:12]} of step {step}")
+
+    def list_cache_entries(self, flow: str, step: str) -> list[str]:
+        """Keys indexed for ``step``."""
+        names = self.storage.list_dir(self.cache_dir(flow, step))
+        return [n[:-5] for n, is_dir in names if not is_dir and n.endswith(".json")]
+
+    def list_cached_steps(self, flow: str) -> list[str]:
+        return [n for n, is_dir in self.storage.list_dir(self.cache_dir(flow)) if is_dir]
+
+    def delete_cache_entry(self, flow: str, step: str, key: str) -> None:
+        try:
+            self.storage.delete(f"{self.cache_dir(flow, step)}/{key}.json")
+        except FileNotFoundError:
+            pass
 
 
 def is_manifest(artifacts: object) -> bool:
