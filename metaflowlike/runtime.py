@@ -502,7 +502,7 @@ class Runtime:
             spec.attempt += 1
             self.queue.appendleft(spec)
         elif not spec.catch_fallback and any(
-            d.name == "catch" for d in self._decorators(spec.step_name)
+            d.handles_crash() for d in self._decorators(spec.step_name)
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.

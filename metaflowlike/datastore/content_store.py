@@ -53,6 +53,9 @@ SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
 DATA_PREFIX = "data"
 DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
+#: blobs ``metaflowlike gc`` found unreferenced, held here until no run can still need
+#: them (see ``metaflowlike.datastore_gc``); a read that finds one here moves it back
+COLLECTED_PREFIX = f"{DATA_PREFIX}/_gc"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -77,6 +80,10 @@ class StoredArtifact:
         """The artifact's manifest entry: ``[key, size, type]``, plus the preview if any."""
         head = [self.key, self.size, self.type]
         return head if self.preview is None else [*head, self.preview]
+
+
+def collected_path(key: str) -> str:
+    return f"{COLLECTED_PREFIX}/{key}"
 
 
 def blob_path(key: str) -> str:
@@ -309,6 +316,23 @@ class ContentStore:
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
+        try:
+            return self._read_blob(key)
+        except CorruptArtifact:
+            if not self.restore_collected(key):
+                raise
+        return self._read_blob(key)
+
+    def restore_collected(self, key: str) -> bool:
+        """Move ``key`` back from where gc holds unreferenced blobs: a task that was
+        still running when gc looked referenced it. True if it is back in place."""
+        try:
+            self.storage.move(collected_path(key), blob_path(key))
+        except (OSError, StorageError):
+            return self.storage.exists(blob_path(key))  # another reader moved it back
+        return True
+
+    def _read_blob(self, key: str) -> _Blob:
         path = blob_path(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)
