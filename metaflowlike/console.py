@@ -1,7 +1,7 @@
 """The ``metaflowlike`` console script: commands that work without a flow file.
 
 Flow commands (``run``, ``resume``, ...) belong to ``python flow.py``; this script holds
-what concerns a whole datastore, such as the model registry.
+what concerns a whole datastore, such as the model registry and the run browser.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 import click
 
 from .tracking.model_cli import model_group
+from .ui.cli import ui_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +20,7 @@ def cli() -> None:
 
 
 cli.add_command(model_group)
+cli.add_command(ui_command)
 
 
 @cli.command("gc")

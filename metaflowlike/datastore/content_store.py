@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
+from .preview import json_preview
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -73,6 +74,12 @@ class StoredArtifact:
     size: int
     type: str
     new: bool = False  # True if this save wrote new bytes
+    preview: str | None = None  # repr of a small JSON-safe value (``preview.py``)
+
+    def entry(self) -> list:
+        """The artifact's manifest entry: ``[key, size, type]``, plus the preview if any."""
+        head = [self.key, self.size, self.type]
+        return head if self.preview is None else [*head, self.preview]
 
 
 def collected_path(key: str) -> str:
@@ -168,17 +175,17 @@ class ContentStore:
         prepared = []
         for name, obj in items:
             ser = serialization.serialize(obj, name)
-            prepared.append((name, ser, content_key(pieces(ser.chunks))))
-        keys = sorted({key for *_, key in prepared})
+            prepared.append((name, ser, content_key(pieces(ser.chunks)), json_preview(obj)))
+        keys = sorted({key for _, _, key, _ in prepared})
         present = self._present(keys)
         to_write: dict[str, tuple] = {}
-        for _, ser, key in prepared:
+        for _, ser, key, _ in prepared:
             if present[key] is not True:
                 to_write.setdefault(key, (ser.chunks, ser.size, present[key] is None))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
-            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
-            for name, ser, key in prepared
+            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write, preview)
+            for name, ser, key, preview in prepared
         }
 
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
