@@ -53,7 +53,11 @@ class StepCache:
         None (the task runs; its key is kept to index it when it succeeds)."""
         if not self.enabled(spec.step_name) or spec.attempt or spec.catch_fallback:
             return None
-        parts, source = self.keys.parts(spec)
+        try:
+            parts, source = self.keys.parts(spec)
+        except Exception as e:  # noqa: BLE001 - caching is an optimisation: run the task
+            runtime.reporter.cache_unavailable(spec, f"{type(e).__name__}: {e}")
+            return None
         key = key_of(parts)
         self.pending[spec.pathspec] = (key, parts)
         earlier = self._usable(spec.step_name, key)
