@@ -19,7 +19,11 @@ from .key import KeyMaker, key_of
 
 
 def caching_enabled(decorators: list, run_wide: bool) -> bool:
-    """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``."""
+    """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``.
+    A ``@parallel`` gang is never cached: its members wait for one another, so a gang
+    partly served from the cache would wait forever for the members that were not."""
+    if any(deco.name == "parallel" for deco in decorators):
+        return False
     for deco in decorators:
         if deco.name == "cache":
             return bool(deco.attributes.get("enabled", True))
