@@ -313,3 +313,41 @@ def test_unread_artifacts_count_unless_provably_unread(make_flow):
     # `end` reads nothing, so it hits; `peek` cannot be proved not to read `b`
     assert _executed(proc) == {"start", "peek"}
     assert "input artifacts: b changed" in f.run("cache", "explain", "peek").stdout
+
+
+RETRIED = """
+from metaflowlike import FlowSpec, current, retry, step
+
+
+class RetryFlow(FlowSpec):
+    @retry(times=2)
+    @step
+    def start(self):
+        import os
+        if current.retry_count < int(os.environ.get("FAILURES", "0")):
+            raise RuntimeError("flaky")
+        self.value = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    RetryFlow()
+"""
+
+
+def test_failed_attempts_are_never_reused_but_a_retried_success_is(make_flow):
+    f = make_flow(RETRIED)
+    failed = f.run("run", "--cache", env={"FAILURES": "3"}, check=False)
+    assert failed.returncode == 1
+    assert "did not succeed" in f.run("cache", "explain", "start").stdout
+    # the failure was not indexed: the task runs again, fails once, succeeds on retry
+    proc = f.run("run", "--cache", env={"FAILURES": "1"})
+    assert "Task is starting (retry 1)" in proc.stdout and not _cached(proc)
+    # that success is reused
+    again = f.run("run", "--cache", env={"FAILURES": "1"})
+    assert _executed(again) == set()
+    assert [s for s, _ in _cached(again)] == ["start", "end"]
