@@ -40,6 +40,7 @@ from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
+from .environment_info import task_facts
 from .exceptions import MetaflowlikeException
 from .launchers import (
     LaunchContext,
@@ -139,6 +140,7 @@ class Runtime:
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
         lifeline.preload()  # once here, not in every forked task
+        task_facts()  # likewise: what every task records about its interpreter
         spool_dir = fds.storage.spool_dir()
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
