@@ -10,6 +10,7 @@ by whoever supervises the process, after the logs are saved.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
-from .decorators import step_decorators
+from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -161,6 +162,17 @@ def run_task(
     if where:
         info["runs_on"] = where
     flow: FlowSpec = object.__new__(flow_cls)
+    task = TaskContext(
+        flow=flow,
+        graph=graph,
+        step_name=spec.step_name,
+        run_id=spec.run_id,
+        task_id=spec.task_id,
+        retry_count=spec.attempt,
+        max_retries=spec.max_retries,
+        datastore=fds,
+        origin_task=spec.origin_task,
+    )
     artifacts: dict[str, list] = {}
     ok = False
     try:
@@ -180,40 +192,37 @@ def run_task(
             tags=frozenset(spec.tags),
             is_running_flow=True,
             origin_task=spec.origin_task,
-            _datastore=fds,
+            _datastore=fds,  # for APIs used inside steps (S3, models); hooks get ``task``
         )
         client_settings.read_from(fds)
+        task = dataclasses.replace(task, inputs=inputs)
         for deco in decorators:
-            deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
+            deco.task_pre_step(task=task)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
-        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
-            func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+            func = deco.task_decorate(func, task=task)
         if spec.catch_fallback:
             func = _raiser(spec.catch_fallback, spec.attempt)
         try:
             func()
             _check_transition(flow, node)
             for deco in decorators:
-                deco.task_post_step(flow=flow, step_name=spec.step_name)
+                deco.task_post_step(task=task)
         except Exception as e:
-            handled = [
-                deco.task_exception(
-                    flow=flow,
-                    step_name=spec.step_name,
-                    exception=e,
-                    retry_count=spec.attempt,
-                    max_retries=spec.max_retries,
-                )
-                for deco in decorators
-            ]
+            handled = [deco.task_exception(task=task, exception=e) for deco in decorators]
             if not any(handled):
                 raise
             info["caught"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
+        # what the step set (not what it only read): a cache hit clones exactly these
+        info["produced"] = sorted(
+            n
+            for n in flow.__dict__
+            if not n.startswith("_") and n in artifacts and artifacts[n][0] != source.loaded.get(n)
+        )
         if node.is_switch:
             info["next_step"] = flow.__dict__["_transition"][0][0]
         if node.is_parallel:
@@ -236,9 +245,7 @@ def run_task(
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     for deco in decorators:
-        deco.task_finished(
-            flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
-        )
+        deco.task_finished(task=task, ok=ok, artifacts=artifacts, info=info)
     try:
         tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
@@ -405,7 +412,7 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
         original = source.loaded.get(name)
         if original and art.key != original and _unchanged(fds, original, flow.__dict__[name]):
             continue  # only read: keep its key (a set may pickle in another order)
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 
@@ -430,7 +437,7 @@ def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list
             art = fds.cas.save([(name, value)])[name]
         except Exception:
             continue
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 
