@@ -423,6 +423,9 @@ class Runtime:
         worker.upload_at = now + self.log_interval
         if worker.launcher is not None and worker.launcher.self_sufficient:
             return
+        for stream in ("stdout", "stderr"):  # a silent task too is seen as running
+            if stream not in worker.logs:
+                self._spool_log(worker, stream, b"")
         for stream, f in worker.logs.items():
             if worker.uploaded.get(stream) == f.tell():
                 continue
