@@ -272,3 +272,44 @@ def test_cache_works_on_object_stores(kind, request, tmp_path):
     assert _executed(proc) == {"scale", "end"}
     assert "out 45 n1" in proc.stdout
     assert "parameters: beta changed" in run("cache", "explain", "scale").stdout
+
+
+ESCAPE = """
+from metaflowlike import FlowSpec, step
+
+
+class PeekFlow(FlowSpec):
+    @step
+    def start(self):
+        self.a = 1
+        self.b = 1
+        self.next(self.plain)
+
+    @step
+    def plain(self):  # reads `a` only, provably
+        self.x = self.a + 1
+        self.next(self.peek)
+
+    @step
+    def peek(self):  # reads through getattr: nothing can be proved, everything counts
+        self.y = getattr(self, "a") + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    PeekFlow()
+"""
+
+
+def test_unread_artifacts_count_unless_provably_unread(make_flow):
+    f = make_flow(ESCAPE)
+    f.run("run", "--cache")
+    _edit(f.path, "self.b = 1", "self.b = 2")
+    proc = f.run("run", "--cache")
+    # `end` reads nothing, so it hits; `peek` cannot be proved not to read `b`
+    assert _executed(proc) == {"start", "peek"}
+    assert "input artifacts: b changed" in f.run("cache", "explain", "peek").stdout
