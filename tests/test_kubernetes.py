@@ -329,7 +329,11 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize(
     "image, cause",
-    [("example/none:no-pod", "no pod was created"), ("example/gone:pull-fails", "ErrImagePull")],
+    [
+        ("example/none:no-pod", "no pod was created"),
+        ("example/gone:pull-fails", "ErrImagePull"),
+        ("example/huge:unschedulable", "Unschedulable: 0/1 nodes are available"),
+    ],
 )
 def test_job_that_never_starts_is_reported_and_deleted(kube, image, cause):
     proc = kube.run(
