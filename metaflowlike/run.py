@@ -117,14 +117,33 @@ def execute(
                 raise
             # the store's own failure (a full disk...) is what the user must read; the
             # run counts as ended anyway once its runtime is gone
+        _tell_decorators(graph, with_decorators, fds, run_id, False, reporter)
         reporter.run_finished(False, flow, run_id)
         raise
     else:
         fds.write_run_done(
             flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
         )
+        _tell_decorators(graph, with_decorators, fds, run_id, ok, reporter)
         reporter.run_finished(ok, flow, run_id)
     return ok
+
+
+def _tell_decorators(
+    graph: Any, with_decorators: list | None, fds: Any, run_id: str, ok: bool, reporter: Any
+) -> None:
+    """Call ``run_finished`` once per decorator class of the run. The run's outcome is
+    already recorded: a hook that fails is reported as a warning, not as a failed run."""
+    seen: set[type] = set()
+    for node in graph:
+        for deco in step_decorators(node, with_decorators):
+            if type(deco) in seen:
+                continue
+            seen.add(type(deco))
+            try:
+                deco.run_finished(fds=fds, flow_name=graph.name, run_id=run_id, ok=ok)
+            except Exception as e:
+                reporter.warning(f"@{deco.name} could not record the end of the run: {e}")
 
 
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import task_errors
+from .client import settings as client_settings
 from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
@@ -158,6 +159,7 @@ def run_task(
             origin_task=spec.origin_task,
             _datastore=fds,
         )
+        client_settings.read_from(fds)
         for deco in decorators:
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
         method = getattr(flow, spec.step_name)

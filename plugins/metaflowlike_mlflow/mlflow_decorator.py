@@ -68,6 +68,16 @@ class MlflowDecorator(StepDecorator):
         if step_name == "end":
             self._client.set_terminated(self._parent, "FINISHED")
 
+    def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
+        """Close the flow run's MLflow run, whichever steps carried ``@mlflow`` and however
+        the run ended; one the ``end`` step already closed is left as it is."""
+        record = fds.read_json(_record_path(fds, flow_name, run_id), "The MLflow record")
+        if record is None:
+            return  # no decorated task ran
+        client = mlflow_client(record.get("tracking_uri"))
+        if client.get_run(record["run_id"]).info.status == "RUNNING":
+            client.set_terminated(record["run_id"], "FINISHED" if ok else "FAILED")
+
     def task_exception(
         self,
         *,
@@ -112,7 +122,7 @@ class MlflowDecorator(StepDecorator):
 def _parent_run(client: Any, experiment: str | None) -> str:
     """The MLflow run of this flow run: read from the run folder, or created once."""
     fds = current._datastore
-    path = f"{fds.run_dir(current.flow_name, current.run_id)}/{PARENT_RECORD}"
+    path = _record_path(fds, current.flow_name, current.run_id)
     record = fds.read_json(path, "The MLflow record of this run")
     if record is not None:
         return record["run_id"]
@@ -139,3 +149,7 @@ def _parent_run(client: Any, experiment: str | None) -> str:
     if params:
         client.log_batch(run_id, params=params)
     return run_id
+
+
+def _record_path(fds: Any, flow_name: str, run_id: str) -> str:
+    return f"{fds.run_dir(flow_name, run_id)}/{PARENT_RECORD}"
