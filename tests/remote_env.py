@@ -152,17 +152,38 @@ class BatchService:
             aws_secret_access_key=AWS_SECRET,
         )
 
+    def add_queue(self, name: str) -> None:
+        """A job queue ``name`` on a compute environment of its own (made once)."""
+        batch = self.client()
+        if batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+            return
+        role = self.client("iam").create_role(
+            RoleName=f"batch-service-{name}", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        env_arn = batch.create_compute_environment(
+            computeEnvironmentName=f"compute-{name}",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+        )
 
-@pytest.fixture(scope="session")
-def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+
+def start_batch_stand_in(
+    sdk_python: Path, s3_url: str, base: Path, *, fail_after: str | None = None
+) -> BatchService:
     """moto's Batch API with a compute environment that really runs each job's command
-    (``tests/batch_stand_in.py``), one per session, with one job queue; jobs reach S3 on
-    ``moto_server`` with the node's own credentials, never with the laptop's."""
+    (``tests/batch_stand_in.py``) and one job queue; jobs reach S3 at ``s3_url`` with the
+    node's own credentials, never with the laptop's. ``fail_after`` sets moto's
+    ``MOTO_SIMPLE_BATCH_FAIL_AFTER``: every job then fails without running."""
     from tests.cloud_servers import _spawn, free_port
 
-    base = tmp_path_factory.mktemp("batch")
     port = free_port()
-    node_env = node_identity(moto_server.url)
     argv = [
         sys.executable,
         str(Path(__file__).parent / "batch_stand_in.py"),
@@ -173,27 +194,25 @@ def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchSe
         "--log-dir",
         str(base / "jobs"),
     ]
-    for k, v in node_env.items():
+    if fail_after is not None:
+        argv += ["--fail-after", fail_after]
+    for k, v in node_identity(s3_url).items():
         argv += ["--node-env", f"{k}={v}"]
     server = _spawn("batch", argv, port, "/moto-api/")
     service = BatchService(server, base / "jobs", "test-queue")
     try:
-        batch = service.client()
-        role = service.client("iam").create_role(
-            RoleName="batch-service", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        env_arn = batch.create_compute_environment(
-            computeEnvironmentName="test-compute",
-            type="UNMANAGED",
-            state="ENABLED",
-            serviceRole=role,
-        )["computeEnvironmentArn"]
-        batch.create_job_queue(
-            jobQueueName=service.queue,
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
-        )
+        service.add_queue(service.queue)
+    except BaseException:
+        server.stop()
+        raise
+    return service
+
+
+@pytest.fixture(scope="session")
+def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+    """The stand-in AWS Batch, one per session, with one job queue."""
+    service = start_batch_stand_in(sdk_python, moto_server.url, tmp_path_factory.mktemp("batch"))
+    try:
         yield service
     finally:
-        server.stop()
+        service.server.stop()
