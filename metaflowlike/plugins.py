@@ -20,6 +20,8 @@ DATASTORES = "metaflowlike.datastores"
 STEP_DECORATORS = "metaflowlike.step_decorators"
 LAUNCHERS = "metaflowlike.launchers"
 FLOW_DECORATORS = "metaflowlike.flow_decorators"
+#: command groups added to a flow's command line (``step-functions``...)
+CLI_COMMANDS = "metaflowlike.cli_commands"
 
 
 class MissingExtra(MetaflowlikeException):

@@ -10,6 +10,7 @@ by whoever supervises the process, after the logs are saved.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
-from .decorators import step_decorators
+from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -109,6 +110,29 @@ class _Loader:
         return self.foreach_values[cache_key][frame["index"]]
 
 
+class _InputSource(ArtifactSource):
+    """One input of a join, whose record is read the first time the step looks at it:
+    a join of 10,000 inputs that reads one artifact of one input reads two records (that
+    input's and the first one's, for the foreach stack), not 10,000."""
+
+    def __init__(self, loader: _Loader, path: str) -> None:
+        self._loader, self._path = loader, path
+        self._manifest: dict[str, list] | None = None
+        self.load = loader.load
+        self.input_loader = loader.foreach_item
+        self.loaded = {}
+
+    @property  # type: ignore[override]
+    def manifest(self) -> dict[str, list]:
+        if self._manifest is None:
+            self._manifest = dict(self._loader.record(self._path).artifacts)
+        return self._manifest
+
+    @property  # type: ignore[override]
+    def foreach_stack(self) -> list[dict]:
+        return self._loader.record(self._path).info.get("foreach_stack", [])
+
+
 def run_task(
     flow_cls: type[FlowSpec],
     graph: Any,
@@ -138,6 +162,17 @@ def run_task(
     if where:
         info["runs_on"] = where
     flow: FlowSpec = object.__new__(flow_cls)
+    task = TaskContext(
+        flow=flow,
+        graph=graph,
+        step_name=spec.step_name,
+        run_id=spec.run_id,
+        task_id=spec.task_id,
+        retry_count=spec.attempt,
+        max_retries=spec.max_retries,
+        datastore=fds,
+        origin_task=spec.origin_task,
+    )
     artifacts: dict[str, list] = {}
     ok = False
     try:
@@ -157,40 +192,37 @@ def run_task(
             tags=frozenset(spec.tags),
             is_running_flow=True,
             origin_task=spec.origin_task,
-            _datastore=fds,
+            _datastore=fds,  # for APIs used inside steps (S3, models); hooks get ``task``
         )
         client_settings.read_from(fds)
+        task = dataclasses.replace(task, inputs=inputs)
         for deco in decorators:
-            deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
+            deco.task_pre_step(task=task)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
-        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
-            func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+            func = deco.task_decorate(func, task=task)
         if spec.catch_fallback:
             func = _raiser(spec.catch_fallback, spec.attempt)
         try:
             func()
             _check_transition(flow, node)
             for deco in decorators:
-                deco.task_post_step(flow=flow, step_name=spec.step_name)
+                deco.task_post_step(task=task)
         except Exception as e:
-            handled = [
-                deco.task_exception(
-                    flow=flow,
-                    step_name=spec.step_name,
-                    exception=e,
-                    retry_count=spec.attempt,
-                    max_retries=spec.max_retries,
-                )
-                for deco in decorators
-            ]
+            handled = [deco.task_exception(task=task, exception=e) for deco in decorators]
             if not any(handled):
                 raise
             info["caught"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
+        # what the step set (not what it only read): a cache hit clones exactly these
+        info["produced"] = sorted(
+            n
+            for n in flow.__dict__
+            if not n.startswith("_") and n in artifacts and artifacts[n][0] != source.loaded.get(n)
+        )
         if node.is_switch:
             info["next_step"] = flow.__dict__["_transition"][0][0]
         if node.is_parallel:
@@ -213,9 +245,7 @@ def run_task(
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     for deco in decorators:
-        deco.task_finished(
-            flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
-        )
+        deco.task_finished(task=task, ok=ok, artifacts=artifacts, info=info)
     try:
         tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
@@ -294,18 +324,13 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
     if not spec.input_paths:  # start
         stack: list[dict] = []
     elif node.is_join:
-        recs = [loader.record(p) for p in spec.input_paths]
-        views = []
-        for path, rec in zip(spec.input_paths, recs):
-            src = ArtifactSource(
-                dict(rec.artifacts),
-                loader.load,
-                rec.info.get("foreach_stack", []),
-                loader.foreach_item,
-            )
-            views.append(input_view(flow_cls, path.split("/")[1], src))
-        inputs = Inputs(views)
-        stack = list(recs[0].info.get("foreach_stack", []))
+        inputs = Inputs(
+            [
+                input_view(flow_cls, path.split("/")[1], _InputSource(loader, path))
+                for path in spec.input_paths
+            ]
+        )
+        stack = list(loader.record(spec.input_paths[0]).info.get("foreach_stack", []))
         if closes_foreach(graph, node):
             stack = stack[:-1]
     else:
@@ -387,7 +412,7 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
         original = source.loaded.get(name)
         if original and art.key != original and _unchanged(fds, original, flow.__dict__[name]):
             continue  # only read: keep its key (a set may pickle in another order)
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 
@@ -412,7 +437,7 @@ def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list
             art = fds.cas.save([(name, value)])[name]
         except Exception:
             continue
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 

@@ -8,6 +8,8 @@ Layout under the datastore root (see ``docs/datastore-layout.md``)::
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/task.json    manifest + task facts
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>/stdout.log   (and stderr.log)
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>.done         completion marker
+    flows/<Flow>/<run_id>/<step>/<task_id>/_cache.json  the task's cache key and its parts
+    cache/<Flow>/<step>/<key>.json                      cache index: key -> task that made it
 
 ``<attempt>.done`` is written last, after the manifest and the logs: readers ignore
 every attempt without it, so a task killed at any instant is simply invisible and a
@@ -31,6 +33,7 @@ from .content_store import ContentStore, StoredArtifact
 from .storage import Storage, StorageError
 
 FLOWS = "flows"
+CACHE = "cache"
 #: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
 _MARKER = re.compile(r"(0|[1-9][0-9]{0,5})\.done\Z")
 
@@ -63,7 +66,7 @@ class TaskRecord:
 
     pathspec: str
     attempt: int
-    artifacts: dict[str, list]  # name -> [key, size, type]
+    artifacts: dict[str, list]  # name -> [key, size, type] or [key, size, type, preview]
     info: dict[str, Any] = field(default_factory=dict)  # task.json minus artifacts
     done: dict[str, Any] = field(default_factory=dict)  # the marker's content
 
@@ -162,6 +165,27 @@ class FlowDatastore:
         """Attempt numbers whose completion marker exists, ascending."""
         return finished_attempts(self.storage.list_dir(self.task_dir(flow, run_id, step, task_id)))
 
+    def attempt_states(
+        self, flow: str, run_id: str, step: str, task_id: str
+    ) -> tuple[list[int], list[int]]:
+        """``(started, finished)`` attempt numbers, ascending, from one folder listing.
+
+        An attempt has started once its folder exists (its first log upload or its
+        record), and finished once its completion marker exists; one that started
+        without finishing is running, or died with its runtime."""
+        names = self.storage.list_dir(self.task_dir(flow, run_id, step, task_id))
+        started = sorted(int(n) for n, is_dir in names if is_dir and n.isdigit())
+        finished = finished_attempts(names)
+        return sorted(set(started) | set(finished)), finished
+
+    def read_done(self, pathspec: str, attempt: int) -> dict[str, Any] | None:
+        """The completion marker of one attempt (status, times, exit status), or None.
+
+        Cheaper than :meth:`read_task` when only the outcome is needed: the marker is a
+        few hundred bytes, the manifest grows with the artifacts."""
+        path = f"{_task_path(pathspec)}/{attempt}.done"
+        return self.read_json(path, f"Task {pathspec}")
+
     def write_task(
         self,
         pathspec: str,
@@ -170,7 +194,7 @@ class FlowDatastore:
         info: dict[str, Any],
     ) -> None:
         manifest = {
-            name: [a.key, a.size, a.type] if isinstance(a, StoredArtifact) else list(a)
+            name: a.entry() if isinstance(a, StoredArtifact) else list(a)
             for name, a in artifacts.items()
         }
         doc = dict(info, artifacts=manifest)
@@ -214,10 +238,48 @@ class FlowDatastore:
             return None
         return TaskRecord(pathspec, attempt, artifacts, info, marker)
 
+    # --- step cache (``metaflowlike.cache``) ------------------------------------------
+
+    def write_task_cache_key(self, pathspec: str, record: dict[str, Any]) -> None:
+        """What the cache made of a task: its key, the key's parts, hit or miss."""
+        self.storage.put_bytes(f"{_task_path(pathspec)}/_cache.json", _dumps(record))
+
+    def read_task_cache_key(self, pathspec: str) -> dict[str, Any] | None:
+        return self.read_json(f"{_task_path(pathspec)}/_cache.json", f"The cache key of {pathspec}")
+
+    @staticmethod
+    def cache_dir(flow: str, step: str | None = None) -> str:
+        return f"{CACHE}/{flow}" + (f"/{step}" if step else "")
+
+    def write_cache_entry(self, flow: str, step: str, key: str, entry: dict[str, Any]) -> None:
+        """Index ``key`` -> the task that computed it; written after its done marker, so
+        an entry never names a task that could still fail."""
+        self.storage.put_bytes(f"{self.cache_dir(flow, step)}/{key}.json", _dumps(entry))
+
+    def read_cache_entry(self, flow: str, step: str, key: str) -> dict[str, Any] | None:
+        path = f"{self.cache_dir(flow, step)}/{key}.json"
+        return self.read_json(path, f"The cache entry {key[:12]} of step {step}")
+
+    def list_cache_entries(self, flow: str, step: str) -> list[str]:
+        """Keys indexed for ``step``."""
+        names = self.storage.list_dir(self.cache_dir(flow, step))
+        return [n[:-5] for n, is_dir in names if not is_dir and n.endswith(".json")]
+
+    def list_cached_steps(self, flow: str) -> list[str]:
+        return [n for n, is_dir in self.storage.list_dir(self.cache_dir(flow)) if is_dir]
+
+    def delete_cache_entry(self, flow: str, step: str, key: str) -> None:
+        try:
+            self.storage.delete(f"{self.cache_dir(flow, step)}/{key}.json")
+        except FileNotFoundError:
+            pass
+
 
 def is_manifest(artifacts: object) -> bool:
+    """Entries are ``[key, size, type]``, or with a fourth item: the value's preview."""
     return isinstance(artifacts, dict) and all(
-        isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) for v in artifacts.values()
+        isinstance(v, list) and len(v) in (3, 4) and isinstance(v[0], str)
+        for v in artifacts.values()
     )
 
 

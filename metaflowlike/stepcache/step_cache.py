@@ -1,0 +1,140 @@
+"""The runtime's side of step caching: look a task up before launching it, record it
+after it succeeded.
+
+A hit is *cloned by reference*: the new task's manifest is what it inherits in this
+run (exactly as if it had run) plus the artifacts the earlier task set, by content key,
+so no artifact byte is read or written. The earlier task must have succeeded without
+``@catch`` catching anything, and its blobs must still be there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..datastore.content_store import blob_path
+from ..decorators import step_decorators
+from ..task import TaskSpec
+from .key import KeyMaker, key_of
+
+
+def caching_enabled(decorators: list, run_wide: bool) -> bool:
+    """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``."""
+    for deco in decorators:
+        if deco.name == "cache":
+            return bool(deco.attributes.get("enabled", True))
+    return run_wide
+
+
+class StepCache:
+    """Plugged into ``Runtime.cache`` by ``run.py`` when some step caches."""
+
+    def __init__(self, keys: KeyMaker, *, run_wide: bool) -> None:
+        self.keys = keys
+        self.fds = keys.fds
+        self.flow = keys.graph.name
+        self.run_wide = run_wide
+        self.pending: dict[str, tuple[str, dict]] = {}  # pathspec -> (key, parts)
+
+    def enabled(self, step: str) -> bool:
+        node = self.keys.graph[step]
+        return caching_enabled(step_decorators(node, self.keys.with_decorators), self.run_wide)
+
+    @staticmethod
+    def any_enabled(graph: Any, with_decorators: list, run_wide: bool) -> bool:
+        return any(
+            caching_enabled(step_decorators(node, with_decorators), run_wide) for node in graph
+        )
+
+    # --- before a task runs ----------------------------------------------------------
+
+    def lookup(self, runtime: Any, spec: TaskSpec) -> dict | None:
+        """Clone an earlier task with the same key and return the new task's info, or
+        None (the task runs; its key is kept to index it when it succeeds)."""
+        if not self.enabled(spec.step_name) or spec.attempt or spec.catch_fallback:
+            return None
+        parts, source = self.keys.parts(spec)
+        key = key_of(parts)
+        self.pending[spec.pathspec] = (key, parts)
+        earlier = self._usable(spec.step_name, key)
+        if earlier is None:
+            return None
+        return self._clone(runtime, spec, key, parts, source, earlier)
+
+    def _usable(self, step: str, key: str) -> Any:
+        entry = self.fds.read_cache_entry(self.flow, step, key)
+        if entry is None:
+            return None
+        rec = self.fds.read_task(entry["task"])
+        if rec is None or rec.status != "ok" or rec.info.get("caught"):
+            return None
+        produced = rec.info.get("produced")
+        if produced is None:
+            return None
+        keys = sorted({rec.artifacts[n][0] for n in produced if n in rec.artifacts})
+        if not all(self.fds.storage.exists_many([blob_path(k) for k in keys])):
+            return None  # removed since (gc, damage): compute it again
+        return rec
+
+    def _clone(self, runtime: Any, spec: TaskSpec, key: str, parts: dict, source: Any, rec: Any):
+        manifest = dict(source.manifest)
+        for name in rec.info["produced"]:
+            if name in rec.artifacts:
+                manifest[name] = rec.artifacts[name]
+        now = time.time()
+        info = dict(rec.info)
+        for stale in ("resumed_from", "origin_task", "cloned_at", "runs_on", "pid"):
+            info.pop(stale, None)
+        info.update(
+            input_paths=list(spec.input_paths),
+            foreach_stack=source.foreach_stack,
+            cached_from=rec.pathspec,
+            started_at=now,
+            finished_at=now,
+            user=spec.user,
+            tags=spec.tags,
+            attempt=0,
+        )
+        fds = self.fds
+        fds.write_task(spec.pathspec, 0, manifest, info)
+        for stream in ("stdout", "stderr"):
+            data = fds.read_log(rec.pathspec, rec.attempt, stream)
+            if data:
+                fds.storage.put_bytes(f"flows/{spec.pathspec}/0/{stream}.log", data)
+        marker = {
+            "status": "ok",
+            "input_paths": spec.input_paths,
+            "split_index": spec.split_index,
+            "attempt": 0,
+            "started_at": now,
+            "finished_at": now,
+            "exit_status": 0,
+            "cached_from": rec.pathspec,
+        }
+        fds.mark_done(spec.pathspec, 0, marker)
+        fds.write_task_cache_key(
+            spec.pathspec, {"key": key, "parts": parts, "hit": rec.pathspec, "at": now}
+        )
+        self.pending.pop(spec.pathspec, None)
+        runtime.reporter.task_cached(spec, rec.pathspec)
+        return info
+
+    # --- after a task ran ------------------------------------------------------------
+
+    def finished(self, spec: TaskSpec, info: dict, marker: dict) -> None:
+        """Record the key of a task that ran; index it if it succeeded for real (a
+        failure, or one that ``@catch`` turned into a success, is never reused)."""
+        pending = self.pending.get(spec.pathspec)
+        if pending is None:
+            return
+        key, parts = pending
+        ok = marker.get("status") == "ok" and not info.get("caught")
+        if marker.get("status") != "ok" and spec.attempt < spec.max_retries:
+            return  # will be retried: the last attempt decides
+        self.pending.pop(spec.pathspec, None)
+        now = time.time()
+        record = {"key": key, "parts": parts, "hit": None, "at": now, "indexed": ok}
+        self.fds.write_task_cache_key(spec.pathspec, record)
+        if ok and info.get("produced") is not None:
+            entry = {"task": spec.pathspec, "parts": parts, "at": now}
+            self.fds.write_cache_entry(self.flow, spec.step_name, key, entry)
