@@ -246,9 +246,17 @@ class Reads:
     why: str = ""
 
 
+#: builtins that reach ``self`` without naming it (``super().method()`` runs code that
+#: reads whatever it likes; ``locals()``/``vars()``/``eval`` see every local)
+_HIDDEN_ACCESS = {"super", "locals", "vars", "eval", "exec"}
+
+
 def _self_uses(code: types.CodeType, self_name: str) -> Reads:
     """Attribute names used on ``self_name`` in ``code`` and the code nested in it."""
     names: set[str] = set()
+    hidden = _HIDDEN_ACCESS & set(code.co_names)
+    if hidden:
+        return Reads(None, f"{code.co_name} calls {sorted(hidden)[0]}()")
     instrs = [i for i in dis.get_instructions(code) if i.opname not in ("CACHE", "EXTENDED_ARG")]
     for n, ins in enumerate(instrs):
         if ins.opname == "STORE_FAST" and ins.argval == self_name:
