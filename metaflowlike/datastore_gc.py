@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .datastore.content_store import DATA_PREFIX, blob_path, collected_path
-from .datastore.task_datastore import FLOWS, FlowDatastore
+from .datastore.task_datastore import FLOWS, GC_JOURNALS, FlowDatastore
 from .resume import run_state
+from .tracking.registry import MODELS
 
 KEY = re.compile(r"\A[0-9a-f]{64}\Z")
-JOURNAL = "gc"
-MODELS = "models"
+PREFIX = re.compile(r"\A[0-9a-f]{2}\Z")
 
 
 @dataclass
@@ -185,8 +185,8 @@ class Collector:
         prefixes = [n for n, is_dir in self.storage.list_dir(DATA_PREFIX) if is_dir]
         keys = []
         for prefix in prefixes:
-            if prefix.startswith("_"):
-                continue  # set aside: damaged or collected
+            if not PREFIX.match(prefix):
+                continue  # set aside (damaged, collected) or not a blob folder (S3 tool files)
             keys += [
                 n for n, is_dir in self.storage.list_dir(f"{DATA_PREFIX}/{prefix}") if not is_dir
             ]
@@ -213,7 +213,7 @@ class Collector:
             for run_id in self.fds.list_runs(flow)
             if self._may_run(flow, run_id)
         ]
-        name = f"{JOURNAL}/{int(time.time() * 1e6)}-{uuid.uuid4().hex[:8]}.json"
+        name = f"{GC_JOURNALS}/{int(time.time() * 1e6)}-{uuid.uuid4().hex[:8]}.json"
         doc = {"at": time.time(), "waiting_for": waiting, "keys": keys}
         self.storage.put_bytes(name, json.dumps(doc).encode())
 
@@ -223,10 +223,10 @@ class Collector:
         deleted = restored = 0
         still: set[str] = set()
         referenced: set[str] | None = None
-        for name, is_dir in sorted(self.storage.list_dir(JOURNAL)):
+        for name, is_dir in sorted(self.storage.list_dir(GC_JOURNALS)):
             if is_dir or not name.endswith(".json"):
                 continue
-            path = f"{JOURNAL}/{name}"
+            path = f"{GC_JOURNALS}/{name}"
             doc = json.loads(self.storage.get_bytes(path))
             pending = [r for r in doc.get("waiting_for", []) if self._may_run(*r.split("/", 1))]
             if pending:
