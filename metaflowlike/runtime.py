@@ -10,8 +10,8 @@ decorator may pick another launcher for its step (``@kubernetes``), whose local 
 then watches the remote task.
 
 A step can need another interpreter: ``task_interpreter(step)`` (given by ``run.py``
-from the run's environment plan, see ``metaflowlike.environments``) returns the Python
-and the extra variables for that step's tasks, or None. A step with an interpreter
+from the run's environment plan, see ``metaflowlike.environments``) returns the
+``StepEnvironment`` of that step's tasks, or None. A step with an interpreter
 always starts as ``<that python> flow.py step ...``, whatever the launcher.
 
 The scheduler prints nothing itself; it emits events to a reporter.
@@ -45,6 +45,7 @@ from .exceptions import MetaflowlikeException
 from .launchers import (
     LaunchContext,
     Launcher,
+    StepEnvironment,
     launcher_class,
     plan_task,
     step_launcher_name,
@@ -113,7 +114,7 @@ class Runtime:
         with_specs: list[str] | None = None,
         package_suffixes: tuple[str, ...] = (".py",),
         origin_run_id: str | None = None,
-        task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
+        task_interpreter: Callable[[str], StepEnvironment | None] | None = None,
     ) -> None:
         self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
         self.flow_name = graph.name
