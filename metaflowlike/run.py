@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
+from .datastore.records import ArtifactEntry, RunEnd, RunRecord
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
@@ -28,7 +29,7 @@ def system_tags(user: str) -> list[str]:
 
 def execute(
     state: Any,
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
     max_workers: int = 16,
@@ -54,27 +55,25 @@ def execute(
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
-        flow,
-        run_id,
-        {
-            "flow": flow,
-            "run_id": run_id,
-            "user": user,
-            "tags": all_tags,
-            "user_tags": list(tags or []),
-            "namespace": f"user:{user}",
-            "created_at": time.time(),
-            "params": params,
-            "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
-            "origin_run_id": origin_run_id,
-            "steps": graph.sorted_nodes(),
-            "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
-            "with": list(with_specs or []),
-            "configs": getattr(state, "configs", None) or {},
-            "project": project,
-            "runtime": me().record(),  # while it lives and no _done.json exists: running
-            "environment": environments.record(),
-        },
+        RunRecord(
+            flow=flow,
+            run_id=run_id,
+            user=user,
+            tags=all_tags,
+            user_tags=list(tags or []),
+            namespace=f"user:{user}",
+            created_at=time.time(),
+            params=params,
+            param_values={k: repr(v)[:200] for k, v in param_values.items()},
+            origin_run_id=origin_run_id,
+            steps=graph.sorted_nodes(),
+            graph=graph_summary(graph),  # lets notebooks draw a past run's DAG
+            with_specs=list(with_specs or []),
+            configs=getattr(state, "configs", None) or {},
+            project=project,
+            runtime=me().record(),  # while it lives and the run has no end record: running
+            environment=environments.record(),
+        )
     )
     if run_id_file:
         with open(run_id_file, "w") as f:
@@ -111,7 +110,7 @@ def execute(
         raise  # recording the end of the run would only fail again
     except BaseException as e:
         try:
-            fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+            fds.write_run_end(flow, run_id, RunEnd("failed", time.time()))
         except StorageError:
             if not isinstance(e, StorageError):
                 raise
@@ -120,14 +119,12 @@ def execute(
         reporter.run_finished(False, flow, run_id)
         raise
     else:
-        fds.write_run_done(
-            flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
-        )
+        fds.write_run_end(flow, run_id, RunEnd("ok" if ok else "failed", time.time()))
         reporter.run_finished(ok, flow, run_id)
     return ok
 
 
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
     stored = state.fds.cas.save(list(param_values.items()))
-    params = {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    params = {name: a.entry() for name, a in stored.items()}
     return execute(state, params, param_values, **kwargs)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
+from .layout import LAYOUT
+from .records import ArtifactEntry
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -50,8 +52,6 @@ ALIGN = 64
 PIECE_SIZE = 4 << 20
 SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
-DATA_PREFIX = "data"
-DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -71,9 +71,9 @@ class StoredArtifact:
     type: str
     new: bool = False  # True if this save wrote new bytes
 
-
-def blob_path(key: str) -> str:
-    return f"{DATA_PREFIX}/{key[:2]}/{key}"
+    def entry(self) -> ArtifactEntry:
+        """The manifest entry that names these bytes."""
+        return ArtifactEntry(self.key, self.size, self.type)
 
 
 def _flat(chunk: memoryview) -> memoryview:
@@ -177,13 +177,13 @@ class ContentStore:
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
         """For each key: True if its blob exists and looks whole, False if it is
         absent, None if it exists but is visibly damaged (to be overwritten)."""
-        found = self.storage.exists_many([blob_path(k) for k in keys])
+        found = self.storage.exists_many([LAYOUT.blob(k) for k in keys])
         return {k: (self._looks_whole(k) or None) if ok else False for k, ok in zip(keys, found)}
 
     def _looks_whole(self, key: str) -> bool:
         """A cheap check of an existing blob where reading its first bytes is free
         (the local backend): a full check would cost a read and a hash per save."""
-        local = self.storage.local_path(blob_path(key))
+        local = self.storage.local_path(LAYOUT.blob(key))
         if local is None:
             return True  # remote: a damaged blob is set aside by the read that finds it
         try:
@@ -195,7 +195,7 @@ class ContentStore:
     def _write(
         self, key: str, chunks: Sequence[memoryview], size: int, replace: bool = False
     ) -> None:
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=replace)
             return
@@ -242,7 +242,7 @@ class ContentStore:
     # --- reading -----------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        return self.storage.exists(blob_path(key))
+        return self.storage.exists(LAYOUT.blob(key))
 
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
@@ -284,7 +284,7 @@ class ContentStore:
     def _set_aside(self, key: str, identity: tuple) -> str | None:
         """Move the damaged blob out of the way; None if it changed meanwhile (another
         process already healed it) or cannot be moved."""
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         local = self.storage.local_path(path)
         if local is not None and identity:
             try:
@@ -293,7 +293,7 @@ class ContentStore:
                 return None
             if (st.st_dev, st.st_ino) != identity:
                 return None  # not the file we read: leave the new one alone
-        aside = f"{DAMAGED_PREFIX}/{key}.{uuid.uuid4().hex[:12]}"
+        aside = LAYOUT.damaged_blob(key, uuid.uuid4().hex[:12])
         try:
             self.storage.move(path, aside)
         except (OSError, StorageError):
@@ -302,7 +302,7 @@ class ContentStore:
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)
         tmp = None
