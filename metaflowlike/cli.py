@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
@@ -150,6 +151,62 @@ def _with_decorators(specs: tuple[str, ...]) -> list:
     return [parse_with(s) for s in specs]
 
 
+def run_options(flow_cls: type) -> Callable[[Callable], Callable]:
+    """The options ``run`` and ``resume`` share: the flow's parameters, then how the run
+    executes. Their values reach the command as keyword arguments; pass the execution
+    ones through :func:`execution_options`."""
+    import click
+
+    shared = [
+        _params_options(flow_cls),
+        click.option("--max-workers", default=16, show_default=True, help="Tasks running at once."),
+        click.option(
+            "--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed."
+        ),
+        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--run-id-file", default=None, help="Write the run id to this file."),
+        click.option(
+            "--with",
+            "with_specs",
+            multiple=True,
+            help="Add a decorator to every step: NAME[:k=v,...].",
+        ),
+        click.option(
+            "--launcher",
+            type=click.Choice(["fork", "subprocess"]),
+            default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
+            hidden=True,
+        ),
+    ]
+
+    def decorate(cmd: Callable) -> Callable:
+        for option in reversed(shared):  # click lists the option applied last first
+            cmd = option(cmd)
+        return cmd
+
+    return decorate
+
+
+def execution_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """Take the execution options of :func:`run_options` out of ``raw`` (leaving the
+    parameters), checked, as the keyword arguments of :func:`metaflowlike.run.execute`."""
+    from .ids import check_tag
+
+    tags = list(raw.pop("tags"))
+    for tag in tags:
+        check_tag(tag, "--tag")
+    with_specs = raw.pop("with_specs")
+    return {
+        "max_workers": raw.pop("max_workers"),
+        "max_num_splits": raw.pop("max_num_splits"),
+        "tags": tags,
+        "run_id_file": raw.pop("run_id_file"),
+        "with_decorators": _with_decorators(with_specs),
+        "with_specs": list(with_specs),
+        "launcher": raw.pop("launcher"),
+    }
+
+
 SHOW_FORMATS = ["text", "dot", "mermaid"]
 PICTURE_FORMATS = ["svg", "png"]
 
@@ -189,8 +246,9 @@ def build_cli(flow_cls: type):
     import click
 
     from .cli_compat import check_metaflow_options, metaflow_compat_options
+    from .cli_plugins import PluginGroup
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
     @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
     @click.option("--quiet", is_flag=True, help="Print task output only.")
@@ -247,46 +305,15 @@ def build_cli(flow_cls: type):
         show_graph(flow_cls, fmt, output)
 
     @cli.command()
-    @_params_options(flow_cls)
-    @click.option("--max-workers", default=16, show_default=True, help="Tasks running at once.")
-    @click.option(
-        "--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed."
-    )
-    @click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
-    @click.option("--run-id-file", default=None, help="Write the run id to this file.")
-    @click.option(
-        "--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...]."
-    )
-    @click.option(
-        "--launcher",
-        type=click.Choice(["fork", "subprocess"]),
-        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
-        hidden=True,
-    )
+    @run_options(flow_cls)
     @click.pass_obj
-    def run(
-        state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
-    ):
+    def run(state: _State, **raw):
         """Run the flow locally."""
-        from .ids import check_tag
         from .run import start_run
 
-        for tag in tags:
-            check_tag(tag, "--tag")
+        options = execution_options(raw)
         state.validate()
-        decos = _with_decorators(with_specs)
-        values = parse_params(flow_cls, raw)
-        ok = start_run(
-            state,
-            values,
-            max_workers=max_workers,
-            max_num_splits=max_num_splits,
-            tags=list(tags),
-            run_id_file=run_id_file,
-            with_decorators=decos,
-            with_specs=list(with_specs),
-            launcher=launcher,
-        )
+        ok = start_run(state, parse_params(flow_cls, raw), **options)
         sys.exit(0 if ok else 1)
 
     @cli.command(
@@ -354,10 +381,11 @@ def build_cli(flow_cls: type):
 
     add_card_command(cli)
 
-    add_resume_command(cli, flow_cls, _params_options, _with_decorators)
+    add_resume_command(cli, flow_cls)
     from .environments.commands import register as add_environment_commands
 
     add_environment_commands(cli)
+    cli.flow_cls = flow_cls  # for the plugins' commands (cli_plugins.py)
     return cli
 
 

@@ -84,6 +84,12 @@ class StepDecorator:
         """Inside the task process, after user code failed; return True if handled."""
         return False
 
+    def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
+        """In the runtime process, once per decorator class used in the run, after the
+        run's end is recorded (success or not). For what outlives tasks: an external
+        record of the whole run (an MLflow run) that only the run's end can close.
+        Not called for runs an orchestrator executes (there is no local runtime)."""
+
     def max_retries(self) -> int:
         """How many extra attempts the runtime may make for this step."""
         return 0

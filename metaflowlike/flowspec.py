@@ -21,11 +21,8 @@ from .exceptions import (
     ReadOnlyAttribute,
     did_you_mean,
 )
+from .graph import RESERVED_NAMES
 from .parameters import Parameter
-
-#: attributes of FlowSpec that are not artifacts and cannot be step names
-RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
-
 
 _MISSING = object()
 
@@ -90,7 +87,7 @@ class FlowSpec:
         if not name.startswith("_"):
             cls_attr = _class_attribute(type(self), name)
             why = None
-            if name in RESERVED:
+            if name in RESERVED_NAMES:
                 why = f"'{name}' is part of FlowSpec's API"
             elif getattr(cls_attr, "is_step", False) is True:
                 why = f"'{name}' is a step of this flow"

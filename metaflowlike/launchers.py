@@ -38,6 +38,7 @@ honour it and the task runs through ``subprocess`` instead: no decorator needs t
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import subprocess
@@ -165,7 +166,16 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
-    pid = os.fork()
+    # The child's garbage collector must not walk the objects it inherited: walking
+    # writes to each object's header, copying every page the runtime owns (measured in
+    # docs/benchmarks.md). Frozen objects are skipped by the child's collections; the
+    # runtime unfreezes its own at once, so its garbage is still collected.
+    gc.freeze()
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() == parent:
+            gc.unfreeze()
     if pid == 0:  # the task process
         code = 2
         try:

@@ -210,6 +210,10 @@ class Reporter:
     def run_error(self, spec: Any, message: str) -> None:
         self._task_line(spec, message, err=True)
 
+    def warning(self, text: str) -> None:
+        """A problem that does not change the run's outcome (on stderr)."""
+        self._line(f"Warning: {text}", err=True)
+
     def interrupted(self) -> None:
         self._line("Interrupted: stopping all tasks.", err=True)
 

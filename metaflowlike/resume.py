@@ -9,7 +9,6 @@ artifact byte is copied. Everything else runs with the current code.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -23,17 +22,6 @@ from .owners import Owner
 
 class ResumeError(MetaflowlikeException):
     headline = "Cannot resume"
-
-
-def _downstream(graph: Any, start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(graph[name].out_funcs)
-    return seen
 
 
 class Cloner:
@@ -170,39 +158,20 @@ def latest_ended_run(fds: Any, flow: str) -> str:
     )
 
 
-def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_decorators) -> None:
+def add_resume_command(cli: click.Group, flow_cls: type) -> None:
+    from .cli import execution_options, run_options
+
     @cli.command()
     @click.argument("step_name", required=False)
     @click.option("--origin-run-id", default=None, help="Run to resume (default: the latest).")
-    @click.option("--max-workers", default=16, show_default=True)
-    @click.option("--max-num-splits", default=10000, show_default=True)
-    @click.option("--tag", "tags", multiple=True)
-    @click.option("--run-id-file", default=None)
-    @click.option("--with", "with_specs", multiple=True)
-    @click.option(
-        "--launcher",
-        type=click.Choice(["fork", "subprocess"]),
-        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
-        hidden=True,
-    )
-    @params_options(flow_cls)
+    @run_options(flow_cls)
     @click.pass_obj
-    def resume(
-        state,
-        step_name,
-        origin_run_id,
-        max_workers,
-        max_num_splits,
-        tags,
-        run_id_file,
-        with_specs,
-        launcher,
-        **raw,
-    ):
+    def resume(state, step_name, origin_run_id, **raw):
         """Rerun a failed run, reusing every task that succeeded."""
-        from .cli import flow_parameters
+        from .parameters import flow_parameters
         from .run import execute
 
+        options = execution_options(raw)
         names = {p.attr_name: p.name for p in flow_parameters(flow_cls)}
         given = [names.get(attr, attr) for attr, value in raw.items() if value is not None]
         if given:
@@ -210,12 +179,10 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"resume reuses the parameters of the origin run; --{given[0]} cannot be "
                 "changed. Start a new run with `run` instead."
             )
-        from .ids import check_run_id, check_tag
+        from .ids import check_run_id
 
         if origin_run_id is not None:
             check_run_id(origin_run_id, "--origin-run-id")
-        for tag in tags:
-            check_tag(tag, "--tag")
         fds, flow = state.fds, flow_cls.__name__
         if origin_run_id is None:
             origin_run_id = latest_ended_run(fds, flow)
@@ -247,7 +214,7 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"Run {flow}/{origin_run_id} finished successfully: there is nothing to resume. "
                 "Name a step to rerun from, e.g. `resume end`."
             )
-        rerun = _downstream(graph, step_name) if step_name else set()
+        rerun = graph.reachable(step_name) if step_name else set()
         cloner = Cloner(fds, flow, origin_run_id, rerun)
         # the origin's values as it displayed them, so Run.parameters shows them too
         shown = {k: _Shown(v) for k, v in origin.param_values.items()}
@@ -255,13 +222,7 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
             state,
             origin.params,
             shown,
-            max_workers=max_workers,
-            max_num_splits=max_num_splits,
-            tags=list(tags),
-            run_id_file=run_id_file,
-            with_decorators=with_decorators(with_specs),
-            with_specs=list(with_specs),
-            launcher=launcher,
+            **options,
             origin_run_id=origin_run_id,
             clone=cloner,
         )

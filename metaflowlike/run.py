@@ -27,6 +27,51 @@ def system_tags(user: str) -> list[str]:
     return [f"user:{user}", f"python_version:{sys.version.split()[0]}"]
 
 
+def run_record(
+    state: Any,
+    run_id: str,
+    user: str,
+    tags: list[str],
+    params: dict[str, ArtifactEntry],
+    param_values: dict[str, Any],
+    *,
+    user_tags: list[str],
+    with_specs: list[str],
+    origin_run_id: str | None,
+    environment: dict[str, Any] | None,
+    runtime: dict[str, Any] | None = None,
+) -> RunRecord:
+    """The run record of a new run: written by the local runtime, and by the first task
+    of a run started by a production orchestrator (no runtime owns it then, so
+    ``runtime`` is None and the run never counts as running on a laptop)."""
+    graph = state.graph
+    return RunRecord(
+        flow=graph.name,
+        run_id=run_id,
+        user=user,
+        tags=tags,
+        user_tags=user_tags,
+        namespace=f"user:{user}",
+        created_at=time.time(),
+        params=params,
+        param_values={k: repr(v)[:200] for k, v in param_values.items()},
+        origin_run_id=origin_run_id,
+        steps=graph.sorted_nodes(),
+        graph=graph_summary(graph),  # lets notebooks draw a past run's DAG
+        with_specs=with_specs,
+        configs=getattr(state, "configs", None) or {},
+        project=getattr(state, "project", None),
+        runtime=runtime,  # while it lives and the run has no end record: running
+        environment=environment,
+    )
+
+
+def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, ArtifactEntry]:
+    """Save the parameter values as artifacts; the run record keeps their keys."""
+    stored = fds.cas.save(list(param_values.items()))
+    return {name: a.entry() for name, a in stored.items()}
+
+
 def execute(
     state: Any,
     params: dict[str, ArtifactEntry],
@@ -55,25 +100,19 @@ def execute(
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
-        RunRecord(
-            flow=flow,
-            run_id=run_id,
-            user=user,
-            tags=all_tags,
+        run_record(
+            state,
+            run_id,
+            user,
+            all_tags,
+            params,
+            param_values,
             user_tags=list(tags or []),
-            namespace=f"user:{user}",
-            created_at=time.time(),
-            params=params,
-            param_values={k: repr(v)[:200] for k, v in param_values.items()},
-            origin_run_id=origin_run_id,
-            steps=graph.sorted_nodes(),
-            graph=graph_summary(graph),  # lets notebooks draw a past run's DAG
             with_specs=list(with_specs or []),
-            configs=getattr(state, "configs", None) or {},
-            project=project,
-            runtime=me().record(),  # while it lives and the run has no end record: running
+            origin_run_id=origin_run_id,
             environment=environments.record(),
-        )
+            runtime=me().record(),
+        ),
     )
     if run_id_file:
         with open(run_id_file, "w") as f:
@@ -116,15 +155,33 @@ def execute(
                 raise
             # the store's own failure (a full disk...) is what the user must read; the
             # run counts as ended anyway once its runtime is gone
+        _tell_decorators(graph, with_decorators, fds, run_id, False, reporter)
         reporter.run_finished(False, flow, run_id)
         raise
     else:
         fds.write_run_end(flow, run_id, RunEnd("ok" if ok else "failed", time.time()))
+        _tell_decorators(graph, with_decorators, fds, run_id, ok, reporter)
         reporter.run_finished(ok, flow, run_id)
     return ok
 
 
+def _tell_decorators(
+    graph: Any, with_decorators: list | None, fds: Any, run_id: str, ok: bool, reporter: Any
+) -> None:
+    """Call ``run_finished`` once per decorator class of the run. The run's outcome is
+    already recorded: a hook that fails is reported as a warning, not as a failed run."""
+    seen: set[type] = set()
+    for node in graph:
+        for deco in step_decorators(node, with_decorators):
+            if type(deco) in seen:
+                continue
+            seen.add(type(deco))
+            try:
+                deco.run_finished(fds=fds, flow_name=graph.name, run_id=run_id, ok=ok)
+            except Exception as e:
+                reporter.warning(f"@{deco.name} could not record the end of the run: {e}")
+
+
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
-    stored = state.fds.cas.save(list(param_values.items()))
-    params = {name: a.entry() for name, a in stored.items()}
+    params = store_params(state.fds, param_values)
     return execute(state, params, param_values, **kwargs)

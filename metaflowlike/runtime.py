@@ -61,7 +61,7 @@ class Worker:
     spec: TaskSpec
     pid: int
     fds: dict[int, str]  # read end of pipe -> "stdout" / "stderr"
-    logs: dict[str, Any]  # stream -> open spool file
+    logs: dict[str, Any]  # stream -> open spool file, opened at its first byte
     started: float
     deadline: float | None = None
     proc: subprocess.Popen | None = None
@@ -300,10 +300,6 @@ class Runtime:
 
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
-        logs = {
-            s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb")
-            for s in ("stdout", "stderr")
-        }
         decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
@@ -317,7 +313,7 @@ class Runtime:
         launcher = self._launcher(plan.launcher)
         started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
         pid, fds = started.pid, started.fds
-        worker = Worker(spec, pid, fds, logs, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
         worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
@@ -390,11 +386,22 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
-            try:
-                worker.logs[stream].write(data)
-            except OSError as e:
-                raise _spool_error(worker.spec, worker.logs[stream].name, e) from None
+            self._spool_log(worker, stream, data)
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
+
+    def _spool_log(self, worker: Worker, stream: str, data: bytes) -> None:
+        """Append ``data`` to the task's spooled ``stream``. The spool file is created at
+        the first byte: a silent stream costs no file, and no log is stored for it (a
+        missing log reads as empty)."""
+        spec = worker.spec
+        f = worker.logs.get(stream)
+        path = f.name if f else os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{stream}")
+        try:
+            if f is None:
+                f = worker.logs[stream] = open(path, "wb")
+            f.write(data)
+        except OSError as e:
+            raise _spool_error(spec, path, e) from None
 
     def _close(self, worker: Worker, fd: int) -> None:
         self.selector.unregister(fd)
@@ -420,7 +427,7 @@ class Runtime:
             marker = self.fds.read_marker(spec.pathspec, spec.attempt, warn=True)
         death = _death_line(worker)
         if death and marker is None:
-            worker.logs["stderr"].write(death.encode())
+            self._spool_log(worker, "stderr", death.encode())
         for stream, f in worker.logs.items():
             try:
                 f.close()

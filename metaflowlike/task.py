@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import task_errors
+from .client import settings as client_settings
 from .current import current
 from .datastore.local_storage import describe_os_error
 from .datastore.records import ArtifactEntry, DoneMarker, TaskInfo
@@ -113,6 +114,29 @@ class _Loader:
         return self.foreach_values[cache_key][frame["index"]]
 
 
+class _InputSource(ArtifactSource):
+    """One input of a join, whose record is read the first time the step looks at it:
+    a join of 10,000 inputs that reads one artifact of one input reads two records (that
+    input's and the first one's, for the foreach stack), not 10,000."""
+
+    def __init__(self, loader: _Loader, path: str) -> None:
+        self._loader, self._path = loader, path
+        self._manifest: dict[str, ArtifactEntry] | None = None
+        self.load = loader.load
+        self.input_loader = loader.foreach_item
+        self.loaded = {}
+
+    @property  # type: ignore[override]
+    def manifest(self) -> dict[str, ArtifactEntry]:
+        if self._manifest is None:
+            self._manifest = dict(self._loader.info(self._path).artifacts)
+        return self._manifest
+
+    @property  # type: ignore[override]
+    def foreach_stack(self) -> list[dict]:
+        return self._loader.info(self._path).foreach_stack
+
+
 def run_task(
     flow_cls: type[FlowSpec],
     graph: Any,
@@ -163,6 +187,7 @@ def run_task(
             origin_task=spec.origin_task,
             _datastore=fds,
         )
+        client_settings.read_from(fds)
         for deco in decorators:
             deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
         method = getattr(flow, spec.step_name)
@@ -299,15 +324,13 @@ def _build_inputs(
     if not spec.input_paths:  # start
         stack: list[dict] = []
     elif node.is_join:
-        infos = [loader.info(p) for p in spec.input_paths]
-        views = []
-        for path, info in zip(spec.input_paths, infos):
-            src = ArtifactSource(
-                dict(info.artifacts), loader.load, info.foreach_stack, loader.foreach_item
-            )
-            views.append(input_view(flow_cls, path.split("/")[1], src))
-        inputs = Inputs(views)
-        stack = list(infos[0].foreach_stack)
+        inputs = Inputs(
+            [
+                input_view(flow_cls, path.split("/")[1], _InputSource(loader, path))
+                for path in spec.input_paths
+            ]
+        )
+        stack = list(loader.info(spec.input_paths[0]).foreach_stack)
         if closes_foreach(graph, node):
             stack = stack[:-1]
     else:

@@ -140,6 +140,9 @@ def test_09_tracking_and_models(tutorial):
     assert "champion -> regressor version 2" in out  # lr=0.2 diverges, 0.05 fits best
     assert "in 30 epochs" in out
     assert "scored with regressor version 2" in _run(["score.py", "run"], d, env).stdout
+    _run(["score.py", "card", "get", "end", "compare.html"], d, env)
+    page = (d / "compare.html").read_text()
+    assert "Scored with regressor version 2" in page and page.count("TrainRegressor/") >= 3
     console = Path(sys.executable).parent / "metaflowlike"
     moved = subprocess.run(
         [str(console), "model", "alias", "regressor", "champion", "1"],

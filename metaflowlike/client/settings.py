@@ -85,6 +85,15 @@ def set_datastore(type: str | None = None, root: str | None = None) -> str:
     return get_metadata()
 
 
+def read_from(fds: FlowDatastore) -> None:
+    """Read runs from ``fds``: a task calls this at its start, so a step that looks at
+    other runs (``Flow("Train").latest_run``) reads the datastore its own run writes to,
+    whatever the configuration says; ``set_datastore`` in the step still wins."""
+    global _STORE
+    if _STORE is None or _STORE.fds is not fds:
+        _STORE = _Store(fds)
+
+
 def get_datastore() -> FlowDatastore:
     """The ``FlowDatastore`` the client reads."""
     return _store().fds

@@ -22,6 +22,7 @@ drift from the writer. ``docs/datastore-layout.md`` describes the same tree::
         <attempt>/cards/<type>[-<id>].html               cards made by the attempt
         <attempt>.done                                   completion marker, written last
         _checkpoints/<id>.json                           @checkpoint records
+        _deployed_output.json                            a deployed task's output
 
 Paths are relative to the root and use ``/``; the storage backends map them to files
 or object keys. A task is named by its pathspec ``Flow/run_id/step/task_id``.
@@ -208,6 +209,11 @@ class Layout:
         """Attempt numbers of the attempt folders among a task folder's entries
         (finished or still running)."""
         return sorted(int(n) for n, is_dir in entries if is_dir and _ATTEMPT.match(n))
+
+    def deployed_output(self, pathspec: str) -> str:
+        """What a task run by an orchestrator tells it (its splits, the step a switch
+        chose): beside the task; the leading ``_`` keeps it apart from attempts."""
+        return f"{self.task_dir(pathspec)}/_deployed_output.json"
 
     def checkpoints_dir(self, pathspec: str) -> str:
         return f"{self.task_dir(pathspec)}/{_CHECKPOINTS}"

@@ -26,49 +26,6 @@ class MalformedRecord(ValueError):
     """A record is JSON but its fields do not have the shape the format gives them."""
 
 
-@dataclass
-class Record:
-    """What every record shares: a format version and tolerance of unknown fields.
-
-    Subclasses declare their fields as dataclass fields (``metadata={"json": name}``
-    when the JSON name is not a Python identifier) and convert the fields that are not
-    plain JSON in ``_decode``/``_encode``."""
-
-    VERSION: ClassVar[int] = 1
-
-    #: fields of the JSON object this version does not know, kept as they were read
-    extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
-
-    @classmethod
-    def from_json(cls: type[R], doc: dict[str, Any]) -> R:
-        if not isinstance(doc, dict):
-            raise MalformedRecord(f"a JSON {type(doc).__name__} instead of an object")
-        rest = dict(doc)
-        rest.pop(FORMAT, None)
-        known: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f.metadata.get("json", f.name)
-            if f.name != "extra" and key in rest:
-                known[f.name] = cls._decode(f.name, rest.pop(key))
-        return cls(**known, extra=rest)
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {FORMAT: self.VERSION}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name != "extra" and value is not None:
-                doc[f.metadata.get("json", f.name)] = self._encode(f.name, value)
-        doc.update((k, v) for k, v in self.extra.items() if k not in doc)
-        return doc
-
-    @classmethod
-    def _decode(cls, name: str, value: Any) -> Any:
-        return value
-
-    def _encode(self, name: str, value: Any) -> Any:
-        return value
-
-
 @dataclass(frozen=True)
 class ArtifactEntry:
     """Where one artifact's bytes are: its content key, size in bytes and type name.
@@ -105,8 +62,47 @@ def _manifest_from_json(doc: Any) -> dict[str, ArtifactEntry]:
     return {name: ArtifactEntry.from_json(entry) for name, entry in doc.items()}
 
 
-def _manifest_to_json(manifest: dict[str, ArtifactEntry]) -> dict[str, list]:
-    return {name: entry.to_json() for name, entry in manifest.items()}
+#: the metadata of a field that maps names to artifact entries
+MANIFEST = {"manifest": True}
+
+
+@dataclass
+class Record:
+    """What every record shares: a format version and tolerance of unknown fields.
+
+    Subclasses declare their fields as dataclass fields, with ``metadata={"json": name}``
+    when the JSON name is not a Python identifier and ``MANIFEST`` for a field that maps
+    names to artifact entries; every other field is plain JSON."""
+
+    VERSION: ClassVar[int] = 1
+
+    #: fields of the JSON object this version does not know, kept as they were read
+    extra: dict[str, Any] = field(default_factory=dict, kw_only=True, repr=False)
+
+    @classmethod
+    def from_json(cls: type[R], doc: dict[str, Any]) -> R:
+        if not isinstance(doc, dict):
+            raise MalformedRecord(f"a JSON {type(doc).__name__} instead of an object")
+        rest = dict(doc)
+        rest.pop(FORMAT, None)
+        known: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.metadata.get("json", f.name)
+            if f.name != "extra" and key in rest:
+                value = rest.pop(key)
+                known[f.name] = _manifest_from_json(value) if f.metadata.get("manifest") else value
+        return cls(**known, extra=rest)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {FORMAT: self.VERSION}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "extra" and value is not None:
+                if f.metadata.get("manifest"):
+                    value = {name: entry.to_json() for name, entry in value.items()}
+                doc[f.metadata.get("json", f.name)] = value
+        doc.update((k, v) for k, v in self.extra.items() if k not in doc)
+        return doc
 
 
 @dataclass
@@ -120,7 +116,7 @@ class RunRecord(Record):
     user_tags: list[str] = field(default_factory=list)  # given with ``run --tag``
     namespace: str | None = None
     created_at: float | None = None
-    params: dict[str, ArtifactEntry] = field(default_factory=dict)
+    params: dict[str, ArtifactEntry] = field(default_factory=dict, metadata=MANIFEST)
     param_values: dict[str, str] = field(default_factory=dict)  # name -> repr, shortened
     origin_run_id: str | None = None
     steps: list[str] = field(default_factory=list)  # in graph order
@@ -136,13 +132,6 @@ class RunRecord(Record):
         """Tags the runtime set: every tag of the record but those of ``run --tag``."""
         user = set(self.user_tags)
         return [t for t in self.tags if t not in user]
-
-    @classmethod
-    def _decode(cls, name: str, value: Any) -> Any:
-        return _manifest_from_json(value) if name == "params" else value
-
-    def _encode(self, name: str, value: Any) -> Any:
-        return _manifest_to_json(value) if name == "params" else value
 
 
 @dataclass
@@ -181,7 +170,7 @@ class TaskInfo(Record):
     finished_at: float | None = None
     origin_task: str | None = None  # on resume: the task this one was cloned from
     cloned_at: float | None = None
-    artifacts: dict[str, ArtifactEntry] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactEntry] = field(default_factory=dict, metadata=MANIFEST)
 
     @property
     def split_index(self) -> int | None:
@@ -190,13 +179,6 @@ class TaskInfo(Record):
         if stack and inputs and stack[-1].get("task") == inputs[0]:
             return stack[-1]["index"]
         return None
-
-    @classmethod
-    def _decode(cls, name: str, value: Any) -> Any:
-        return _manifest_from_json(value) if name == "artifacts" else value
-
-    def _encode(self, name: str, value: Any) -> Any:
-        return _manifest_to_json(value) if name == "artifacts" else value
 
 
 @dataclass

@@ -67,6 +67,16 @@ class MlflowDecorator(StepDecorator):
         if step_name == "end":
             self._client.set_terminated(self._parent, "FINISHED")
 
+    def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
+        """Close the flow run's MLflow run, whichever steps carried ``@mlflow`` and however
+        the run ended; one the ``end`` step already closed is left as it is."""
+        record = fds.read_plugin_record(flow_name, run_id, PLUGIN)
+        if record is None:
+            return  # no decorated task ran
+        client = mlflow_client(record.get("tracking_uri"))
+        if client.get_run(record["run_id"]).info.status == "RUNNING":
+            client.set_terminated(record["run_id"], "FINISHED" if ok else "FAILED")
+
     def task_exception(
         self,
         *,
