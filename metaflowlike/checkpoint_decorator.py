@@ -20,7 +20,7 @@ from typing import Any
 from .current import current
 from .datastore import scratch
 from .datastore.task_datastore import FlowDatastore
-from .decorators import StepDecorator
+from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 from .ids import check_checkpoint_name, check_task_pathspec
 
@@ -138,32 +138,22 @@ class CheckpointDecorator(StepDecorator):
     name = "checkpoint"
     defaults = {"load_policy": "fresh", "temp_dir_root": None}
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        fds = getattr(current, "_datastore", None)
-        if fds is None:
-            raise CheckpointError("@checkpoint needs a running task.")
-        ckpt = Checkpointer(fds, current.pathspec, retry_count, self.attributes["temp_dir_root"])
+    def task_pre_step(self, *, task: TaskContext) -> None:
+        ckpt = Checkpointer(
+            task.datastore, task.pathspec, task.retry_count, self.attributes["temp_dir_root"]
+        )
         current._update(checkpoint=ckpt)
         if self.attributes["load_policy"] == "none":
             return
-        sources = [current.pathspec] if retry_count > 0 else []
-        origin = getattr(current, "origin_task", None)
-        if origin:
-            sources.append(origin)
+        sources = [task.pathspec] if task.retry_count > 0 else []
+        if task.origin_task:
+            sources.append(task.origin_task)
         ckpt._restore_latest(sources)
 
-    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+    def task_post_step(self, *, task: TaskContext) -> None:
         self._cleanup()
 
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
         self._cleanup()
         return False
 

@@ -172,6 +172,11 @@ def run_options(flow_cls: type) -> Callable[[Callable], Callable]:
             help="Add a decorator to every step: NAME[:k=v,...].",
         ),
         click.option(
+            "--cache",
+            is_flag=True,
+            help="Reuse earlier tasks whose cache key matches instead of running them again.",
+        ),
+        click.option(
             "--launcher",
             type=click.Choice(["fork", "subprocess"]),
             default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
@@ -204,6 +209,7 @@ def execution_options(raw: dict[str, Any]) -> dict[str, Any]:
         "with_decorators": _with_decorators(with_specs),
         "with_specs": list(with_specs),
         "launcher": raw.pop("launcher"),
+        "cache": raw.pop("cache"),
     }
 
 
@@ -380,6 +386,9 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_card_command(cli)
+    from .stepcache.commands import add_cache_command
+
+    add_cache_command(cli, flow_cls)
 
     add_resume_command(cli, flow_cls)
     from .environments.commands import register as add_environment_commands

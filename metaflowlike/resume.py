@@ -106,12 +106,8 @@ class Cloner:
                 for f in (rec.info.foreach_stack if rec.info is not None else [])
             ],
         )
-        fds.write_task(spec.pathspec, 0, info)
-        for stream in ("stdout", "stderr"):
-            data = fds.read_log(rec.pathspec, rec.attempt, stream)
-            if data:
-                fds.write_log_bytes(spec.pathspec, 0, stream, data)
-        fds.mark_done(spec.pathspec, 0, replace(rec.done, attempt=0, cloned_from=rec.pathspec))
+        marker = replace(rec.done, attempt=0, cloned_from=rec.pathspec)
+        fds.copy_task(rec, spec.pathspec, info, marker)
         runtime.reporter.task_cloned(spec, rec.pathspec)
         return info
 

@@ -5,6 +5,7 @@ Shared by ``run`` and ``resume`` so both produce runs the client reads the same 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def execute(
     launcher: str = "fork",
     origin_run_id: str | None = None,
     clone: Callable | None = None,
+    cache: bool = False,
 ) -> bool:
     fds, graph, flow_cls = state.fds, state.graph, state.flow_cls
     flow = graph.name
@@ -143,6 +145,7 @@ def execute(
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)
+    runtime.cache = step_cache(state, params, with_decorators or [], environments, cache)
     try:
         ok = runtime.execute()
     except StorageUnreachable:
@@ -185,3 +188,23 @@ def _tell_decorators(
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
     params = store_params(state.fds, param_values)
     return execute(state, params, param_values, **kwargs)
+
+
+def step_cache(state: Any, params: dict, with_decorators: list, environments: Any, run_wide: bool):
+    """The run's ``StepCache`` if ``--cache`` or some ``@cache`` turns caching on."""
+    from .stepcache.key import KeyMaker
+    from .stepcache.step_cache import StepCache
+
+    if not StepCache.any_enabled(state.graph, with_decorators, run_wide):
+        return None
+    keys = KeyMaker(
+        state.fds,
+        state.flow_cls,
+        state.graph,
+        params=params,
+        with_decorators=with_decorators,
+        environment=environments.record(),
+        configs=getattr(state, "configs", None),
+        project_root=os.path.dirname(os.path.abspath(sys.argv[0])),
+    )
+    return StepCache(keys, run_wide=run_wide)

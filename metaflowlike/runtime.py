@@ -52,6 +52,7 @@ from .launchers import (
 from .reporter import Reporter
 from .step_command import task_command
 from .task import TaskSpec, closes_foreach, completion_marker
+from .task_supervisor import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_ENV
 
 
 @dataclass
@@ -73,6 +74,8 @@ class Worker:
     pidfd: int | None = None  # readable when the process exits (Linux)
     launcher: Launcher | None = None
     result_file: str | None = None  # what a launcher reports about the task's end
+    uploaded: dict[str, int] = field(default_factory=dict)  # stream -> bytes saved so far
+    upload_at: float = 0.0  # when its logs are next saved while it runs
 
 
 class Runtime:
@@ -131,6 +134,7 @@ class Runtime:
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
         self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
+        self.log_interval = float(os.environ.get(LOG_INTERVAL_ENV) or DEFAULT_LOG_INTERVAL)
         self.context = LaunchContext(
             flow_cls=flow_cls,
             graph=graph,
@@ -146,6 +150,8 @@ class Runtime:
         )
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
+        #: step caching (``metaflowlike.cache.StepCache``): lookup before, record after
+        self.cache: Any = None
 
     # --- graph walking -------------------------------------------------------------
 
@@ -265,6 +271,8 @@ class Runtime:
             spec = self.queue.popleft()
             if self.clone is not None and self._try_clone(spec):
                 continue
+            if self.cache is not None and self._try_cache(spec):
+                continue
             need = self._request(spec)
             if not gang and any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
                 skipped.append(spec)  # waits for running tasks to free resources
@@ -298,6 +306,13 @@ class Runtime:
         self._successors(spec, info)
         return True
 
+    def _try_cache(self, spec: TaskSpec) -> bool:
+        info = self.cache.lookup(self, spec)
+        if info is None:
+            return False
+        self._successors(spec, info)
+        return True
+
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
         decos = self._decorators(spec.step_name)
@@ -314,6 +329,7 @@ class Runtime:
         started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
         pid, fds = started.pid, started.fds
         worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker.upload_at = worker.started + self.log_interval
         worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
@@ -359,6 +375,8 @@ class Runtime:
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
+                if now >= worker.upload_at:
+                    self._upload_logs(worker, now)
                 continue
             # The task exited: everything it wrote is in the pipes already.
             for fd, stream in list(worker.fds.items()):
@@ -369,9 +387,35 @@ class Runtime:
                     self._close(worker, fd)
             self._finish(worker)
 
+    def _upload_logs(self, worker: Worker, now: float) -> None:
+        """Save the logs of a task that is still running, every ``log_interval``
+        seconds while it writes: ``logs`` and the run browser follow it. The first save
+        also makes the running attempt visible. A task whose launcher saves its own
+        logs (a remote one) is left alone."""
+        worker.upload_at = now + self.log_interval
+        if worker.launcher is not None and worker.launcher.self_sufficient:
+            return
+        for stream, f in worker.logs.items():
+            if worker.uploaded.get(stream) == f.tell():
+                continue
+            try:
+                f.flush()
+                copy = f"{f.name}.up"
+                shutil.copyfile(f.name, copy)
+                self.fds.write_log(worker.spec.pathspec, worker.spec.attempt, stream, copy)
+                worker.uploaded[stream] = f.tell()
+            except (OSError, StorageError):
+                pass  # a missed interim save is not fatal: the final one follows
+            finally:
+                if os.path.exists(f"{f.name}.up"):
+                    os.unlink(f"{f.name}.up")
+
     def _tick(self, timeout: float) -> float:
         if any(w.pidfd is None and w.exit_status is None for w in self.running.values()):
             timeout = min(timeout, 0.005)  # no pidfd on this platform: poll for exits
+        if self.running:  # wake up for the next interim save of a running task's logs
+            upload = min(w.upload_at for w in self.running.values())
+            timeout = max(0.0, min(timeout, upload - time.time()))
         deadlines = [w.deadline for w in self.running.values() if w.deadline]
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.time()))
@@ -447,6 +491,8 @@ class Runtime:
                 reason=worker.killed_reason or result.get("reason"),
             )
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
+        if self.cache is not None:
+            self.cache.finished(spec, info, marker)  # indexed only after its marker
         if marker.status == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)
@@ -457,7 +503,7 @@ class Runtime:
             spec.attempt += 1
             self.queue.appendleft(spec)
         elif not spec.catch_fallback and any(
-            d.name == "catch" for d in self._decorators(spec.step_name)
+            d.handles_crash() for d in self._decorators(spec.step_name)
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.

@@ -10,6 +10,7 @@ by whoever supervises the process, after the logs are saved.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from .datastore.local_storage import describe_os_error
 from .datastore.records import ArtifactEntry, DoneMarker, TaskInfo
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
-from .decorators import step_decorators
+from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -166,6 +167,17 @@ def run_task(
     if where:
         info["runs_on"] = where
     flow: FlowSpec = object.__new__(flow_cls)
+    task = TaskContext(
+        flow=flow,
+        graph=graph,
+        step_name=spec.step_name,
+        run_id=spec.run_id,
+        task_id=spec.task_id,
+        retry_count=spec.attempt,
+        max_retries=spec.max_retries,
+        datastore=fds,
+        origin_task=spec.origin_task,
+    )
     artifacts: dict[str, ArtifactEntry] = {}
     ok = False
     try:
@@ -185,40 +197,37 @@ def run_task(
             tags=frozenset(spec.tags),
             is_running_flow=True,
             origin_task=spec.origin_task,
-            _datastore=fds,
+            _datastore=fds,  # for APIs used inside steps (S3, models); hooks get ``task``
         )
         client_settings.read_from(fds)
+        task = dataclasses.replace(task, inputs=inputs)
         for deco in decorators:
-            deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
+            deco.task_pre_step(task=task)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
-        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
-            func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+            func = deco.task_decorate(func, task=task)
         if spec.catch_fallback:
             func = _raiser(spec.catch_fallback, spec.attempt)
         try:
             func()
             _check_transition(flow, node)
             for deco in decorators:
-                deco.task_post_step(flow=flow, step_name=spec.step_name)
+                deco.task_post_step(task=task)
         except Exception as e:
-            handled = [
-                deco.task_exception(
-                    flow=flow,
-                    step_name=spec.step_name,
-                    exception=e,
-                    retry_count=spec.attempt,
-                    max_retries=spec.max_retries,
-                )
-                for deco in decorators
-            ]
+            handled = [deco.task_exception(task=task, exception=e) for deco in decorators]
             if not any(handled):
                 raise
             info["caught"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
+        # what the step set (not what it only read): a cache hit clones exactly these
+        info["produced"] = sorted(
+            n
+            for n in flow.__dict__
+            if not n.startswith("_") and n in artifacts and artifacts[n].key != source.loaded.get(n)
+        )
         if node.is_switch:
             info["next_step"] = flow.__dict__["_transition"][0][0]
         if node.is_parallel:
@@ -241,9 +250,7 @@ def run_task(
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     for deco in decorators:
-        deco.task_finished(
-            flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
-        )
+        deco.task_finished(task=task, ok=ok, artifacts=artifacts, info=info)
     try:
         tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         record = TaskInfo.from_json(info)

@@ -29,42 +29,9 @@ from metaflowlike.datastore.records import (
 from metaflowlike.datastore.task_datastore import FlowDatastore
 from metaflowlike.exceptions import DamagedRecordWarning
 
+from .test_client import FLOW  # ClientFlow: start -> foreach body -> join -> end
+
 REPO = Path(__file__).resolve().parent.parent
-
-FLOW = """
-import os
-
-from metaflowlike import FlowSpec, Parameter, step
-
-
-class RecordsFlow(FlowSpec):
-    n = Parameter("n", default=3)
-
-    @step
-    def start(self):
-        self.items = list(range(self.n))
-        self.next(self.each, foreach="items")
-
-    @step
-    def each(self):
-        self.sq = self.input * self.input
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.total = sum(i.sq for i in inputs)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        if os.environ.get("FAIL_END"):
-            raise RuntimeError("end fails")
-        self.done = True
-
-
-if __name__ == "__main__":
-    RecordsFlow()
-"""
 
 
 def _records(root: Path) -> list[Path]:
@@ -95,7 +62,7 @@ def _as_newer_version(doc: dict) -> dict:
     doc["shiny_new_field"] = {"nested": [1, 2]}
     for entries in (doc.get("artifacts"), doc.get("params")):
         for name, entry in (entries or {}).items():
-            entries[name] = entry + [{"preview": f"<{name}>", "hash_algo": "sha256"}]
+            entries[name] = entry[:3] + [entry[3] if len(entry) > 3 else None, "sha256"]
     return doc
 
 
@@ -107,12 +74,13 @@ def finished(make_flow, tmp_path):
 
 
 def _check_client(run_id: str) -> None:
-    run = Flow("RecordsFlow")[run_id]
-    assert run.successful and run.data.total == 5 and run.data.done is True
-    assert run.parameters == {"n": 3}
-    assert sorted(t.data.sq for t in run["each"]) == [0, 1, 4]
-    assert [t.index for t in sorted(run["each"], key=lambda t: t.index)] == [0, 1, 2]
-    assert run["end"].task["total"].size > 0 and run["end"].task["total"].type == "int"
+    run = Flow("ClientFlow")[run_id]
+    assert run.successful and run.data.total == 5 and run.data.result == 6
+    assert run.parameters == {"n": 3, "fail": 0}
+    assert sorted(t.data.sq for t in run["body"]) == [0, 1, 4]
+    assert [t.index for t in sorted(run["body"], key=lambda t: t.index)] == [0, 1, 2]
+    total = run["end"].task["total"]
+    assert total.size > 0 and total.type == "int" and total.preview == "5"
     assert "user" in run["end"].task.metadata_dict
 
 
@@ -120,8 +88,9 @@ def test_records_say_their_format(finished):
     flow, _ = finished
     docs = [json.loads(p.read_text()) for p in _records(flow.root)]
     assert docs and all(doc[FORMAT] == 1 for doc in docs)
-    task = next(d for d in docs if "artifacts" in d)
-    assert all(isinstance(e, list) and len(e) == 3 for e in task["artifacts"].values())
+    start = next(d for d in docs if d.get("step") == "start")
+    assert start["artifacts"]["items"][2:] == ["list", "[0, 1, 2]"]  # with its preview
+    assert len(start["artifacts"]["blob"]) == 3  # bytes: no preview
 
 
 def test_records_of_the_previous_version_read_and_resume(finished):
@@ -130,10 +99,10 @@ def test_records_of_the_previous_version_read_and_resume(finished):
     _check_client(run_id)
     out = flow.run("dump", f"{run_id}/join").stdout
     assert "total (int," in out and "= 5" in out
-    flow.run("resume", "--origin-run-id", run_id, "join")  # clones start and each
-    new = Flow("RecordsFlow").latest_run
+    flow.run("resume", "--origin-run-id", run_id, "join")  # clones start and body
+    new = Flow("ClientFlow").latest_run
     assert new.id != run_id and new.successful and new.data.total == 5
-    assert new["each"].task.origin_pathspec.startswith(f"RecordsFlow/{run_id}/each/")
+    assert new["body"].task.origin_pathspec.startswith(f"ClientFlow/{run_id}/body/")
 
 
 def test_records_of_a_newer_format_read_and_keep_unknown_fields(finished):
@@ -141,38 +110,40 @@ def test_records_of_a_newer_format_read_and_keep_unknown_fields(finished):
     _rewrite(flow.root, _as_newer_version)
     _check_client(run_id)
     flow.run("resume", "--origin-run-id", run_id, "end")
-    new = Flow("RecordsFlow").latest_run
+    new = Flow("ClientFlow").latest_run
     assert new.successful and new.data.total == 5
     # the cloned task's record keeps what this version did not understand
     cloned = new["join"].task
     doc = json.loads((flow.root / LAYOUT.task_record(cloned.pathspec, 0)).read_text())
     assert doc["shiny_new_field"] == {"nested": [1, 2]}
-    assert doc["artifacts"]["total"][3] == {"preview": "<total>"}  # known optional fields
+    assert doc["artifacts"]["total"][2:] == ["int", "5"]  # the preview kept, "sha256" not
 
 
 def test_a_malformed_manifest_makes_the_task_unreadable(make_flow, tmp_path):
     flow = make_flow(FLOW)
-    flow.run("run", "--run-id-file", str(tmp_path / "rid"), env={"FAIL_END": "1"}, check=False)
+    flow.run("run", "--fail", "1", "--run-id-file", str(tmp_path / "rid"), check=False)
     run_id = (tmp_path / "rid").read_text()
-    (start,) = (flow.root / "flows/RecordsFlow" / run_id / "start").iterdir()
+    (start,) = (flow.root / "flows/ClientFlow" / run_id / "start").iterdir()
     record = start / "0" / "task.json"
     doc = json.loads(record.read_text())
     doc["artifacts"]["items"] = ["short"]
     record.write_text(json.dumps(doc))
     with pytest.warns(DamagedRecordWarning, match="artifact entry"):
-        task = Task(f"RecordsFlow/{run_id}/start/{start.name}")
+        task = Task(f"ClientFlow/{run_id}/start/{start.name}")
         assert "items" not in task
     assert not task.finished and task.current_attempt == 0
-    out = flow.run("resume", "--origin-run-id", run_id)  # reruns the unreadable start
+    # reruns the unreadable start, and with the fix the failed end
+    out = flow.run("resume", "--origin-run-id", run_id, env={"CLIENT_FIX": "1"})
     assert "is unreadable" in out.stderr and "artifact entry" in out.stderr
-    assert Flow("RecordsFlow").latest_run.data.total == 5
+    assert Flow("ClientFlow").latest_run.data.result == 6
 
 
 def test_artifact_entry_forms():
     assert ArtifactEntry.from_json(["k", 3, "int"]) == ArtifactEntry("k", 3, "int")
     with_preview = ArtifactEntry("k", 3, "int", preview="3")
-    assert with_preview.to_json() == ["k", 3, "int", {"preview": "3"}]
+    assert with_preview.to_json() == ["k", 3, "int", "3"]
     assert ArtifactEntry.from_json(with_preview.to_json()) == with_preview
+    assert ArtifactEntry.from_json(["k", 3, "int", "3", {"later": 1}]) == with_preview
     assert ArtifactEntry.from_json({"key": "k", "size": 3, "type": "int", "x": 1}).key == "k"
     for bad in (["k", 3], [1, 2, 3], "k", None):
         with pytest.raises(MalformedRecord):
@@ -195,9 +166,9 @@ def test_records_round_trip_through_one_writer(tmp_path):
 
 #: path fragments only the datastore layer may know
 FRAGMENTS = re.compile(
-    r"task\.json|[}>\"'0-9]\.done\b|_done\.json|_run\.json|_claim\.json|[\"'/]_checkpoints"
-    r"|metrics\.json|[\"'/]flows\b|\bcards/|_tags\.|stdout\.log|stderr\.log|\{stream\}\.log"
-    r"|[\"'/](models|code|data)/|\"(models|code)\""
+    r"task\.json|[}>\"'0-9]\.done\b|_done\.json|_run\.json|_claim\.json|_cache\.json"
+    r"|[\"'/]_checkpoints|metrics\.json|[\"']flows/|\bFLOWS\b|\}/cards\b|_tags\."
+    r"|stdout\.log|stderr\.log|\{stream\}\.log|[\"'/](models|code|data|cache|gc)/"
 )
 
 

@@ -73,7 +73,7 @@ def finished_cards(fds: FlowDatastore, pathspec: str) -> list[CardRef]:
 
 def live_cards(fds: FlowDatastore, pathspec: str) -> list[CardRef]:
     """Cards of the newest attempt, finished or still running."""
-    for attempt in reversed(fds.started_attempts(pathspec)):
+    for attempt in reversed(fds.attempt_states(pathspec)[0]):
         refs = list_attempt_cards(fds, pathspec, attempt)
         if refs:
             return refs

@@ -393,6 +393,9 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         self._task, self.id = task, name
         self.pathspec = f"{task.pathspec}/{name}"
         self.sha, self.size, self.type = entry.key, entry.size, entry.type
+        #: repr of a small JSON-safe value, written when it was saved (None otherwise):
+        #: shows what the artifact holds without unpickling it
+        self.preview: str | None = entry.preview
 
     def _run_obj(self) -> Any:
         return self._task._run_obj()

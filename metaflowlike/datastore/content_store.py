@@ -42,6 +42,7 @@ from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
 from .layout import LAYOUT
+from .preview import json_preview
 from .records import ArtifactEntry
 from .storage import Storage, StorageError
 
@@ -70,10 +71,11 @@ class StoredArtifact:
     size: int
     type: str
     new: bool = False  # True if this save wrote new bytes
+    preview: str | None = None  # repr of a small JSON-safe value (``preview.py``)
 
     def entry(self) -> ArtifactEntry:
-        """The manifest entry that names these bytes."""
-        return ArtifactEntry(self.key, self.size, self.type)
+        """The manifest entry that names these bytes (with the preview, if any)."""
+        return ArtifactEntry(self.key, self.size, self.type, self.preview)
 
 
 def _flat(chunk: memoryview) -> memoryview:
@@ -161,17 +163,17 @@ class ContentStore:
         prepared = []
         for name, obj in items:
             ser = serialization.serialize(obj, name)
-            prepared.append((name, ser, content_key(pieces(ser.chunks))))
-        keys = sorted({key for *_, key in prepared})
+            prepared.append((name, ser, content_key(pieces(ser.chunks)), json_preview(obj)))
+        keys = sorted({key for _, _, key, _ in prepared})
         present = self._present(keys)
         to_write: dict[str, tuple] = {}
-        for _, ser, key in prepared:
+        for _, ser, key, _ in prepared:
             if present[key] is not True:
                 to_write.setdefault(key, (ser.chunks, ser.size, present[key] is None))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
-            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
-            for name, ser, key in prepared
+            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write, preview)
+            for name, ser, key, preview in prepared
         }
 
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
@@ -244,6 +246,10 @@ class ContentStore:
     def exists(self, key: str) -> bool:
         return self.storage.exists(LAYOUT.blob(key))
 
+    def exist_many(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each blob is there (one round of requests for all of them)."""
+        return list(self.storage.exists_many([LAYOUT.blob(k) for k in keys])) if keys else []
+
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
         payload, buffers = self._verified(key, _Blob.artifact)
@@ -302,6 +308,23 @@ class ContentStore:
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
+        try:
+            return self._read_blob(key)
+        except CorruptArtifact:
+            if not self.restore_collected(key):
+                raise
+        return self._read_blob(key)
+
+    def restore_collected(self, key: str) -> bool:
+        """Move ``key`` back from where gc holds unreferenced blobs: a task that was
+        still running when gc looked referenced it. True if it is back in place."""
+        try:
+            self.storage.move(LAYOUT.collected_blob(key), LAYOUT.blob(key))
+        except (OSError, StorageError):
+            return self.storage.exists(LAYOUT.blob(key))  # another reader moved it back
+        return True
+
+    def _read_blob(self, key: str) -> _Blob:
         path = LAYOUT.blob(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)

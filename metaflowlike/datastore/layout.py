@@ -7,7 +7,10 @@ drift from the writer. ``docs/datastore-layout.md`` describes the same tree::
     data/<k[:2]>/<key>                                   blobs (content_store)
     data/_damaged/<key>.<random>                         blobs found damaged, set aside
     data/<Flow>/<run_id>/...                             S3(run=...) keys of a run
+    data/_gc/<key>                                       blobs gc set aside (datastore_gc)
     code/<sha256>.tar.gz                                 code packages
+    cache/<Flow>/<step>/<key>.json                       step cache index: key -> task
+    gc/<stamp>.json                                      gc journal: blobs set aside
     models/<name>/versions/<n>.json                      model registry versions
     models/<name>/aliases/<alias>/<seq>.json             model alias moves
     flows/<Flow>/_tags.<run_id>.<ns>.<rand>.json         one tag operation
@@ -23,6 +26,7 @@ drift from the writer. ``docs/datastore-layout.md`` describes the same tree::
         <attempt>.done                                   completion marker, written last
         _checkpoints/<id>.json                           @checkpoint records
         _deployed_output.json                            a deployed task's output
+        _cache.json                                      the task's step cache key
 
 Paths are relative to the root and use ``/``; the storage backends map them to files
 or object keys. A task is named by its pathspec ``Flow/run_id/step/task_id``.
@@ -36,9 +40,12 @@ import time
 
 DATA = "data"
 DAMAGED = f"{DATA}/_damaged"
+COLLECTED = f"{DATA}/_gc"
 CODE = "code"
 MODELS = "models"
 FLOWS = "flows"
+CACHE = "cache"
+GC_JOURNAL = "gc"
 
 _TAG_OP_PREFIX = "_tags."
 #: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
@@ -65,6 +72,22 @@ class Layout:
     def damaged_blob(key: str, suffix: str) -> str:
         """Where a damaged blob is moved aside (``suffix`` keeps two apart)."""
         return f"{DAMAGED}/{key}.{suffix}"
+
+    @staticmethod
+    def collected_blob(key: str) -> str:
+        """Where gc holds an unreferenced blob until no run can still need it."""
+        return f"{COLLECTED}/{key}"
+
+    @staticmethod
+    def blob_folders() -> str:
+        """The folder of the blob folders (``data/<k[:2]>``; ``_``-folders are not)."""
+        return DATA
+
+    @staticmethod
+    def blob_folder(name: str) -> str | None:
+        """The folder of blobs named ``name`` in :meth:`blob_folders`, or None for a
+        folder of blobs set aside (``_damaged``, ``_gc``) or anything else."""
+        return None if name.startswith("_") else f"{DATA}/{name}"
 
     @staticmethod
     def run_data(flow: str, run_id: str) -> str:
@@ -104,6 +127,43 @@ class Layout:
         return sorted(
             int(m.group(1)) for n, is_dir in entries if not is_dir and (m := _NUMBERED.match(n))
         )
+
+    # --- step cache and gc ---------------------------------------------------------
+
+    @staticmethod
+    def cache_dir(flow: str, step: str | None = None) -> str:
+        return f"{CACHE}/{flow}" + (f"/{step}" if step else "")
+
+    def cache_entry(self, flow: str, step: str, key: str) -> str:
+        return f"{self.cache_dir(flow, step)}/{key}.json"
+
+    def task_cache_key(self, pathspec: str) -> str:
+        """What the step cache made of a task (``_``: never an attempt)."""
+        return f"{self.task_dir(pathspec)}/_cache.json"
+
+    @staticmethod
+    def gc_journals() -> str:
+        return GC_JOURNAL
+
+    @staticmethod
+    def new_gc_journal() -> str:
+        """A fresh gc journal name; names sort in the order they were made."""
+        return f"{GC_JOURNAL}/{time.time_ns() // 1000}-{secrets.token_hex(4)}.json"
+
+    @staticmethod
+    def gc_journal(name: str) -> str:
+        return f"{GC_JOURNAL}/{name}.json"
+
+    @staticmethod
+    def is_record(path: str) -> bool:
+        """Whether ``path`` is a JSON record (a ``.json`` file or a completion marker),
+        rather than a log, a card or a blob."""
+        return path.endswith(".json") or path.endswith(".done")
+
+    @staticmethod
+    def json_names(entries: list[tuple[str, bool]]) -> list[str]:
+        """The names (without ``.json``) of the JSON records among a folder's entries."""
+        return [n[:-5] for n, is_dir in entries if not is_dir and n.endswith(".json")]
 
     # --- flows and runs -----------------------------------------------------------
 

@@ -28,32 +28,31 @@ class MalformedRecord(ValueError):
 
 @dataclass(frozen=True)
 class ArtifactEntry:
-    """Where one artifact's bytes are: its content key, size in bytes and type name.
+    """Where one artifact's bytes are: its content key, size in bytes and type name,
+    and for small plain data a ``preview`` (its ``repr``, cut short: ``preview.py``)
+    that shows the value without unpickling it.
 
-    Written as ``[key, size, type]`` (compact: a foreach task's manifest repeats every
-    inherited entry), with an optional fourth element, an object of optional fields:
-    ``preview``, a short JSON-safe rendering of a small value made when it was saved.
-    Unknown optional fields are ignored."""
+    Written as ``[key, size, type]`` or ``[key, size, type, preview]`` (compact: a
+    foreach task's manifest repeats every inherited entry). Readers ignore elements
+    after the fourth, so a later format can append optional ones."""
 
     key: str
     size: int
     type: str
-    preview: Any = None
+    preview: str | None = None
 
     @classmethod
     def from_json(cls, doc: Any) -> ArtifactEntry:
         if isinstance(doc, dict):  # a self-describing form, accepted for readers' ease
-            doc = [doc.get("key"), doc.get("size"), doc.get("type"), doc]
+            doc = [doc.get("key"), doc.get("size"), doc.get("type"), doc.get("preview")]
         if not (isinstance(doc, list) and len(doc) >= 3 and isinstance(doc[0], str)):
             raise MalformedRecord(f"an artifact entry is {doc!r}, not [key, size, type]")
-        options = doc[3] if len(doc) > 3 and isinstance(doc[3], dict) else {}
-        return cls(doc[0], doc[1], doc[2], options.get("preview"))
+        preview = doc[3] if len(doc) > 3 and isinstance(doc[3], str) else None
+        return cls(doc[0], doc[1], doc[2], preview)
 
     def to_json(self) -> list[Any]:
         entry: list[Any] = [self.key, self.size, self.type]
-        if self.preview is not None:
-            entry.append({"preview": self.preview})
-        return entry
+        return entry if self.preview is None else [*entry, self.preview]
 
 
 def _manifest_from_json(doc: Any) -> dict[str, ArtifactEntry]:
@@ -163,6 +162,7 @@ class TaskInfo(Record):
     foreach_stack: list[dict[str, Any]] = field(default_factory=list)
     caught: str | None = None  # the exception a decorator (@catch) handled
     next_step: str | None = None  # the case a switch step picked
+    produced: list[str] | None = None  # what the step set, not only read (step cache)
     foreach_num_splits: int | None = None
     foreach_values: str | None = None  # content key of a frozen foreach list
     exception: dict[str, Any] | None = None  # task_errors.describe(), on failure
@@ -170,6 +170,7 @@ class TaskInfo(Record):
     finished_at: float | None = None
     origin_task: str | None = None  # on resume: the task this one was cloned from
     cloned_at: float | None = None
+    cached_from: str | None = None  # the step cache reused this task of an earlier run
     artifacts: dict[str, ArtifactEntry] = field(default_factory=dict, metadata=MANIFEST)
 
     @property
@@ -195,3 +196,4 @@ class DoneMarker(Record):
     exit_status: int | None = None
     reason: str | None = None  # why the process died, when it did
     cloned_from: str | None = None  # resume reused this task of an earlier run
+    cached_from: str | None = None  # the step cache reused this task of an earlier run

@@ -141,6 +141,10 @@ class FlowDatastore:
                 f"Cannot create the run folder {self.storage.url(self.layout.run_dir(flow, run_id))}. {e}"
             ) from None
 
+    def read_claim(self, flow: str, run_id: str) -> dict[str, Any] | None:
+        """Who claimed ``run_id`` (``host``, ``pid``), or None."""
+        return self.read_json(self.layout.run_claim(flow, run_id))
+
     def write_run(self, record: RunRecord) -> None:
         self.write_json(self.layout.run_record(record.flow, record.run_id), record.to_json())
 
@@ -200,9 +204,15 @@ class FlowDatastore:
         """Attempt numbers whose completion marker exists, ascending."""
         return self.layout.finished_attempts(self.task_entries(pathspec))
 
-    def started_attempts(self, pathspec: str) -> list[int]:
-        """Attempt numbers that have a folder (finished or still running), ascending."""
-        return self.layout.started_attempts(self.task_entries(pathspec))
+    def attempt_states(self, pathspec: str) -> tuple[list[int], list[int]]:
+        """``(started, finished)`` attempt numbers, ascending, from one folder listing.
+
+        An attempt has started once its folder exists (its first log upload or its
+        record), and finished once its completion marker exists; one that started
+        without finishing is running, or died with its runtime."""
+        entries = self.task_entries(pathspec)
+        finished = self.layout.finished_attempts(entries)
+        return sorted({*self.layout.started_attempts(entries), *finished}), finished
 
     def write_task(self, pathspec: str, attempt: int, info: TaskInfo) -> None:
         self.write_json(self.layout.task_record(pathspec, attempt), info.to_json())
@@ -247,7 +257,20 @@ class FlowDatastore:
             return None
         return TaskRecord(pathspec, attempt, marker, info)
 
-    # --- logs, metrics, cards, checkpoints --------------------------------------------
+    def copy_task(
+        self, source: TaskRecord, pathspec: str, info: TaskInfo, marker: DoneMarker
+    ) -> None:
+        """Record ``pathspec`` as a copy of the finished task ``source`` (``resume`` and
+        the step cache reuse tasks this way): its record ``info``, the logs of
+        ``source``, then its marker, as attempt 0. No artifact byte is copied."""
+        self.write_task(pathspec, 0, info)
+        for stream in ("stdout", "stderr"):
+            data = self.read_log(source.pathspec, source.attempt, stream)
+            if data:
+                self.write_log_bytes(pathspec, 0, stream, data)
+        self.mark_done(pathspec, 0, marker)
+
+    # --- logs, metrics, cards ---------------------------------------------------------
 
     def write_log(self, pathspec: str, attempt: int, stream: str, local_file: str) -> None:
         self.storage.put_file(self.layout.log(pathspec, attempt, stream), local_file)
@@ -295,6 +318,42 @@ class FlowDatastore:
         """``(type, id)`` of the cards an attempt made."""
         entries = self.storage.list_dir(self.layout.cards_dir(pathspec, attempt))
         return self.layout.cards(entries)
+
+    # --- step cache (``metaflowlike.stepcache``) --------------------------------------
+
+    def write_task_cache_key(self, pathspec: str, record: dict[str, Any]) -> None:
+        """What the cache made of a task: its key, the key's parts, hit or miss."""
+        self.write_json(self.layout.task_cache_key(pathspec), record)
+
+    def read_task_cache_key(self, pathspec: str) -> dict[str, Any] | None:
+        path = self.layout.task_cache_key(pathspec)
+        return self.read_json(path, f"The cache key of {pathspec}")
+
+    def write_cache_entry(self, flow: str, step: str, key: str, entry: dict[str, Any]) -> None:
+        """Index ``key`` -> the task that computed it; written after its done marker, so
+        an entry never names a task that could still fail."""
+        self.write_json(self.layout.cache_entry(flow, step, key), entry)
+
+    def read_cache_entry(self, flow: str, step: str, key: str) -> dict[str, Any] | None:
+        path = self.layout.cache_entry(flow, step, key)
+        return self.read_json(path, f"The cache entry {key[:12]} of step {step}")
+
+    def list_cache_entries(self, flow: str, step: str) -> list[str]:
+        """Keys indexed for ``step``."""
+        entries = self.storage.list_dir(self.layout.cache_dir(flow, step))
+        return self.layout.json_names(entries)
+
+    def list_cached_steps(self, flow: str) -> list[str]:
+        entries = self.storage.list_dir(self.layout.cache_dir(flow))
+        return [n for n, is_dir in entries if is_dir]
+
+    def delete_cache_entry(self, flow: str, step: str, key: str) -> None:
+        try:
+            self.storage.delete(self.layout.cache_entry(flow, step, key))
+        except FileNotFoundError:
+            pass
+
+    # --- checkpoints ------------------------------------------------------------------
 
     def write_checkpoint(self, pathspec: str, ckpt_id: str, record: dict[str, Any]) -> None:
         self.write_json(self.layout.checkpoint(pathspec, ckpt_id), record)

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from metaflowlike.current import current
-from metaflowlike.decorators import StepDecorator
+from metaflowlike.datastore.task_datastore import FlowDatastore
+from metaflowlike.decorators import StepDecorator, TaskContext
 from metaflowlike.exceptions import MetaflowlikeException
 from metaflowlike.tracking import metrics as tracked
 from metaflowlike.tracking.compare import parameter_value
@@ -44,27 +45,27 @@ class MlflowDecorator(StepDecorator):
             )
         mlflow_client()  # fails here, before the run, when mlflow is missing
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+    def task_pre_step(self, *, task: TaskContext) -> None:
         self._client = mlflow_client()
-        self._parent = _parent_run(self._client, self.attributes["experiment"])
+        self._parent = _parent_run(self._client, self.attributes["experiment"], task.datastore)
         tags = {
             "mlflow.parentRunId": self._parent,
-            "metaflowlike.pathspec": current.pathspec or "",
-            "metaflowlike.attempt": str(retry_count),
+            "metaflowlike.pathspec": task.pathspec,
+            "metaflowlike.attempt": str(task.retry_count),
         }
         run = self._client.create_run(
-            self._experiment_id(), run_name=f"{step_name}/{current.task_id}", tags=tags
+            self._experiment_id(), run_name=f"{task.step_name}/{task.task_id}", tags=tags
         )
         self._task_run = run.info.run_id
 
     def _experiment_id(self) -> str:
         return experiment_id(self._client, self.attributes["experiment"] or current.flow_name)
 
-    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+    def task_post_step(self, *, task: TaskContext) -> None:
         self._log_metrics()
-        self._log_artifacts(flow)
+        self._log_artifacts(task.flow)
         self._client.set_terminated(self._task_run, "FINISHED")
-        if step_name == "end":
+        if task.step_name == "end":
             self._client.set_terminated(self._parent, "FINISHED")
 
     def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
@@ -77,15 +78,7 @@ class MlflowDecorator(StepDecorator):
         if client.get_run(record["run_id"]).info.status == "RUNNING":
             client.set_terminated(record["run_id"], "FINISHED" if ok else "FAILED")
 
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
         if getattr(self, "_task_run", None):
             self._log_metrics()
             self._client.set_tag(self._task_run, "metaflowlike.exception", repr(exception)[:500])
@@ -118,9 +111,8 @@ class MlflowDecorator(StepDecorator):
                 self._client.log_artifact(self._task_run, path, artifact_path="artifacts")
 
 
-def _parent_run(client: Any, experiment: str | None) -> str:
+def _parent_run(client: Any, experiment: str | None, fds: FlowDatastore) -> str:
     """The MLflow run of this flow run: read from the run folder, or created once."""
-    fds = current._datastore
     flow, flow_run = current.flow_name, current.run_id
     record = fds.read_plugin_record(flow, flow_run, PLUGIN)
     if record is not None:
