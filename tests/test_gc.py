@@ -3,10 +3,15 @@ also while other runs are writing."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 from metaflowlike import Flow, Run
 from metaflowlike.config import open_datastore
@@ -14,6 +19,8 @@ from metaflowlike.datastore.layout import LAYOUT
 from metaflowlike.datastore.records import DoneMarker, RunEnd, RunRecord, TaskInfo
 from metaflowlike.datastore_gc import collect
 from metaflowlike.owners import me
+
+from .cloud_servers import SERVER_FIXTURES, client_env, create_bucket, new_bucket_name, root_url
 
 FLOW = """
 import os, time
@@ -150,3 +157,39 @@ def test_a_blob_found_present_then_set_aside_is_never_lost(make_flow):
     fds.write_run_end("GcFlow", "1", RunEnd("ok"))
     collect(fds, keep_last=None, dry_run=False, say=lambda s: None)
     assert fds.cas.load(stored.key) == value
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gs"])
+def test_gc_on_object_stores(kind, request, tmp_path):
+    server = request.getfixturevalue(SERVER_FIXTURES[kind])
+    bucket = new_bucket_name()
+    create_bucket(kind, server.url, bucket)
+    root = root_url(kind, bucket, "g")
+    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env.update(client_env(kind, server.url))
+    where = ["--datastore", kind, "--datastore-root", root]
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    script = str(Path(sys.executable).parent / "metaflowlike")
+    for size in ("1", "2"):
+        run(sys.executable, "flow.py", *where, "run", "--size", size)
+    out = run(script, "gc", *where, "--keep-last", "1")
+    assert "Removing 1 run of GcFlow" in out
+    # the first run's own values (its `size` and `result`) had no other reference
+    assert int(re.search(r"Removed 1 run\(s\) and (\d+) blob", out).group(1)) >= 2
+    reader = (
+        "import sys\n"
+        "from metaflowlike import Flow, namespace, set_datastore\n"
+        "set_datastore(sys.argv[1], sys.argv[2]); namespace(None)\n"
+        "(run,) = Flow('GcFlow').runs()\n"
+        "print(sorted((a.id, a.data if a.id != 'data' else len(a.data)) "
+        "for s in run for t in s for a in t))\n"
+    )
+    (tmp_path / "reader.py").write_text(reader)
+    loaded = run(sys.executable, "reader.py", kind, root)
+    assert "('data', 2000)" in loaded and "('result', 2000)" in loaded

@@ -52,6 +52,8 @@ _TAG_OP_PREFIX = "_tags."
 _MARKER = re.compile(r"(0|[1-9][0-9]{0,5})\.done\Z")
 #: an attempt folder: a plain attempt number
 _ATTEMPT = re.compile(r"(0|[1-9][0-9]{0,5})\Z")
+#: a folder of blobs: the first two hex digits of their keys
+_BLOB_FOLDER = re.compile(r"[0-9a-f]{2}\Z")
 #: a numbered registry record: ``<n>.json``
 _NUMBERED = re.compile(r"([1-9][0-9]{0,8})\.json\Z")
 _CARD_SUFFIX = ".html"
@@ -86,8 +88,9 @@ class Layout:
     @staticmethod
     def blob_folder(name: str) -> str | None:
         """The folder of blobs named ``name`` in :meth:`blob_folders`, or None for a
-        folder of blobs set aside (``_damaged``, ``_gc``) or anything else."""
-        return None if name.startswith("_") else f"{DATA}/{name}"
+        folder of blobs set aside (``_damaged``, ``_gc``) or anything else (the objects
+        ``S3(run=...)`` keeps under ``data/<Flow>``)."""
+        return f"{DATA}/{name}" if _BLOB_FOLDER.match(name) else None
 
     @staticmethod
     def run_data(flow: str, run_id: str) -> str:

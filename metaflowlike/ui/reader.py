@@ -273,8 +273,12 @@ class RunBrowser:
         run_status = self._run_status(rec, self._run_end(flow, run_id))
         names = self._step_names(flow, run_id, rec)
         if step is not None and step not in names:
-            raise NotFound(f"Run {flow}/{run_id} has no task of step {step}.")
-        ids = [(s, t) for s in ([step] if step else names) for t in self._task_ids(flow, run_id, s)]
+            if step not in rec.steps:
+                raise NotFound(f"Run {flow}/{run_id} has no step {step}.")
+            names = []  # a step of the graph that has not started (yet)
+        elif step is not None:
+            names = [step]
+        ids = [(s, t) for s in names for t in self._task_ids(flow, run_id, s)]
         start = _int_arg(offset, "offset", 0, 0, 1 << 40)
         count = _int_arg(limit, "limit", 200, 1, MAX_LIMIT * 10)
         page = [
