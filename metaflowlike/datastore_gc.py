@@ -36,12 +36,13 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .datastore.layout import LAYOUT
 from .datastore.task_datastore import FlowDatastore
+from .exceptions import MetaflowlikeException
 from .resume import run_state
 
 KEY = re.compile(r"\A[0-9a-f]{64}\Z")
@@ -55,6 +56,8 @@ class Plan:
     dropped: dict[str, list[str]] = field(default_factory=dict)
     running: list[str] = field(default_factory=list)  # "flow/run" that may be running
     unreferenced: list[str] = field(default_factory=list)
+    protected: set[tuple[str, str]] = field(default_factory=set)  # may be running
+    kept_bytes: int | None = None  # with max_size: what the kept runs refer to
     blobs: int = 0
     freed_bytes: int | None = 0  # None: unknown (object stores report no size here)
 
@@ -81,17 +84,37 @@ def _keys_in(doc: Any, into: set[str]) -> None:
             _keys_in(value, into)
 
 
+def _sized_keys_in(doc: Any, into: dict[str, int]) -> None:
+    """``[key, size, ...]`` entries (manifests, checkpoint files) anywhere in ``doc``."""
+    if isinstance(doc, list):
+        if len(doc) >= 2 and isinstance(doc[0], str) and KEY.match(doc[0]):
+            if isinstance(doc[1], int):
+                into[doc[0]] = doc[1]
+                return
+        for value in doc:
+            _sized_keys_in(value, into)
+    elif isinstance(doc, dict):
+        for value in doc.values():
+            _sized_keys_in(value, into)
+
+
 def _record_keys(storage: Any, paths: list[str]) -> set[str]:
     """Every key named in the JSON records among ``paths`` (whatever the record: a
     manifest, parameters, a frozen foreach list, a checkpoint, a model version)."""
     keys: set[str] = set()
+    for doc in _records(storage, paths):
+        _keys_in(doc, keys)
+    return keys
+
+
+def _records(storage: Any, paths: list[str]) -> Iterator[Any]:
+    """The parsed JSON records among ``paths`` (a damaged one refers to nothing)."""
     paths = [p for p in paths if LAYOUT.is_record(p)]
     for raw in storage.get_many(paths) if paths else []:
         try:
-            _keys_in(json.loads(raw), keys)
+            yield json.loads(raw)
         except ValueError:
-            continue  # a damaged record refers to nothing readable
-    return keys
+            continue
 
 
 def _kept_keys(fds: FlowDatastore, runs: dict[str, list[str]]) -> set[str]:
@@ -101,6 +124,20 @@ def _kept_keys(fds: FlowDatastore, runs: dict[str, list[str]]) -> set[str]:
         for run_id in run_ids:
             paths += _walk(fds.storage, LAYOUT.run_dir(flow, run_id))
     return _record_keys(fds.storage, paths)
+
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``"20GB"``, ``"500 MB"``, ``"1.5g"``, ``"1000"`` -> bytes (powers of 1000)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise MetaflowlikeException(
+            f"{option} {text!r} is not a size: write a number of bytes with an optional "
+            "unit, e.g. 500MB or 20GB."
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def _size_text(n: int) -> str:
@@ -136,7 +173,7 @@ class Collector:
             return False
         return True
 
-    def plan(self, keep_last: int | None) -> Plan:
+    def plan(self, keep_last: int | None, max_size: int | None = None) -> Plan:
         plan = Plan()
         for flow in self.fds.list_flows():
             runs = _by_age(self.fds.list_runs(flow))
@@ -153,7 +190,36 @@ class Collector:
             keep |= running
             plan.kept[flow] = [r for r in runs if r in keep]
             plan.dropped[flow] = [r for r in runs if r not in keep]
+            plan.protected |= {(flow, r) for r in running}
+        if max_size is not None:
+            self._fit(plan, max_size)
         return plan
+
+    def _run_sizes(self, flow: str, run_id: str) -> dict[str, int]:
+        """Key -> size of the artifacts and files a run's records name."""
+        sizes: dict[str, int] = {}
+        for doc in _records(self.storage, _walk(self.storage, LAYOUT.run_dir(flow, run_id))):
+            _sized_keys_in(doc, sizes)
+        return sizes
+
+    def _fit(self, plan: Plan, max_size: int) -> None:
+        """Drop the oldest kept runs (of any flow) until what the kept runs refer to fits
+        in ``max_size`` bytes; runs that may be running always stay and count first."""
+        kept = [(flow, r) for flow, runs in plan.kept.items() for r in runs]
+        kept.sort(key=lambda fr: (fr in plan.protected, len(fr[1]), fr[1]), reverse=True)
+        total: dict[str, int] = {}
+        full = False  # once a run does not fit, every older one goes too
+        for flow, run_id in kept:
+            protected = (flow, run_id) in plan.protected
+            sizes = {} if full and not protected else self._run_sizes(flow, run_id)
+            grown = sum(n for k, n in sizes.items() if k not in total)
+            full = full or (not protected and sum(total.values()) + grown > max_size)
+            if full and not protected:
+                plan.kept[flow].remove(run_id)
+                plan.dropped[flow].append(run_id)
+            else:
+                total.update(sizes)
+        plan.kept_bytes = sum(total.values())
 
     def drop_runs(self, plan: Plan) -> None:
         for flow, runs in plan.dropped.items():
@@ -248,20 +314,27 @@ class Collector:
 
 
 def collect(
-    fds: FlowDatastore, keep_last: int | None, dry_run: bool, say: Callable[[str], None] = print
+    fds: FlowDatastore,
+    keep_last: int | None,
+    dry_run: bool,
+    say: Callable[[str], None] = print,
+    max_size: int | None = None,
 ) -> Plan:
     """Run the whole protocol (or, with ``dry_run``, only say what it would remove)."""
     gc = Collector(fds, say)
-    plan = gc.plan(keep_last)
+    plan = gc.plan(keep_last, max_size)
     dropped = sum(len(r) for r in plan.dropped.values())
     verb = "Would remove" if dry_run else "Removing"
     for flow, runs in plan.dropped.items():
+        runs = plan.dropped[flow] = _by_age(runs)
         if runs:
             say(
                 f"{verb} {len(runs)} run{'s' if len(runs) != 1 else ''} of {flow}: {', '.join(runs)}."
             )
     if plan.running:
         say(f"Kept because they may still be running: {', '.join(plan.running)}.")
+    if plan.kept_bytes is not None:
+        say(f"The kept runs refer to {_size_text(plan.kept_bytes)} of artifacts.")
     if dry_run:
         referenced = _kept_keys(fds, plan.kept)  # what the dropped runs alone referenced
     else:

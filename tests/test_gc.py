@@ -65,6 +65,10 @@ def _gc(root, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def _run_id(proc: subprocess.CompletedProcess) -> str:
+    return re.search(r"run-id (\d+)", proc.stdout).group(1)
+
+
 def _blob_files(root) -> set[str]:
     return {p.name for p in (root / "data").glob("[0-9a-f][0-9a-f]/*")}
 
@@ -193,3 +197,20 @@ def test_gc_on_object_stores(kind, request, tmp_path):
     (tmp_path / "reader.py").write_text(reader)
     loaded = run(sys.executable, "reader.py", kind, root)
     assert "('data', 2000)" in loaded and "('result', 2000)" in loaded
+
+
+def test_max_size_drops_the_oldest_runs_until_the_rest_fits(make_flow):
+    f = make_flow(FLOW)
+    ids = [_run_id(f.run("run", "--size", str(n))) for n in (1, 2, 3)]
+    # the newest run refers to about 4.1 KB (its 3,000-character `data`, the shared
+    # `old_value`...); the one before adds 2 KB more
+    dry = _gc(f.root, "--max-size", "4.5KB", "--dry-run").stdout
+    assert f"Would remove 2 runs of GcFlow: {ids[1]}, {ids[0]}." in dry
+    assert "The kept runs refer to 4." in dry
+    _gc(f.root, "--max-size", "4.5KB")
+    assert [r.id for r in Flow("GcFlow").runs()] == [ids[2]]
+    _all_artifacts_load(Run(f"GcFlow/{ids[2]}"))
+    script = Path(sys.executable).parent / "metaflowlike"
+    bad = subprocess.run([str(script), "gc", "--max-size", "lots"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "--max-size 'lots' is not a size" in bad.stderr
+    assert "Traceback" not in bad.stderr
