@@ -100,6 +100,11 @@ def test_click_through_runs_run_task_and_card(filled, browser, tmp_path):  # noq
         failed_id = rows[0].get_attribute("data-run")
         ok_id = rows[2].get_attribute("data-run")
         _shot(d, tmp_path, "2-runs")
+        # the list refreshes itself every 2 s, but not under the fingers of someone typing
+        d.find_element(By.NAME, "tag").send_keys("nigh")
+        time.sleep(4.5)
+        assert d.find_element(By.NAME, "tag").get_attribute("value") == "nigh"
+        d.find_element(By.NAME, "tag").clear()
         Select(d.find_element(By.NAME, "status")).select_by_value("failed")
         d.find_element(By.CSS_SELECTOR, "form.filters button").click()
         _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-run]")) == 1)
