@@ -172,6 +172,11 @@ def run_options(flow_cls: type) -> Callable[[Callable], Callable]:
             help="Add a decorator to every step: NAME[:k=v,...].",
         ),
         click.option(
+            "--cache",
+            is_flag=True,
+            help="Reuse earlier tasks whose cache key matches instead of running them again.",
+        ),
+        click.option(
             "--launcher",
             type=click.Choice(["fork", "subprocess"]),
             default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
@@ -204,6 +209,7 @@ def execution_options(raw: dict[str, Any]) -> dict[str, Any]:
         "with_decorators": _with_decorators(with_specs),
         "with_specs": list(with_specs),
         "launcher": raw.pop("launcher"),
+        "cache": raw.pop("cache"),
     }
 
 
@@ -351,14 +357,14 @@ def build_cli(flow_cls: type):
                 f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
                 f"{state.fds.storage.url()}."
             )
-        state.use_stored_configs(run.get("configs") or {})
+        state.use_stored_configs(run.configs)
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
-        spec.user = spec.user or run.get("user", "")
-        spec.tags = spec.tags or run.get("tags", [])
-        spec.namespace = spec.namespace or run.get("namespace")
+        spec.user = spec.user or run.user or ""
+        spec.tags = spec.tags or run.tags
+        spec.namespace = spec.namespace or run.namespace
         from .task_supervisor import SELF_SUFFICIENT_ENV, supervise
 
         if os.environ.get(SELF_SUFFICIENT_ENV) == "1":
@@ -368,7 +374,7 @@ def build_cli(flow_cls: type):
         decos = _with_decorators(tuple(with_specs))
         for d in step_decorators(state.graph[step_name], decos):
             os.environ.update(d.task_env(step_name=step_name))
-        ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)
+        ok = run_task(flow_cls, state.graph, spec, state.fds, run.params, decos)
         sys.stdout.flush()
         sys.stderr.flush()
         sys.exit(0 if ok else 1)
@@ -380,6 +386,9 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_card_command(cli)
+    from .stepcache.commands import add_cache_command
+
+    add_cache_command(cli, flow_cls)
 
     add_resume_command(cli, flow_cls)
     from .environments.commands import register as add_environment_commands
