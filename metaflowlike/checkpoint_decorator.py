@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .current import current
@@ -131,7 +132,7 @@ class Checkpointer:
                 return rec
         raise CheckpointError(f"No checkpoint {reference!r} in task {self._pathspec}.")
 
-    def _restore_latest(self, pathspecs: list[str]) -> None:
+    def _restore_latest(self, pathspecs: Sequence[str]) -> None:
         for pathspec in pathspecs:
             records = [r for r in list_checkpoints(self._fds, pathspec) if r.get("latest", True)]
             if records:

@@ -122,7 +122,7 @@ class DelayedEvaluator:
     def _walk(self) -> Any:
         root = self._root
         assert root is not None
-        value = _VALUES.get(root._attr_name)
+        value: Any = _VALUES.get(root._attr_name)
         if value is None and root._attr_name not in _VALUES:
             raise ConfigError(f'The config "{root._name}" is used before its value was read.')
         for step in self._path:

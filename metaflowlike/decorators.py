@@ -161,10 +161,13 @@ class StepDecorator:
         return False
 
 
-def make_decorator(cls: type[StepDecorator]) -> Callable:
+StepFunction = Callable[..., Any]
+
+
+def make_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
     """Turn a decorator class into something usable as ``@name`` and ``@name(k=v)``."""
 
-    def attach(func: Callable, **kwargs: Any) -> Callable:
+    def attach(func: StepFunction, **kwargs: Any) -> StepFunction:
         decos = func.__dict__.setdefault("decorators", [])
         if not cls.allow_multiple and any(d.name == cls.name for d in decos):
             raise MetaflowlikeException(f'@{cls.name} is applied twice to step "{func.__name__}".')
@@ -172,7 +175,9 @@ def make_decorator(cls: type[StepDecorator]) -> Callable:
         return func
 
     @functools.wraps(cls, updated=())
-    def decorator(func: Callable | None = None, **kwargs: Any):
+    def decorator(
+        func: StepFunction | None = None, **kwargs: Any
+    ) -> StepFunction | Callable[[StepFunction], StepFunction]:
         if func is not None and callable(func):
             return attach(func, **kwargs)
         return lambda f: attach(f, **kwargs)
@@ -182,7 +187,7 @@ def make_decorator(cls: type[StepDecorator]) -> Callable:
     return decorator
 
 
-def step(func: Callable) -> Callable:
+def step(func: StepFunction) -> StepFunction:
     """Mark a method of a FlowSpec as a step."""
     func.is_step = True  # type: ignore[attr-defined]
     func.__dict__.setdefault("decorators", [])
@@ -203,7 +208,8 @@ def decorator_class(name: str) -> type[StepDecorator]:
     from . import plugins
 
     try:
-        return plugins.load(plugins.STEP_DECORATORS, name, "decorator")
+        cls: type[StepDecorator] = plugins.load(plugins.STEP_DECORATORS, name, "decorator")
+        return cls
     except plugins.MissingExtra:
         raise
     except MetaflowlikeException as e:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import os
 import signal
 import subprocess
@@ -153,6 +154,7 @@ class SubprocessLauncher(Launcher):
             preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
             env={**os.environ, **plan.env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
         )
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
         return Started(
             proc.pid, {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, proc
         )
@@ -193,8 +195,9 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
                     os.close(fd)
                 except OSError:
                     pass
-            sys.stdout.reconfigure(line_buffering=True)
-            sys.stderr.reconfigure(line_buffering=True)
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, io.TextIOWrapper):
+                    stream.reconfigure(line_buffering=True)
             os.environ.update(env)
             code = 0 if body() else 1
         except lifeline.TaskStopped:

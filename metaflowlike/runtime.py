@@ -39,8 +39,10 @@ from .datastore import scratch
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
-from .decorators import step_decorators
+from .decorators import StepDecorator, step_decorators
 from .exceptions import MetaflowlikeException
+from .flowspec import FlowSpec
+from .graph import FlowGraph
 from .launchers import (
     LaunchContext,
     Launcher,
@@ -77,8 +79,8 @@ class Worker:
 class Runtime:
     def __init__(
         self,
-        flow_cls: type,
-        graph: Any,
+        flow_cls: type[FlowSpec],
+        graph: FlowGraph,
         fds: FlowDatastore,
         *,
         run_id: str,
@@ -209,6 +211,7 @@ class Runtime:
                 # one input per branch of the split it closes: after a switch inside a
                 # branch, any of several steps may be the one that ends it
                 key = (out, tuple(f["index"] for f in stack))
+                assert target.matching_split is not None  # checked: a join closes a split
                 branches = self.graph[target.matching_split].out_funcs
                 branch = dict(target.join_branches)[spec.step_name]
                 slot, expected = branches.index(branch), len(branches)
@@ -295,6 +298,7 @@ class Runtime:
         return _need(self._decorators(spec.step_name))
 
     def _try_clone(self, spec: TaskSpec) -> bool:
+        assert self.clone is not None
         info = self.clone(spec)
         if info is None:
             return False
@@ -321,7 +325,9 @@ class Runtime:
         if need["gpu"]:
             plan.env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         launcher = self._launcher(plan.launcher)
-        started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
+        started = launcher.start(
+            spec, plan, inherited_fds=[k.fd for k in self.selector.get_map().values()]
+        )
         pid, fds = started.pid, started.fds
         worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
         worker.launcher, worker.result_file = launcher, started.result_file
@@ -419,8 +425,9 @@ class Runtime:
         if worker.proc is None:
             os.close(fd)  # our own pipe end
         elif not worker.fds:
-            worker.proc.stdout.close()  # Popen owns its pipe ends
-            worker.proc.stderr.close()
+            for pipe in (worker.proc.stdout, worker.proc.stderr):
+                if pipe is not None:
+                    pipe.close()  # Popen owns its pipe ends
 
     def _finish(self, worker: Worker) -> None:
         del self.running[worker.pid]
@@ -588,7 +595,9 @@ def _need(decorators: list) -> dict[str, float]:
 
 
 def check_resources(
-    graph: Any, with_decorators: list | None = None, default_launcher: str = "fork"
+    graph: FlowGraph,
+    with_decorators: list[StepDecorator] | None = None,
+    default_launcher: str = "fork",
 ) -> None:
     """Refuse up front a step that asks for more than this machine has (before the run
     exists: a refused run leaves nothing behind). A step that runs elsewhere

@@ -29,6 +29,7 @@ from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
+from .graph import FlowGraph
 from .lifeline import TaskStopped
 from .tracking import metrics as tracked_metrics
 
@@ -122,20 +123,20 @@ class _InputSource(ArtifactSource):
         self.input_loader = loader.foreach_item
         self.loaded = {}
 
-    @property  # type: ignore[override]
-    def manifest(self) -> dict[str, list]:
+    @property
+    def manifest(self) -> dict[str, list]:  # type: ignore[override]
         if self._manifest is None:
             self._manifest = dict(self._loader.record(self._path).artifacts)
         return self._manifest
 
-    @property  # type: ignore[override]
-    def foreach_stack(self) -> list[dict]:
+    @property
+    def foreach_stack(self) -> list[dict]:  # type: ignore[override]
         return self._loader.record(self._path).info.get("foreach_stack", [])
 
 
 def run_task(
     flow_cls: type[FlowSpec],
-    graph: Any,
+    graph: FlowGraph,
     spec: TaskSpec,
     fds: FlowDatastore,
     params: dict[str, list],
@@ -173,7 +174,7 @@ def run_task(
         datastore=fds,
         origin_task=spec.origin_task,
     )
-    artifacts: dict[str, list] = {}
+    artifacts: dict[str, Any] = {}
     ok = False
     try:
         source, inputs, stack = _build_inputs(flow_cls, graph, spec, loader, params)

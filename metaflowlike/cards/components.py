@@ -98,11 +98,11 @@ class Table(CardComponent):
     ) -> None:
         super().__init__()
         if hasattr(data, "itertuples") and hasattr(data, "columns"):  # a pandas DataFrame
-            frame = Table.from_dataframe(data)
+            frame: Table = Table.from_dataframe(data)
             data, headers = frame.rows, headers or frame.headers
             self.omitted = frame.omitted
-        self.rows = [list(r) for r in (data if data is not None else [])]
-        self.headers = list(headers or [])
+        self.rows: list[list[Any]] = [list(r) for r in (data if data is not None else [])]
+        self.headers: list[Any] = list(headers or [])
 
     @classmethod
     def from_dataframe(cls, dataframe: Any, truncate: bool = True, max_rows: int = 100) -> Table:
@@ -114,7 +114,7 @@ class Table(CardComponent):
         table.omitted = max(0, len(dataframe) - len(frame))
         return table
 
-    omitted = 0
+    omitted: int = 0
 
     def update(self, data: Iterable[Iterable[Any]]) -> None:
         self.rows = [list(r) for r in data]

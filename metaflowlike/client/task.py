@@ -75,6 +75,8 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
+    _attempts: list[int] | None  # finished attempts, read when first needed
+    _attempt: int | None
 
     def __init__(
         self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
@@ -105,8 +107,8 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         run = step._run
         self._fds: FlowDatastore = run._store.fds
         self._dir = FlowDatastore.task_dir(run._flow_name, run.id, step.id, task_id)
-        self._attempts: list[int] | None = None
-        self._attempt: int | None = None
+        self._attempts = None
+        self._attempt = None
         self._marker: dict | None = None
         self._info: dict | None = None
         self._damaged = False
