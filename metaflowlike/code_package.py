@@ -28,17 +28,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .exceptions import MetaflowlikeException
-
 DIST = "metaflowlike"
 CODE_PREFIX = "code"
 DEFAULT_SUFFIXES = (".py",)
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 _NATIVE = (".so", ".pyd", ".dylib")
-
-
-class PackageError(MetaflowlikeException):
-    headline = "Cannot build the code package"
 
 
 @dataclass(frozen=True)

@@ -351,8 +351,3 @@ def _decorators(flow_cls: type) -> Iterator[Any]:
         if id(deco) not in seen:
             seen.add(id(deco))
             yield deco
-
-
-def current_values() -> dict[str, Any]:
-    """The configs of this process as plain data (for the run record)."""
-    return dict(_VALUES)

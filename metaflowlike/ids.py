@@ -63,10 +63,6 @@ def _check(kind: str, value: object, where: str) -> str:
     return value
 
 
-def check_flow_name(value: object, where: str = "") -> str:
-    return _check("flow name", value, where)
-
-
 def check_step_name(value: object, where: str = "") -> str:
     return _check("step name", value, where)
 
@@ -123,9 +119,8 @@ def check_input_path(value: str, where: str = "--input-paths") -> str:
         raise InvalidId(
             f"Invalid input path {shown(value)} (in {where}): expected run_id/step/task_id."
         )
-    check_run_id(parts[0], where)
-    check_step_name(parts[1], where)
-    check_task_id(parts[2], where)
+    for kind, part in zip(PATHSPEC_PARTS[1:], parts):
+        _check(kind, part, where)
     return value
 
 

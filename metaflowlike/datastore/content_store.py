@@ -241,9 +241,6 @@ class ContentStore:
 
     # --- reading -----------------------------------------------------------------
 
-    def exists(self, key: str) -> bool:
-        return self.storage.exists(blob_path(key))
-
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
         payload, buffers = self._verified(key, _Blob.artifact)

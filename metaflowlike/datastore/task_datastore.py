@@ -22,7 +22,6 @@ import json
 import os
 import re
 import socket
-import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -262,7 +261,3 @@ def is_manifest(artifacts: object) -> bool:
 
 def _task_path(pathspec: str) -> str:
     return f"{FLOWS}/{pathspec}"
-
-
-def now() -> float:
-    return round(time.time(), 6)
