@@ -317,6 +317,20 @@ class StepParser:
             return node.attr
         return None
 
+    def _artifact_name(self, p: Parsed, kw: ast.keyword, example: str) -> str | None:
+        """The artifact a ``foreach=`` or ``condition=`` names: a string literal, else a
+        problem is recorded and None returned."""
+        if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+            return kw.value.value
+        self._problem(
+            p,
+            f"{kw.arg}-not-literal",
+            f"{kw.arg}= must be a string literal naming an artifact, as in "
+            f"{kw.arg}='{example}', not `{ast.unparse(kw.value)}`",
+            kw.value.lineno,
+        )
+        return None
+
     def _parse_next_args(self, call: ast.Call, self_name: str, p: Parsed) -> None:
         if len(call.args) == 1 and isinstance(call.args[0], ast.Dict):
             self._parse_switch(call.args[0], self_name, p)
@@ -326,16 +340,7 @@ class StepParser:
         for kw in call.keywords:
             if kw.arg == "foreach":
                 p.is_foreach = True
-                if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                    p.foreach_param = kw.value.value
-                else:
-                    self._problem(
-                        p,
-                        "foreach-not-literal",
-                        "foreach= must be a string literal naming an artifact, as in "
-                        f"foreach='items', not `{ast.unparse(kw.value)}`",
-                        kw.value.lineno,
-                    )
+                p.foreach_param = self._artifact_name(p, kw, example="items")
             elif kw.arg == "num_parallel":
                 p.is_parallel = True
             elif kw.arg == "condition":
@@ -348,16 +353,8 @@ class StepParser:
                         'condition="attr")',
                         kw.value.lineno,
                     )
-                elif isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                    p.condition = kw.value.value
                 else:
-                    self._problem(
-                        p,
-                        "condition-not-literal",
-                        "condition= must be a string literal naming an artifact, as in "
-                        f"condition='route', not `{ast.unparse(kw.value)}`",
-                        kw.value.lineno,
-                    )
+                    p.condition = self._artifact_name(p, kw, example="route")
             elif kw.arg is None:
                 self._problem(
                     p,

@@ -69,13 +69,14 @@ class KubeCluster:
         return (self.api.call("GET", "/api/v1/pods") or {}).get("items", [])
 
 
-def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
-    """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
-    own credentials (``AWS_KEY_ID``), never with the laptop's."""
-    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
-    from tests.kube_stand_in import Api, write_kubeconfig
+def _stand_in_argv(
+    script: str, port: int, sdk_python: Path, log_dir: Path, s3_url: str, *extra: str
+) -> list[str]:
+    """The command line of a stand-in platform (``kube_stand_in.py``, ``batch_stand_in.py``)
+    whose tasks reach S3 at ``s3_url`` with the node's own credentials (``AWS_KEY_ID``),
+    never with the laptop's."""
+    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
 
-    port = free_port()
     node_env = {
         "AWS_ENDPOINT_URL": s3_url,
         "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
@@ -83,20 +84,22 @@ def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    argv = [
-        sys.executable,
-        str(Path(__file__).parent / "kube_stand_in.py"),
-        "--port",
-        str(port),
-        "--python",
-        str(sdk_python),
-        "--log-dir",
-        str(base / "pods"),
-        "--slots",
-        str(slots),
-    ]
+    argv = [sys.executable, str(Path(__file__).parent / script), "--port", str(port)]
+    argv += ["--python", str(sdk_python), "--log-dir", str(log_dir), *extra]
     for k, v in node_env.items():
         argv += ["--node-env", f"{k}={v}"]
+    return argv
+
+
+def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
+    """kmock's API server and the node agent; pods reach S3 at ``s3_url``."""
+    from tests.cloud_servers import _spawn, free_port
+    from tests.kube_stand_in import Api, write_kubeconfig
+
+    port = free_port()
+    argv = _stand_in_argv(
+        "kube_stand_in.py", port, sdk_python, base / "pods", s3_url, "--slots", str(slots)
+    )
     server = _spawn("kubernetes", argv, port, "/version")
     kubeconfig = base / "kubeconfig"
     write_kubeconfig(kubeconfig, server.url)
@@ -140,29 +143,11 @@ def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchSe
     """moto's Batch API with a compute environment that really runs each job's command
     (``tests/batch_stand_in.py``), one per session, with one job queue; jobs reach S3 on
     ``moto_server`` with the node's own credentials, never with the laptop's."""
-    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
+    from tests.cloud_servers import _spawn, free_port
 
     base = tmp_path_factory.mktemp("batch")
     port = free_port()
-    node_env = {
-        "AWS_ENDPOINT_URL": moto_server.url,
-        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    argv = [
-        sys.executable,
-        str(Path(__file__).parent / "batch_stand_in.py"),
-        "--port",
-        str(port),
-        "--python",
-        str(sdk_python),
-        "--log-dir",
-        str(base / "jobs"),
-    ]
-    for k, v in node_env.items():
-        argv += ["--node-env", f"{k}={v}"]
+    argv = _stand_in_argv("batch_stand_in.py", port, sdk_python, base / "jobs", moto_server.url)
     server = _spawn("batch", argv, port, "/moto-api/")
     service = BatchService(server, base / "jobs", "test-queue")
     try:
