@@ -75,7 +75,7 @@ def add_inspect_commands(cli: Any, flow_cls: type) -> None:
                 continue
             click.echo(f"{task_path} ({rec.status}):")
             for name in names:
-                key, size, type_name = rec.artifacts[name]
+                key, size, type_name = rec.artifacts[name][:3]
                 try:
                     value = repr(state.fds.cas.load(key))
                 except ArtifactLoadError as e:

@@ -72,7 +72,7 @@ def run_record(
 def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, list]:
     """Save the parameter values as artifacts; the run record keeps their keys."""
     stored = fds.cas.save(list(param_values.items()))
-    return {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    return {name: a.entry() for name, a in stored.items()}
 
 
 def execute(

@@ -53,6 +53,7 @@ from .launchers import (
 from .reporter import Reporter
 from .step_command import task_command
 from .task import TaskSpec, closes_foreach, completion_marker
+from .task_supervisor import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_ENV
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Worker:
     pidfd: int | None = None  # readable when the process exits (Linux)
     launcher: Launcher | None = None
     result_file: str | None = None  # what a launcher reports about the task's end
+    uploaded: dict[str, int] = field(default_factory=dict)  # stream -> bytes saved so far
+    upload_at: float = 0.0  # when its logs are next saved while it runs
 
 
 class Runtime:
@@ -132,6 +135,7 @@ class Runtime:
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
         self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
+        self.log_interval = float(os.environ.get(LOG_INTERVAL_ENV) or DEFAULT_LOG_INTERVAL)
         self.context = LaunchContext(
             flow_cls=flow_cls,
             graph=graph,
@@ -330,6 +334,7 @@ class Runtime:
         )
         pid, fds = started.pid, started.fds
         worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker.upload_at = worker.started + self.log_interval
         worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
@@ -375,6 +380,8 @@ class Runtime:
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
+                if now >= worker.upload_at:
+                    self._upload_logs(worker, now)
                 continue
             # The task exited: everything it wrote is in the pipes already.
             for fd, stream in list(worker.fds.items()):
@@ -385,9 +392,35 @@ class Runtime:
                     self._close(worker, fd)
             self._finish(worker)
 
+    def _upload_logs(self, worker: Worker, now: float) -> None:
+        """Save the logs of a task that is still running, every ``log_interval``
+        seconds while it writes: ``logs`` and the run browser follow it. The first save
+        also makes the running attempt visible. A task whose launcher saves its own
+        logs (a remote one) is left alone."""
+        worker.upload_at = now + self.log_interval
+        if worker.launcher is not None and worker.launcher.self_sufficient:
+            return
+        for stream, f in worker.logs.items():
+            if worker.uploaded.get(stream) == f.tell():
+                continue
+            try:
+                f.flush()
+                copy = f"{f.name}.up"
+                shutil.copyfile(f.name, copy)
+                self.fds.write_log(worker.spec.pathspec, worker.spec.attempt, stream, copy)
+                worker.uploaded[stream] = f.tell()
+            except (OSError, StorageError):
+                pass  # a missed interim save is not fatal: the final one follows
+            finally:
+                if os.path.exists(f"{f.name}.up"):
+                    os.unlink(f"{f.name}.up")
+
     def _tick(self, timeout: float) -> float:
         if any(w.pidfd is None and w.exit_status is None for w in self.running.values()):
             timeout = min(timeout, 0.005)  # no pidfd on this platform: poll for exits
+        if self.running:  # wake up for the next interim save of a running task's logs
+            upload = min(w.upload_at for w in self.running.values())
+            timeout = max(0.0, min(timeout, upload - time.time()))
         deadlines = [w.deadline for w in self.running.values() if w.deadline]
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.time()))

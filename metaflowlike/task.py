@@ -413,7 +413,7 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
         original = source.loaded.get(name)
         if original and art.key != original and _unchanged(fds, original, flow.__dict__[name]):
             continue  # only read: keep its key (a set may pickle in another order)
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 
@@ -438,7 +438,7 @@ def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list
             art = fds.cas.save([(name, value)])[name]
         except Exception:
             continue
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 

@@ -110,7 +110,7 @@ def _artifact_rows(ctx: CardContext) -> list[list[str]]:
         for name in sorted(ctx.artifacts):
             if name.startswith("_"):
                 continue
-            key, size, type_name = ctx.artifacts[name]
+            key, size, type_name = ctx.artifacts[name][:3]
             shown = ""
             if size is not None and size <= PREVIEW_MAX_BYTES:
                 try:

@@ -414,6 +414,9 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         self._task, self.id = task, name
         self.pathspec = f"{task.pathspec}/{name}"
         self.sha, self.size, self.type = entry[0], entry[1], entry[2]
+        #: repr of a small JSON-safe value, written when it was saved (None otherwise):
+        #: shows what the artifact holds without unpickling it
+        self.preview: str | None = entry[3] if len(entry) > 3 else None
 
     def _run_obj(self) -> Any:
         return self._task._run_obj()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
+from .preview import json_preview
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -52,6 +53,9 @@ SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
 DATA_PREFIX = "data"
 DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
+#: blobs ``metaflowlike gc`` found unreferenced, held here until no run can still need
+#: them (see ``metaflowlike.datastore_gc``); a read that finds one here moves it back
+COLLECTED_PREFIX = f"{DATA_PREFIX}/_gc"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -70,6 +74,16 @@ class StoredArtifact:
     size: int
     type: str
     new: bool = False  # True if this save wrote new bytes
+    preview: str | None = None  # repr of a small JSON-safe value (``preview.py``)
+
+    def entry(self) -> list:
+        """The artifact's manifest entry: ``[key, size, type]``, plus the preview if any."""
+        head = [self.key, self.size, self.type]
+        return head if self.preview is None else [*head, self.preview]
+
+
+def collected_path(key: str) -> str:
+    return f"{COLLECTED_PREFIX}/{key}"
 
 
 def blob_path(key: str) -> str:
@@ -161,17 +175,17 @@ class ContentStore:
         prepared = []
         for name, obj in items:
             ser = serialization.serialize(obj, name)
-            prepared.append((name, ser, content_key(pieces(ser.chunks))))
-        keys = sorted({key for *_, key in prepared})
+            prepared.append((name, ser, content_key(pieces(ser.chunks)), json_preview(obj)))
+        keys = sorted({key for _, _, key, _ in prepared})
         present = self._present(keys)
         to_write: dict[str, tuple] = {}
-        for _, ser, key in prepared:
+        for _, ser, key, _ in prepared:
             if present[key] is not True:
                 to_write.setdefault(key, (ser.chunks, ser.size, present[key] is None))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
-            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
-            for name, ser, key in prepared
+            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write, preview)
+            for name, ser, key, preview in prepared
         }
 
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
@@ -299,6 +313,23 @@ class ContentStore:
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
+        try:
+            return self._read_blob(key)
+        except CorruptArtifact:
+            if not self.restore_collected(key):
+                raise
+        return self._read_blob(key)
+
+    def restore_collected(self, key: str) -> bool:
+        """Move ``key`` back from where gc holds unreferenced blobs: a task that was
+        still running when gc looked referenced it. True if it is back in place."""
+        try:
+            self.storage.move(collected_path(key), blob_path(key))
+        except (OSError, StorageError):
+            return self.storage.exists(blob_path(key))  # another reader moved it back
+        return True
+
+    def _read_blob(self, key: str) -> _Blob:
         path = blob_path(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)

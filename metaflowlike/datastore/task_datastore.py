@@ -65,7 +65,7 @@ class TaskRecord:
 
     pathspec: str
     attempt: int
-    artifacts: dict[str, list]  # name -> [key, size, type]
+    artifacts: dict[str, list]  # name -> [key, size, type] or [key, size, type, preview]
     info: dict[str, Any] = field(default_factory=dict)  # task.json minus artifacts
     done: dict[str, Any] = field(default_factory=dict)  # the marker's content
 
@@ -164,6 +164,27 @@ class FlowDatastore:
         """Attempt numbers whose completion marker exists, ascending."""
         return finished_attempts(self.storage.list_dir(self.task_dir(flow, run_id, step, task_id)))
 
+    def attempt_states(
+        self, flow: str, run_id: str, step: str, task_id: str
+    ) -> tuple[list[int], list[int]]:
+        """``(started, finished)`` attempt numbers, ascending, from one folder listing.
+
+        An attempt has started once its folder exists (its first log upload or its
+        record), and finished once its completion marker exists; one that started
+        without finishing is running, or died with its runtime."""
+        names = self.storage.list_dir(self.task_dir(flow, run_id, step, task_id))
+        started = sorted(int(n) for n, is_dir in names if is_dir and n.isdigit())
+        finished = finished_attempts(names)
+        return sorted(set(started) | set(finished)), finished
+
+    def read_done(self, pathspec: str, attempt: int) -> dict[str, Any] | None:
+        """The completion marker of one attempt (status, times, exit status), or None.
+
+        Cheaper than :meth:`read_task` when only the outcome is needed: the marker is a
+        few hundred bytes, the manifest grows with the artifacts."""
+        path = f"{_task_path(pathspec)}/{attempt}.done"
+        return self.read_json(path, f"Task {pathspec}")
+
     def write_task(
         self,
         pathspec: str,
@@ -172,7 +193,7 @@ class FlowDatastore:
         info: dict[str, Any],
     ) -> None:
         manifest = {
-            name: [a.key, a.size, a.type] if isinstance(a, StoredArtifact) else list(a)
+            name: a.entry() if isinstance(a, StoredArtifact) else list(a)
             for name, a in artifacts.items()
         }
         doc = dict(info, artifacts=manifest)
@@ -254,8 +275,10 @@ class FlowDatastore:
 
 
 def is_manifest(artifacts: object) -> bool:
+    """Entries are ``[key, size, type]``, or with a fourth item: the value's preview."""
     return isinstance(artifacts, dict) and all(
-        isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) for v in artifacts.values()
+        isinstance(v, list) and len(v) in (3, 4) and isinstance(v[0], str)
+        for v in artifacts.values()
     )
 
 
