@@ -63,6 +63,10 @@ def _check(kind: str, value: object, where: str) -> str:
     return value
 
 
+def check_flow_name(value: object, where: str = "") -> str:
+    return _check("flow name", value, where)
+
+
 def check_step_name(value: object, where: str = "") -> str:
     return _check("step name", value, where)
 
