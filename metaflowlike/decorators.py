@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +75,8 @@ class StepDecorator:
     - *Single-owner policies* give one answer per step: ``max_retries`` (the largest
       asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
       names one), ``resources`` (per resource, the largest) and ``handles_crash``
-      (any).
+      (any); :class:`StepPolicy` combines ``max_retries``, ``timeout_seconds`` and
+      ``handles_crash``.
     """
 
     name: str = ""
@@ -162,6 +163,28 @@ class StepDecorator:
 
 
 StepFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """What the decorators of one step decide together: the single-owner policies,
+    combined here once for the runtime, the launchers and the orchestrators alike."""
+
+    #: the most retries any decorator asks for
+    max_retries: int
+    #: the shortest limit any decorator sets (None: no limit)
+    timeout_seconds: float | None
+    #: does any decorator record a crashed task (``@catch``)
+    handles_crash: bool
+
+    @classmethod
+    def of(cls, decorators: Iterable[StepDecorator]) -> StepPolicy:
+        decos = list(decorators)
+        return cls(
+            max_retries=max((d.max_retries() for d in decos), default=0),
+            timeout_seconds=min((t for d in decos if (t := d.timeout_seconds())), default=None),
+            handles_crash=any(d.handles_crash() for d in decos),
+        )
 
 
 def make_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:

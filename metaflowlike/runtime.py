@@ -39,7 +39,7 @@ from .datastore import scratch
 from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
-from .decorators import StepDecorator, step_decorators
+from .decorators import StepDecorator, StepPolicy, step_decorators
 from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
 from .graph import FlowGraph
@@ -161,7 +161,7 @@ class Runtime:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
-        retries = 0 if self._in_gang(step) else max((d.max_retries() for d in decos), default=0)
+        retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
         self.queue.append(
             TaskSpec(
                 flow_name=self.flow_name,
@@ -319,7 +319,7 @@ class Runtime:
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
         decos = self._decorators(spec.step_name)
-        timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        timeout = StepPolicy.of(decos).timeout_seconds
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
         inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
         plan = plan_task(
@@ -508,8 +508,9 @@ class Runtime:
             self.reporter.task_retry(spec, marker.get("reason"))
             spec.attempt += 1
             self.queue.appendleft(spec)
-        elif not spec.catch_fallback and any(
-            d.handles_crash() for d in self._decorators(spec.step_name)
+        elif (
+            not spec.catch_fallback
+            and StepPolicy.of(self._decorators(spec.step_name)).handles_crash
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.

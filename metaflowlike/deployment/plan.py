@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import code_package
 from ..bootstrap import bootstrap_command
-from ..decorators import step_decorators
+from ..decorators import StepPolicy, step_decorators
 from ..exceptions import MetaflowlikeException
 from ..remote_requests import larger_requests
 from ..task import closes_foreach
@@ -122,9 +122,9 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
     decorator whose requests join @resources' (``batch``, ``kubernetes``)."""
     decos = step_decorators(node, [])
     retry = next((d for d in decos if d.name == "retry"), None)
-    retries = max((d.max_retries() for d in decos), default=0)
+    policy = StepPolicy.of(decos)
+    retries, timeout = policy.max_retries, policy.timeout_seconds
     delay = int(float(retry.attributes.get("minutes_between_retries") or 0) * 60) if retry else 0
-    timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
     env: dict[str, str] = {}
     for d in decos:
         if d.name == "environment":
