@@ -62,6 +62,9 @@ class RetryDecorator(StepDecorator):
     def max_retries(self) -> int:
         return int(self.attributes["times"])
 
+    def retry_delay_seconds(self) -> float:
+        return float(self.attributes["minutes_between_retries"] or 0) * 60
+
 
 def qualified_name(exc_type: type) -> str:
     """``module.Class`` of an exception type, as Metaflow records it (``builtins.KeyError``,

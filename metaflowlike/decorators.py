@@ -72,11 +72,10 @@ class StepDecorator:
       wraps the step function, so the topmost decorator's wrapper runs outermost;
       ``task_exception`` is offered to every decorator, and the failure counts as
       handled if any of them returns True.
-    - *Single-owner policies* give one answer per step: ``max_retries`` (the largest
-      asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
+    - *Single-owner policies* give one answer per step: ``max_retries`` and
+      ``retry_delay_seconds`` (the largest asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
       names one), ``resources`` (per resource, the largest) and ``handles_crash``
-      (any); :class:`StepPolicy` combines ``max_retries``, ``timeout_seconds`` and
-      ``handles_crash``.
+      (any); :class:`StepPolicy` combines all but ``launcher_name`` and ``resources``.
     """
 
     name: str = ""
@@ -147,6 +146,11 @@ class StepDecorator:
         """How many extra attempts the runtime may make for this step."""
         return 0
 
+    def retry_delay_seconds(self) -> float:
+        """How long a scheduler waits before a retry. The local runtime retries at once,
+        as Metaflow's does; orchestrators honour it."""
+        return 0.0
+
     def timeout_seconds(self) -> float | None:
         """The longest a task may run before the runtime kills it (None: no limit)."""
         return None
@@ -170,8 +174,9 @@ class StepPolicy:
     """What the decorators of one step decide together: the single-owner policies,
     combined here once for the runtime, the launchers and the orchestrators alike."""
 
-    #: the most retries any decorator asks for
+    #: the most retries any decorator asks for, and the longest wait before one
     max_retries: int
+    retry_delay_seconds: float
     #: the shortest limit any decorator sets (None: no limit)
     timeout_seconds: float | None
     #: does any decorator record a crashed task (``@catch``)
@@ -182,6 +187,7 @@ class StepPolicy:
         decos = list(decorators)
         return cls(
             max_retries=max((d.max_retries() for d in decos), default=0),
+            retry_delay_seconds=max((d.retry_delay_seconds() for d in decos), default=0.0),
             timeout_seconds=min((t for d in decos if (t := d.timeout_seconds())), default=None),
             handles_crash=any(d.handles_crash() for d in decos),
         )
