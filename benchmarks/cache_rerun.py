@@ -5,7 +5,8 @@ hash rounds) and store their result; ``end`` gathers the results. The flow is ru
 ``--cache``: cold (every step executes), again unchanged (every task is cloned from
 the cache), after editing step s4 so that its code changes but not its output (only
 s4 executes), and after editing s4 so that its output changes too (s4 and ``end``,
-which reads that output, execute; the other eight steps hit).
+which reads that output, execute; the other eight steps hit). A last row runs the flow
+with no work and without ``--cache``: the cost of the runtime and its ten tasks alone.
 
 Figures are CPU seconds of the runs' processes (``RUSAGE_CHILDREN``: the runtime and
 every task it forked), and the number of tasks that executed, not wall-clock time, so
@@ -69,12 +70,12 @@ def flow_source(rounds: int, middle: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(folder: Path, source: str) -> tuple[float, int, int]:
-    """(CPU seconds, tasks executed, tasks cached) of one ``run --cache``."""
+def run(folder: Path, source: str, cache: bool = True) -> tuple[float, int, int]:
+    """(CPU seconds, tasks executed, tasks cached) of one ``run [--cache]``."""
     (folder / "flow.py").write_text(source)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
-        [sys.executable, "flow.py", "--datastore-root", "ds", "run", "--cache"],
+        [sys.executable, "flow.py", "--datastore-root", "ds", "run"] + ["--cache"] * cache,
         cwd=folder,
         capture_output=True,
         text=True,
@@ -103,6 +104,8 @@ def main() -> None:
             ("rerun, s4 edited, same output", run(folder, flow_source(args.rounds, same_output))),
             ("rerun, s4 edited, new output", run(folder, flow_source(args.rounds, new_output))),
         ]
+    with tempfile.TemporaryDirectory() as tmp:  # what the runtime alone costs
+        rows.append(("no work, no --cache", run(Path(tmp), flow_source(0, base), cache=False)))
     cold = rows[0][1][0]
     print(f"{'run':32} {'CPU s':>7} {'vs cold':>8} {'executed':>9} {'cached':>7}")
     for label, (cpu, executed, cached) in rows:

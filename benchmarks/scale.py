@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
             many_runs(args.python, scratch, runs_root, args.runs)
             out = os.path.join(scratch, "runs.json")
             subprocess.run(
-                [args.python, "-c", RUNS, out, "Linear10Flow"],
+                [args.python, "-c", RUNS, out, "TwoStepFlow"],
                 check=True,
                 env=base_env(runs_root),
                 cwd=scratch,
@@ -427,16 +427,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def many_runs(python: str, scratch: str, root: str, count: int) -> None:
-    """A datastore with ``count`` runs of ``linear10.py``: one real run, its run folder
+    """A datastore with ``count`` runs of ``twostep.py``: one real run, its run folder
     then hard-linked under ``count - 1`` newer run ids (the client reads them as runs)."""
     subprocess.run(
-        [python, str(FLOWS / "linear10.py"), "--quiet", "run"],
+        [python, str(FLOWS / "twostep.py"), "--quiet", "run"],
         check=True,
         env=base_env(root),
         cwd=scratch,
         stdout=subprocess.DEVNULL,
     )
-    flow_dir = os.path.join(root, "flows", "Linear10Flow")
+    flow_dir = os.path.join(root, "flows", "TwoStepFlow")
     (first,) = [r for r in os.listdir(flow_dir) if not r.startswith(".")]
     for i in range(1, count):
         shutil.copytree(

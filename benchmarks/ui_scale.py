@@ -19,7 +19,8 @@ shared machine). ``cold`` is the first request after the server started (nothing
 cached); ``warm`` are the repeats.
 
 Usage: ``python benchmarks/ui_scale.py [--runs 10000] [--tasks 5000] [--repeat 5]
-[--json PATH]``. Needs ``metaflowlike[ui]`` in the running interpreter.
+[--json PATH] [--keep DIR]``; ``--keep`` builds the datastore in DIR (or reuses the one
+an earlier run left there). Needs ``metaflowlike[ui]`` in the running interpreter.
 """
 
 from __future__ import annotations
@@ -211,19 +212,28 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=5_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", type=Path, help="build the datastore in this folder, or reuse it")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mfl-ui-scale-") as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
         root = folder / "ds"
-        t0 = time.perf_counter()
-        many_id = run_flow(folder, root, "ManyRuns", MANY)
-        wide_id = run_flow(folder, root, "WideFlow", WIDE)
         fds = FlowDatastore(LocalStorage(str(root)))
-        clone_runs(fds, "ManyRuns", many_id, args.runs)
-        last = clone_tasks(fds, "WideFlow", wide_id, "work", args.tasks)
+        t0 = time.perf_counter()
+        if args.keep and (root / "flows").exists():  # built by an earlier run: reuse it
+            many_id = max(fds.list_runs("ManyRuns"), key=int)
+            (wide_id,) = fds.list_runs("WideFlow")
+            last = max(fds.list_tasks("WideFlow", wide_id, "work"), key=int)
+            args.runs = len(fds.list_runs("ManyRuns"))
+            args.tasks = len(fds.list_tasks("WideFlow", wide_id, "work"))
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            many_id = run_flow(folder, root, "ManyRuns", MANY)
+            wide_id = run_flow(folder, root, "WideFlow", WIDE)
+            clone_runs(fds, "ManyRuns", many_id, args.runs)
+            last = clone_tasks(fds, "WideFlow", wide_id, "work", args.tasks)
         built = time.perf_counter() - t0
-        print(f"datastore built in {built:.1f} s: {args.runs} runs, a {args.tasks}-task foreach")
+        print(f"datastore ready in {built:.1f} s: {args.runs} runs, a {args.tasks}-task foreach")
 
         server = Server(root)
         rows = []

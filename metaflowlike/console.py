@@ -32,14 +32,28 @@ cli.add_command(ui_command)
     default=None,
     help="Keep the N newest runs of each flow (default: every run).",
 )
+@click.option(
+    "--max-size",
+    default=None,
+    metavar="SIZE",
+    help="Also drop the oldest runs until the kept ones refer to at most SIZE of "
+    "artifacts (e.g. 500MB, 20GB).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
-def gc_command(ds_type: str | None, ds_root: str | None, keep_last: int | None, dry_run: bool):
+def gc_command(
+    ds_type: str | None,
+    ds_root: str | None,
+    keep_last: int | None,
+    max_size: str | None,
+    dry_run: bool,
+):
     """Remove old runs and the blobs no kept run refers to (safe while runs are writing;
     runs that may still be running are always kept)."""
     from .config import open_datastore
-    from .datastore_gc import collect
+    from .datastore_gc import collect, parse_size
 
-    collect(open_datastore(ds_type, ds_root), keep_last, dry_run, say=click.echo)
+    limit = None if max_size is None else parse_size(max_size, "--max-size")
+    collect(open_datastore(ds_type, ds_root), keep_last, dry_run, click.echo, limit)
 
 
 def main(args: list[str] | None = None) -> None:

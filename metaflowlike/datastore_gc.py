@@ -41,12 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .datastore.content_store import DATA_PREFIX, blob_path, collected_path
-from .datastore.task_datastore import FLOWS, FlowDatastore
+from .datastore.task_datastore import FLOWS, GC_JOURNALS, FlowDatastore
+from .exceptions import MetaflowlikeException
 from .resume import run_state
+from .tracking.registry import MODELS
 
 KEY = re.compile(r"\A[0-9a-f]{64}\Z")
-JOURNAL = "gc"
-MODELS = "models"
+PREFIX = re.compile(r"\A[0-9a-f]{2}\Z")
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Plan:
     dropped: dict[str, list[str]] = field(default_factory=dict)
     running: list[str] = field(default_factory=list)  # "flow/run" that may be running
     unreferenced: list[str] = field(default_factory=list)
+    protected: set[tuple[str, str]] = field(default_factory=set)  # may be running
+    kept_bytes: int | None = None  # with max_size: what the kept runs refer to
     blobs: int = 0
     freed_bytes: int | None = 0  # None: unknown (object stores report no size here)
 
@@ -84,6 +87,20 @@ def _keys_in(doc: Any, into: set[str]) -> None:
             _keys_in(value, into)
 
 
+def _sized_keys_in(doc: Any, into: dict[str, int]) -> None:
+    """``[key, size, ...]`` entries (manifests, checkpoint files) anywhere in ``doc``."""
+    if isinstance(doc, list):
+        if len(doc) >= 2 and isinstance(doc[0], str) and KEY.match(doc[0]):
+            if isinstance(doc[1], int):
+                into[doc[0]] = doc[1]
+                return
+        for value in doc:
+            _sized_keys_in(value, into)
+    elif isinstance(doc, dict):
+        for value in doc.values():
+            _sized_keys_in(value, into)
+
+
 def _record_keys(storage: Any, paths: list[str]) -> set[str]:
     keys: set[str] = set()
     paths = [p for p in paths if p.endswith(".json") or p.endswith(".done")]
@@ -93,6 +110,20 @@ def _record_keys(storage: Any, paths: list[str]) -> set[str]:
         except ValueError:
             continue  # a damaged record refers to nothing readable
     return keys
+
+
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``"20GB"``, ``"500 MB"``, ``"1.5g"``, ``"1000"`` -> bytes (powers of 1000)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise MetaflowlikeException(
+            f"{option} {text!r} is not a size: write a number of bytes with an optional "
+            "unit, e.g. 500MB or 20GB."
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def _size_text(n: float) -> str:
@@ -128,7 +159,7 @@ class Collector:
             return False
         return True
 
-    def plan(self, keep_last: int | None) -> Plan:
+    def plan(self, keep_last: int | None, max_size: int | None = None) -> Plan:
         plan = Plan()
         for flow in self.fds.list_flows():
             runs = _by_age(self.fds.list_runs(flow))
@@ -145,7 +176,41 @@ class Collector:
             keep |= running
             plan.kept[flow] = [r for r in runs if r in keep]
             plan.dropped[flow] = [r for r in runs if r not in keep]
+            plan.protected |= {(flow, r) for r in running}
+        if max_size is not None:
+            self._fit(plan, max_size)
         return plan
+
+    def _run_sizes(self, flow: str, run_id: str) -> dict[str, int]:
+        """Key -> size of the artifacts and files a run's records name."""
+        sizes: dict[str, int] = {}
+        paths = _walk(self.storage, self.fds.run_dir(flow, run_id))
+        paths = [p for p in paths if p.endswith(".json")]
+        for raw in self.storage.get_many(paths) if paths else []:
+            try:
+                _sized_keys_in(json.loads(raw), sizes)
+            except ValueError:
+                continue
+        return sizes
+
+    def _fit(self, plan: Plan, max_size: int) -> None:
+        """Drop the oldest kept runs (of any flow) until what the kept runs refer to fits
+        in ``max_size`` bytes; runs that may be running always stay and count first."""
+        kept = [(flow, r) for flow, runs in plan.kept.items() for r in runs]
+        kept.sort(key=lambda fr: (fr in plan.protected, len(fr[1]), fr[1]), reverse=True)
+        total: dict[str, int] = {}
+        full = False  # once a run does not fit, every older one goes too
+        for flow, run_id in kept:
+            protected = (flow, run_id) in plan.protected
+            sizes = {} if full and not protected else self._run_sizes(flow, run_id)
+            grown = sum(n for k, n in sizes.items() if k not in total)
+            full = full or (not protected and sum(total.values()) + grown > max_size)
+            if full and not protected:
+                plan.kept[flow].remove(run_id)
+                plan.dropped[flow].append(run_id)
+            else:
+                total.update(sizes)
+        plan.kept_bytes = sum(total.values())
 
     def drop_runs(self, plan: Plan) -> None:
         for flow, runs in plan.dropped.items():
@@ -186,8 +251,8 @@ class Collector:
         prefixes = [n for n, is_dir in self.storage.list_dir(DATA_PREFIX) if is_dir]
         keys = []
         for prefix in prefixes:
-            if prefix.startswith("_"):
-                continue  # set aside: damaged or collected
+            if not PREFIX.match(prefix):
+                continue  # set aside (damaged, collected) or not a blob folder (S3 tool files)
             keys += [
                 n for n, is_dir in self.storage.list_dir(f"{DATA_PREFIX}/{prefix}") if not is_dir
             ]
@@ -214,7 +279,7 @@ class Collector:
             for run_id in self.fds.list_runs(flow)
             if self._may_run(flow, run_id)
         ]
-        name = f"{JOURNAL}/{int(time.time() * 1e6)}-{uuid.uuid4().hex[:8]}.json"
+        name = f"{GC_JOURNALS}/{int(time.time() * 1e6)}-{uuid.uuid4().hex[:8]}.json"
         doc = {"at": time.time(), "waiting_for": waiting, "keys": keys}
         self.storage.put_bytes(name, json.dumps(doc).encode())
 
@@ -224,10 +289,10 @@ class Collector:
         deleted = restored = 0
         still: set[str] = set()
         referenced: set[str] | None = None
-        for name, is_dir in sorted(self.storage.list_dir(JOURNAL)):
+        for name, is_dir in sorted(self.storage.list_dir(GC_JOURNALS)):
             if is_dir or not name.endswith(".json"):
                 continue
-            path = f"{JOURNAL}/{name}"
+            path = f"{GC_JOURNALS}/{name}"
             doc = json.loads(self.storage.get_bytes(path))
             pending = [r for r in doc.get("waiting_for", []) if self._may_run(*r.split("/", 1))]
             if pending:
@@ -249,20 +314,27 @@ class Collector:
 
 
 def collect(
-    fds: FlowDatastore, keep_last: int | None, dry_run: bool, say: Callable[[str], None] = print
+    fds: FlowDatastore,
+    keep_last: int | None,
+    dry_run: bool,
+    say: Callable[[str], None] = print,
+    max_size: int | None = None,
 ) -> Plan:
     """Run the whole protocol (or, with ``dry_run``, only say what it would remove)."""
     gc = Collector(fds, say)
-    plan = gc.plan(keep_last)
+    plan = gc.plan(keep_last, max_size)
     dropped = sum(len(r) for r in plan.dropped.values())
     verb = "Would remove" if dry_run else "Removing"
     for flow, runs in plan.dropped.items():
+        runs = plan.dropped[flow] = _by_age(runs)
         if runs:
             say(
                 f"{verb} {len(runs)} run{'s' if len(runs) != 1 else ''} of {flow}: {', '.join(runs)}."
             )
     if plan.running:
         say(f"Kept because they may still be running: {', '.join(plan.running)}.")
+    if plan.kept_bytes is not None:
+        say(f"The kept runs refer to {_size_text(plan.kept_bytes)} of artifacts.")
     if dry_run:
         # what the dropped runs alone referenced
         kept_paths = _walk(fds.storage, MODELS)

@@ -164,6 +164,11 @@ class Reporter:
         if not self.quiet:
             self._task_line(spec, f"Not executed: cached from {origin}.")
 
+    def cache_unavailable(self, spec: Any, why: str) -> None:
+        self._task_line(
+            spec, f"Cache not used for this task: its key cannot be computed ({why}).", err=True
+        )
+
     def task_output(self, spec: Any, stream: str, data: bytes, partial: dict) -> None:
         """Print complete lines with the task's prefix; keep the rest for later.
 

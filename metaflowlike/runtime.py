@@ -10,8 +10,8 @@ decorator may pick another launcher for its step (``@kubernetes``), whose local 
 then watches the remote task.
 
 A step can need another interpreter: ``task_interpreter(step)`` (given by ``run.py``
-from the run's environment plan, see ``metaflowlike.environments``) returns the Python
-and the extra variables for that step's tasks, or None. A step with an interpreter
+from the run's environment plan, see ``metaflowlike.environments``) returns the
+``StepEnvironment`` of that step's tasks, or None. A step with an interpreter
 always starts as ``<that python> flow.py step ...``, whatever the launcher.
 
 The scheduler prints nothing itself; it emits events to a reporter.
@@ -40,12 +40,14 @@ from .datastore.local_storage import describe_os_error
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import StepDecorator, StepPolicy, step_decorators
+from .environment_info import task_facts
 from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
 from .graph import FlowGraph
 from .launchers import (
     LaunchContext,
     Launcher,
+    StepEnvironment,
     launcher_class,
     plan_task,
     step_launcher_name,
@@ -79,6 +81,19 @@ class Worker:
     upload_at: float = 0.0  # when its logs are next saved while it runs
 
 
+@dataclass
+class _Splits:
+    """The tasks of a foreach fan-out that have not started, made one at a time as they
+    start: the runtime holds one of these, not 10,000 ``TaskSpec`` objects, since every
+    fork pays for the runtime's memory. Their task ids are reserved when it is queued."""
+
+    step_name: str
+    input_path: str
+    first_id: int  # task id of split 0
+    count: int
+    done: int = 0  # splits already taken from the queue
+
+
 class Runtime:
     def __init__(
         self,
@@ -101,7 +116,7 @@ class Runtime:
         with_specs: list[str] | None = None,
         package_suffixes: tuple[str, ...] = (".py",),
         origin_run_id: str | None = None,
-        task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
+        task_interpreter: Callable[[str], StepEnvironment | None] | None = None,
     ) -> None:
         self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
         self.flow_name = graph.name
@@ -121,7 +136,7 @@ class Runtime:
         #: environment (--environment=pypi|uv): such a task starts as a subprocess
         self.task_interpreter = task_interpreter
         self.origin_run_id = origin_run_id
-        self.queue: deque[TaskSpec] = deque()
+        self.queue: deque[TaskSpec | _Splits] = deque()
         self.capacity = machine_capacity()
         self.used = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
         self.free_gpus = list(range(int(self.capacity["gpu"])))
@@ -131,6 +146,7 @@ class Runtime:
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
         lifeline.preload()  # once here, not in every forked task
+        task_facts()  # likewise: what every task records about its interpreter
         spool_dir = fds.storage.spool_dir()
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
@@ -156,28 +172,43 @@ class Runtime:
 
     # --- graph walking -------------------------------------------------------------
 
-    def _new_task(self, step: str, inputs: list[str], split_index: int | None = None) -> None:
+    def _new_task(self, step: str, inputs: list[str]) -> None:
         self.task_counter += 1
+        self.queue.append(self._spec(step, inputs, None, self.task_counter))
+
+    def _spec(
+        self, step: str, inputs: list[str], split_index: int | None, task_id: int
+    ) -> TaskSpec:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
         retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
-        self.queue.append(
-            TaskSpec(
-                flow_name=self.flow_name,
-                run_id=self.run_id,
-                step_name=step,
-                task_id=str(self.task_counter),
-                input_paths=inputs,
-                split_index=split_index,
-                max_num_splits=self.max_num_splits,
-                user=self.user,
-                tags=self.tags,
-                origin_run_id=self.origin_run_id,
-                namespace=self.namespace,
-                max_retries=retries,
-            )
+        return TaskSpec(
+            flow_name=self.flow_name,
+            run_id=self.run_id,
+            step_name=step,
+            task_id=str(task_id),
+            input_paths=inputs,
+            split_index=split_index,
+            max_num_splits=self.max_num_splits,
+            user=self.user,
+            tags=self.tags,
+            origin_run_id=self.origin_run_id,
+            namespace=self.namespace,
+            max_retries=retries,
         )
+
+    def _pop(self) -> TaskSpec:
+        """The next task of the queue, made now if it is one of a fan-out's splits."""
+        head = self.queue[0]
+        if isinstance(head, TaskSpec):
+            self.queue.popleft()
+            return head
+        index = head.done
+        head.done += 1
+        if head.done == head.count:
+            self.queue.popleft()
+        return self._spec(head.step_name, [head.input_path], index, head.first_id + index)
 
     def _in_gang(self, step: str) -> bool:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
@@ -198,8 +229,8 @@ class Runtime:
                 )
                 return
             self.reporter.foreach_started(spec, node.out_funcs[0], n)
-            for i in range(n):
-                self._new_task(node.out_funcs[0], [path], i)
+            self.queue.append(_Splits(node.out_funcs[0], path, self.task_counter + 1, n))
+            self.task_counter += n
             return
         # a switch goes on with the one case its task picked
         outs = [info["next_step"]] if node.is_switch else node.out_funcs
@@ -270,7 +301,7 @@ class Runtime:
             gang = self._in_gang(self.queue[0].step_name)
             if len(self.running) >= self.max_workers and not gang:
                 break
-            spec = self.queue.popleft()
+            spec = self._pop()
             if self.clone is not None and self._try_clone(spec):
                 continue
             if self.cache is not None and self._try_cache(spec):
@@ -400,6 +431,9 @@ class Runtime:
         worker.upload_at = now + self.log_interval
         if worker.launcher is not None and worker.launcher.self_sufficient:
             return
+        for stream in ("stdout", "stderr"):  # a silent task too is seen as running
+            if stream not in worker.logs:
+                self._spool_log(worker, stream, b"")
         for stream, f in worker.logs.items():
             if worker.uploaded.get(stream) == f.tell():
                 continue

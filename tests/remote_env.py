@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-SDK_PACKAGES = ("boto3",)
+#: what the stand-in "image" holds: the cloud SDK, and pip as in python:3.x images
+SDK_PACKAGES = ("boto3", "pip")
 
 
 def uv() -> str:
@@ -41,7 +42,8 @@ def make_sdk_python(venv: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sdk_python(tmp_path_factory) -> Path:
-    """Path of a Python that has boto3 but not metaflowlike, click or cloudpickle."""
+    """Path of a Python that has boto3 and pip but not metaflowlike, click, cloudpickle
+    or uv."""
     return make_sdk_python(tmp_path_factory.mktemp("sdk-venv"))
 
 
@@ -69,37 +71,50 @@ class KubeCluster:
         return (self.api.call("GET", "/api/v1/pods") or {}).get("items", [])
 
 
-def _stand_in_argv(
-    script: str, port: int, sdk_python: Path, log_dir: Path, s3_url: str, *extra: str
-) -> list[str]:
-    """The command line of a stand-in platform (``kube_stand_in.py``, ``batch_stand_in.py``)
-    whose tasks reach S3 at ``s3_url`` with the node's own credentials (``AWS_KEY_ID``),
-    never with the laptop's."""
+def network_settings() -> dict[str, str]:
+    """The package index and certificate settings of this machine's network, which a
+    node on the same network has too (the pods install uv and packages through it)."""
+    keep = ("PIP_", "UV_", "SSL_CERT_")
+    return {k: v for k, v in os.environ.items() if k.startswith(keep)}
+
+
+def node_identity(s3_url: str) -> dict[str, str]:
+    """What every container of a stand-in node gets besides its own spec: the node's
+    credentials (an instance role's, never the laptop's) and its network settings."""
     from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
 
-    node_env = {
+    return {
         "AWS_ENDPOINT_URL": s3_url,
         "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        **network_settings(),
     }
-    argv = [sys.executable, str(Path(__file__).parent / script), "--port", str(port)]
-    argv += ["--python", str(sdk_python), "--log-dir", str(log_dir), *extra]
-    for k, v in node_env.items():
-        argv += ["--node-env", f"{k}={v}"]
-    return argv
 
 
 def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
-    """kmock's API server and the node agent; pods reach S3 at ``s3_url``."""
+    """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
+    own credentials (``AWS_KEY_ID``), never with the laptop's."""
     from tests.cloud_servers import _spawn, free_port
     from tests.kube_stand_in import Api, write_kubeconfig
 
     port = free_port()
-    argv = _stand_in_argv(
-        "kube_stand_in.py", port, sdk_python, base / "pods", s3_url, "--slots", str(slots)
-    )
+    node_env = node_identity(s3_url)
+    argv = [
+        sys.executable,
+        str(Path(__file__).parent / "kube_stand_in.py"),
+        "--port",
+        str(port),
+        "--python",
+        str(sdk_python),
+        "--log-dir",
+        str(base / "pods"),
+        "--slots",
+        str(slots),
+    ]
+    for k, v in node_env.items():
+        argv += ["--node-env", f"{k}={v}"]
     server = _spawn("kubernetes", argv, port, "/version")
     kubeconfig = base / "kubeconfig"
     write_kubeconfig(kubeconfig, server.url)
@@ -137,36 +152,67 @@ class BatchService:
             aws_secret_access_key=AWS_SECRET,
         )
 
-
-@pytest.fixture(scope="session")
-def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
-    """moto's Batch API with a compute environment that really runs each job's command
-    (``tests/batch_stand_in.py``), one per session, with one job queue; jobs reach S3 on
-    ``moto_server`` with the node's own credentials, never with the laptop's."""
-    from tests.cloud_servers import _spawn, free_port
-
-    base = tmp_path_factory.mktemp("batch")
-    port = free_port()
-    argv = _stand_in_argv("batch_stand_in.py", port, sdk_python, base / "jobs", moto_server.url)
-    server = _spawn("batch", argv, port, "/moto-api/")
-    service = BatchService(server, base / "jobs", "test-queue")
-    try:
-        batch = service.client()
-        role = service.client("iam").create_role(
-            RoleName="batch-service", AssumeRolePolicyDocument="{}"
+    def add_queue(self, name: str) -> None:
+        """A job queue ``name`` on a compute environment of its own (made once)."""
+        batch = self.client()
+        if batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+            return
+        role = self.client("iam").create_role(
+            RoleName=f"batch-service-{name}", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
         env_arn = batch.create_compute_environment(
-            computeEnvironmentName="test-compute",
+            computeEnvironmentName=f"compute-{name}",
             type="UNMANAGED",
             state="ENABLED",
             serviceRole=role,
         )["computeEnvironmentArn"]
         batch.create_job_queue(
-            jobQueueName=service.queue,
+            jobQueueName=name,
             state="ENABLED",
             priority=1,
             computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
         )
+
+
+def start_batch_stand_in(
+    sdk_python: Path, s3_url: str, base: Path, *, fail_after: str | None = None
+) -> BatchService:
+    """moto's Batch API with a compute environment that really runs each job's command
+    (``tests/batch_stand_in.py``) and one job queue; jobs reach S3 at ``s3_url`` with the
+    node's own credentials, never with the laptop's. ``fail_after`` sets moto's
+    ``MOTO_SIMPLE_BATCH_FAIL_AFTER``: every job then fails without running."""
+    from tests.cloud_servers import _spawn, free_port
+
+    port = free_port()
+    argv = [
+        sys.executable,
+        str(Path(__file__).parent / "batch_stand_in.py"),
+        "--port",
+        str(port),
+        "--python",
+        str(sdk_python),
+        "--log-dir",
+        str(base / "jobs"),
+    ]
+    if fail_after is not None:
+        argv += ["--fail-after", fail_after]
+    for k, v in node_identity(s3_url).items():
+        argv += ["--node-env", f"{k}={v}"]
+    server = _spawn("batch", argv, port, "/moto-api/")
+    service = BatchService(server, base / "jobs", "test-queue")
+    try:
+        service.add_queue(service.queue)
+    except BaseException:
+        server.stop()
+        raise
+    return service
+
+
+@pytest.fixture(scope="session")
+def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+    """The stand-in AWS Batch, one per session, with one job queue."""
+    service = start_batch_stand_in(sdk_python, moto_server.url, tmp_path_factory.mktemp("batch"))
+    try:
         yield service
     finally:
-        server.stop()
+        service.server.stop()

@@ -47,7 +47,9 @@ class CacheFlow(FlowSpec):
 
     @step
     def end(self):
-        print("out", self.out, self.note)
+        # a set literal compiles to a frozenset constant, whose order follows the hash
+        # seed of each process: the key must not
+        print("out", self.out, self.note, self.note in {"n1", "n2", "n3", "n4"})
 
 
 if __name__ == "__main__":
@@ -149,7 +151,7 @@ def test_upstream_rerun_with_same_bytes_keeps_downstream_hits(flow):
     proc = flow.run("run", "--cache")
     assert _executed(proc) == {"start", "join", "end"}
     run = Run(f"CacheFlow/{_run_id(proc)}")
-    assert "out 15 n2" in run["end"].task.stdout
+    assert "out 15 n2 True" in run["end"].task.stdout
     # the cached `scale` task still hands the *new* note on, as running it would have
     assert run["scale"].task.data.note == "n2"
     assert "input artifacts: note changed" in flow.run("cache", "explain", "end").stdout
@@ -270,5 +272,84 @@ def test_cache_works_on_object_stores(kind, request, tmp_path):
     run("run", "--cache")
     proc = run("run", "--cache", "--beta", "3")
     assert _executed(proc) == {"scale", "end"}
-    assert "out 45 n1" in proc.stdout
+    assert "out 45 n1 True" in proc.stdout
     assert "parameters: beta changed" in run("cache", "explain", "scale").stdout
+
+
+ESCAPE = """
+from metaflowlike import FlowSpec, step
+
+
+class PeekFlow(FlowSpec):
+    @step
+    def start(self):
+        self.a = 1
+        self.b = 1
+        self.next(self.plain)
+
+    @step
+    def plain(self):  # reads `a` only, provably
+        self.x = self.a + 1
+        self.next(self.peek)
+
+    @step
+    def peek(self):  # reads through getattr: nothing can be proved, everything counts
+        self.y = getattr(self, "a") + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    PeekFlow()
+"""
+
+
+def test_unread_artifacts_count_unless_provably_unread(make_flow):
+    f = make_flow(ESCAPE)
+    f.run("run", "--cache")
+    _edit(f.path, "self.b = 1", "self.b = 2")
+    proc = f.run("run", "--cache")
+    # `end` reads nothing, so it hits; `peek` cannot be proved not to read `b`
+    assert _executed(proc) == {"start", "peek"}
+    assert "input artifacts: b changed" in f.run("cache", "explain", "peek").stdout
+
+
+RETRIED = """
+from metaflowlike import FlowSpec, current, retry, step
+
+
+class RetryFlow(FlowSpec):
+    @retry(times=2)
+    @step
+    def start(self):
+        import os
+        if current.retry_count < int(os.environ.get("FAILURES", "0")):
+            raise RuntimeError("flaky")
+        self.value = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    RetryFlow()
+"""
+
+
+def test_failed_attempts_are_never_reused_but_a_retried_success_is(make_flow):
+    f = make_flow(RETRIED)
+    failed = f.run("run", "--cache", env={"FAILURES": "3"}, check=False)
+    assert failed.returncode == 1
+    assert "did not succeed" in f.run("cache", "explain", "start").stdout
+    # the failure was not indexed: the task runs again, fails once, succeeds on retry
+    proc = f.run("run", "--cache", env={"FAILURES": "1"})
+    assert "Task is starting (retry 1)" in proc.stdout and not _cached(proc)
+    # that success is reused
+    again = f.run("run", "--cache", env={"FAILURES": "1"})
+    assert _executed(again) == set()
+    assert [s for s, _ in _cached(again)] == ["start", "end"]

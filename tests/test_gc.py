@@ -3,16 +3,23 @@ also while other runs are writing."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 from metaflowlike import Flow, Run
 from metaflowlike.config import open_datastore
 from metaflowlike.datastore.content_store import blob_path, collected_path
 from metaflowlike.datastore_gc import collect
 from metaflowlike.owners import me
+
+from .cloud_servers import SERVER_FIXTURES, client_env, create_bucket, new_bucket_name, root_url
 
 FLOW = """
 import os, time
@@ -55,6 +62,10 @@ def _gc(root, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def _run_id(proc: subprocess.CompletedProcess) -> str:
+    return re.search(r"run-id (\d+)", proc.stdout).group(1)
 
 
 def _blob_files(root) -> set[str]:
@@ -149,3 +160,56 @@ def test_a_blob_found_present_then_set_aside_is_never_lost(make_flow):
     fds.write_run_done("GcFlow", "1", {"status": "ok"})
     collect(fds, keep_last=None, dry_run=False, say=lambda s: None)
     assert fds.cas.load(stored.key) == value
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gs"])
+def test_gc_on_object_stores(kind, request, tmp_path):
+    server = request.getfixturevalue(SERVER_FIXTURES[kind])
+    bucket = new_bucket_name()
+    create_bucket(kind, server.url, bucket)
+    root = root_url(kind, bucket, "g")
+    (tmp_path / "flow.py").write_text(textwrap.dedent(FLOW))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env.update(client_env(kind, server.url))
+    where = ["--datastore", kind, "--datastore-root", root]
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    script = str(Path(sys.executable).parent / "metaflowlike")
+    for size in ("1", "2"):
+        run(sys.executable, "flow.py", *where, "run", "--size", size)
+    out = run(script, "gc", *where, "--keep-last", "1")
+    assert "Removing 1 run of GcFlow" in out
+    # the first run's own values (its `size` and `result`) had no other reference
+    assert int(re.search(r"Removed 1 run\(s\) and (\d+) blob", out).group(1)) >= 2
+    reader = (
+        "import sys\n"
+        "from metaflowlike import Flow, namespace, set_datastore\n"
+        "set_datastore(sys.argv[1], sys.argv[2]); namespace(None)\n"
+        "(run,) = Flow('GcFlow').runs()\n"
+        "print(sorted((a.id, a.data if a.id != 'data' else len(a.data)) "
+        "for s in run for t in s for a in t))\n"
+    )
+    (tmp_path / "reader.py").write_text(reader)
+    loaded = run(sys.executable, "reader.py", kind, root)
+    assert "('data', 2000)" in loaded and "('result', 2000)" in loaded
+
+
+def test_max_size_drops_the_oldest_runs_until_the_rest_fits(make_flow):
+    f = make_flow(FLOW)
+    ids = [_run_id(f.run("run", "--size", str(n))) for n in (1, 2, 3)]
+    # the newest run refers to about 4.1 KB (its 3,000-character `data`, the shared
+    # `old_value`...); the one before adds 2 KB more
+    dry = _gc(f.root, "--max-size", "4.5KB", "--dry-run").stdout
+    assert f"Would remove 2 runs of GcFlow: {ids[1]}, {ids[0]}." in dry
+    assert "The kept runs refer to 4." in dry
+    _gc(f.root, "--max-size", "4.5KB")
+    assert [r.id for r in Flow("GcFlow").runs()] == [ids[2]]
+    _all_artifacts_load(Run(f"GcFlow/{ids[2]}"))
+    script = Path(sys.executable).parent / "metaflowlike"
+    bad = subprocess.run([str(script), "gc", "--max-size", "lots"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "--max-size 'lots' is not a size" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -12,8 +12,6 @@ import shutil
 
 import pytest
 
-from .flowrunner import make_flow  # noqa: F401 - fixture
-
 WIDE = """
 from metaflowlike import FlowSpec, Parameter, step
 
@@ -36,6 +34,12 @@ class WideFlow(FlowSpec):
         self.sq = self.input * self.input
         if self.input == 0:
             print("the first split speaks")
+            import gc
+
+            from metaflowlike.task import TaskSpec
+
+            gc.unfreeze()  # what the runtime held when it forked this task
+            self.specs_in_runtime = sum(isinstance(o, TaskSpec) for o in gc.get_objects())
         self.next(self.join)
 
     @step
@@ -72,6 +76,17 @@ def test_a_join_reads_only_the_inputs_it_touches(make_flow):
         counts[n] = data.reads_before_code
     # reading every input's record would cost 3 reads (listing, marker, manifest) each
     assert counts[40] - counts[2] < 3 * 38 / 4, counts
+
+
+def test_the_runtime_makes_a_fanouts_tasks_as_they_start(make_flow):
+    """A foreach of 40 does not hold 40 task specs in the runtime while they wait: every
+    fork copies the runtime's memory, so that memory must not grow with the width."""
+    from metaflowlike import Flow
+
+    flow = make_flow(WIDE)
+    flow.run("run", "--n", "40", "--max-workers", "2")
+    first = next(t for t in Flow("WideFlow").latest_run["body"] if t.index == 0)
+    assert first.data.specs_in_runtime <= 4, first.data.specs_in_runtime
 
 
 def test_a_silent_stream_stores_no_log(make_flow):

@@ -168,6 +168,7 @@ def test_run_view_has_steps_retries_parameters_dag_and_resume(ui):
     assert first["started_at"] <= first["finished_at"] <= second["started_at"]
     one_step = ui.get(f"api/runs/UiFlow/{ok_id}/tasks?step=work&limit=2&offset=1")
     assert one_step["total"] == 3 and len(one_step["tasks"]) == 2
+    assert ui.request(f"api/runs/UiFlow/{ok_id}/tasks?step=wrok").status == 404
 
     bad = ui.get(f"api/runs/UiFlow/{failed_id}")
     assert bad["status"] == "failed"

@@ -6,7 +6,11 @@ A screenshot of each page is saved in the test's temporary folder (``tmp_path``)
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 from PIL import Image as PILImage
@@ -165,3 +169,69 @@ def test_click_through_runs_run_task_and_card(filled, browser, tmp_path):  # noq
         "1-flows.png", "2-runs.png", "3-failed-run.png", "4-run.png", "5-task.png",
         "6-task-with-card.png",
     ]  # fmt: skip
+
+
+LIVE = """
+import time
+from metaflowlike import FlowSpec, step
+
+class LiveFlow(FlowSpec):
+    @step
+    def start(self):
+        for i in range(24):
+            print("tick", i, flush=True)
+            time.sleep(0.25)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    LiveFlow()
+"""
+
+
+def test_a_running_task_updates_without_reloading_the_page(browser, tmp_path):
+    """The task page of a running task: its log grows, then it turns succeeded, and the
+    page was never reloaded (a mark left on ``window`` survives)."""
+    (tmp_path / "liveflow.py").write_text(LIVE)
+    root = tmp_path / "ds"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env["METAFLOWLIKE_LOG_UPLOAD_INTERVAL"] = "0.5"
+    run = subprocess.Popen(
+        [sys.executable, "liveflow.py", "--datastore-root", str(root), "run"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    d = browser
+    try:
+        with UiServer("--datastore-root", str(root)) as ui:
+            deadline = time.time() + 60
+            task = None
+            while task is None and time.time() < deadline:
+                try:
+                    (r,) = ui.get("api/flows/LiveFlow/runs")["runs"]
+                    task = ui.get(f"api/runs/LiveFlow/{r['id']}/tasks")["tasks"][0]
+                except (AssertionError, ValueError, IndexError):
+                    time.sleep(0.2)
+            assert task is not None and task["status"] == "running"
+            d.get(f"{ui.url}#/tasks/{task['pathspec']}")
+            log = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "pre.log[data-stream=stdout]"))
+            _wait(d, lambda d: "tick" in log.text)
+            d.execute_script("window.mflMark = 'same page'")
+            assert d.find_element(By.CSS_SELECTOR, "h1 .status").text == "running"
+            assert not d.find_element(By.ID, "live").get_attribute("hidden")
+            _shot(d, tmp_path, "running-task")
+            first = log.text
+            _wait(
+                d, lambda d: d.find_element(By.CSS_SELECTOR, "h1 .status").text == "succeeded", 90
+            )
+            log = d.find_element(By.CSS_SELECTOR, "pre.log[data-stream=stdout]")
+            _wait(d, lambda d: "tick 23" in log.text)
+            assert len(log.text) > len(first)
+            assert log.text == "\n".join(f"tick {i}" for i in range(24))
+            assert d.execute_script("return window.mflMark") == "same page"
+            _shot(d, tmp_path, "finished-task")
+    finally:
+        run.wait(timeout=120)
+    assert run.returncode == 0

@@ -10,6 +10,7 @@ Layout under the datastore root (see ``docs/datastore-layout.md``)::
     flows/<Flow>/<run_id>/<step>/<task_id>/<attempt>.done         completion marker
     flows/<Flow>/<run_id>/<step>/<task_id>/_cache.json  the task's cache key and its parts
     cache/<Flow>/<step>/<key>.json                      cache index: key -> task that made it
+    gc/<stamp>.json                                     gc journal (``datastore_gc``)
 
 ``<attempt>.done`` is written last, after the manifest and the logs: readers ignore
 every attempt without it, so a task killed at any instant is simply invisible and a
@@ -33,6 +34,8 @@ from .storage import Storage, StorageError
 
 FLOWS = "flows"
 CACHE = "cache"
+#: ``metaflowlike gc`` journals: blobs set aside and the runs to wait for
+GC_JOURNALS = "gc"
 #: a completion marker: ``<attempt>.done``; any other ``*.done`` is not one
 _MARKER = re.compile(r"(0|[1-9][0-9]{0,5})\.done\Z")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import MetaflowlikeException
+from ..launchers import StepEnvironment
 from .build import ensure_built, env_python, is_built, shim_dir
 from .lock import Lock, resolve
 from .request import EnvRequest, runtime_requirements, step_request, uses_pypi
@@ -36,7 +37,8 @@ class EnvironmentPlan:
     kind: str
     locks: dict[str, Lock] = field(default_factory=dict)  # step -> lock
     requests: dict[str, EnvRequest] = field(default_factory=dict)
-    _launch: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
+    flow: str = ""  # the flow's name, under which the run record holds the locks
+    _launch: dict[str, StepEnvironment] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict[str, Any] | None:
         if not self.locks:
@@ -59,16 +61,23 @@ class EnvironmentPlan:
                 say(f"Building environment {lock.key[:12]} for step {step} ({pins})...")
                 ensure_built(lock)
 
-    def launch(self, step: str) -> tuple[str, dict[str, str]] | None:
-        """(interpreter, extra environment variables) for a task of ``step``, or None
-        when the step runs in the flow's own interpreter."""
+    def launch(self, step: str) -> StepEnvironment | None:
+        """How a task of ``step`` starts in its environment, here and on a remote
+        machine (which rebuilds it from the saved lock), or None when the step runs in
+        the flow's own interpreter."""
         lock = self.locks.get(step)
         if lock is None:
             return None
         if step not in self._launch:
+            from .bootstrap import remote_wrapper  # it reads saved locks with this module
+
             python = env_python(ensure_built(lock))
             code = shim_dir() or _code_path()
-            self._launch[step] = (python, {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"})
+            self._launch[step] = StepEnvironment(
+                python,
+                {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"},
+                remote_wrapper(self.flow),
+            )
         return self._launch[step]
 
 
@@ -105,7 +114,7 @@ def plan_environments(
                 f"{os.path.basename(flow_file)} --environment=pypi run` (or remove @pypi)."
             )
         return EnvironmentPlan(kind)
-    plan = EnvironmentPlan(kind)
+    plan = EnvironmentPlan(kind, flow=graph.name)
     if kind == "uv":
         if declared:
             raise MetaflowlikeException(

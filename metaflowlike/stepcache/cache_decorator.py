@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..decorators import StepDecorator
+from ..exceptions import MetaflowlikeException
 
 
 class CacheDecorator(StepDecorator):
@@ -12,3 +15,10 @@ class CacheDecorator(StepDecorator):
 
     name = "cache"
     defaults = {"enabled": True}
+
+    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+        enabled = self.attributes["enabled"]
+        if not isinstance(enabled, bool):
+            raise MetaflowlikeException(
+                f'@cache(enabled={enabled!r}) on step "{step_name}": enabled takes True or False.'
+            )

@@ -69,7 +69,12 @@ def explain_lines(fds: Any, flow: str, run_id: str, step: str) -> list[str]:
         pathspec = f"{flow}/{run_id}/{step}/{task_id}"
         record = fds.read_task_cache_key(pathspec)
         if record is None:
-            lines.append(f"{pathspec}: caching was off (run with --cache, or add @cache).")
+            task = fds.read_task(pathspec)
+            cloned = task.done.get("cloned_from") if task is not None else None
+            if cloned:
+                lines.append(f"{pathspec}: reused by resume from {cloned}, not looked up.")
+            else:
+                lines.append(f"{pathspec}: caching was off (run with --cache, or add @cache).")
             continue
         short = record["key"][:12]
         if record.get("hit"):

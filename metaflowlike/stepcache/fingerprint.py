@@ -45,14 +45,31 @@ def _is_simple(value: Any) -> bool:
     return False
 
 
+def _stable(value: Any) -> str:
+    """A value's text if it is the same in every process, else its type's name (an
+    object's default ``repr`` holds its address)."""
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        return f"{value[0]}={_stable(value[1])}"
+    return repr(value) if _is_simple(value) else f"<{type(value).__qualname__}>"
+
+
+def _const_text(c: Any) -> str:
+    """A constant of compiled code as text that every process agrees on: nested code by
+    its digest, a frozenset (``x in {"a", "b"}``) in sorted order, not hash order."""
+    if isinstance(c, types.CodeType):
+        return code_digest(c)
+    if isinstance(c, frozenset):
+        return "frozenset(" + ",".join(sorted(_const_text(v) for v in c)) + ")"
+    if isinstance(c, tuple):
+        return "(" + ",".join(_const_text(v) for v in c) + ")"
+    return f"{type(c).__name__}:{c!r}"
+
+
 def code_digest(code: types.CodeType) -> str:
     """A hash of what ``code`` does: bytecode, names, constants (nested code objects by
     their own digest). Line numbers and positions are left out, so moving code or
     changing comments and blank lines leaves it unchanged."""
-    consts = tuple(
-        code_digest(c) if isinstance(c, types.CodeType) else (type(c).__name__, repr(c))
-        for c in code.co_consts
-    )
+    consts = tuple(_const_text(c) for c in code.co_consts)
     return _digest(
         code.co_code,
         consts,
@@ -94,7 +111,8 @@ class _Project:
 
 @dataclass
 class CodeParts:
-    """Digest per piece of project code a step depends on (shown by ``cache explain``)."""
+    """Digest per piece of project code a step depends on (shown by ``cache explain``),
+    and what was already followed (by id), so that cycles end."""
 
     parts: dict[str, str] = field(default_factory=dict)
     seen: set[int] = field(default_factory=set)
@@ -124,31 +142,28 @@ def _function_code(func: Any) -> types.CodeType | None:
     return getattr(func, "__code__", None)
 
 
-def _add_function(project: _Project, acc: CodeParts, label: str, func: Any) -> None:
+def _add_function(project: _Project, acc: CodeParts, func: Any) -> None:
     for f in _unwrap(func):
         code = _function_code(f)
         if code is None or id(code) in acc.seen or not project.owns(code.co_filename):
             continue
         acc.seen.add(id(code))
-        acc.parts[f"{f.__module__}.{f.__qualname__}"] = code_digest(code)
-        for default in (getattr(f, "__defaults__", None) or ()) + tuple(
-            (getattr(f, "__kwdefaults__", None) or {}).values()
-        ):
-            if _is_simple(default):
-                acc.parts[f"{f.__module__}.{f.__qualname__}:defaults"] = _digest(
-                    f.__defaults__, f.__kwdefaults__
-                )
-                break
-        _follow(project, acc, _all_names(code), getattr(f, "__globals__", {}), label)
+        name = f"{f.__module__}.{f.__qualname__}"
+        acc.parts[name] = code_digest(code)
+        values = list(getattr(f, "__defaults__", None) or ())
+        values += sorted((getattr(f, "__kwdefaults__", None) or {}).items())
+        if values:  # a default value is code too: changing it changes the call
+            acc.parts[f"{name}:defaults"] = _digest(*map(_stable, values))
+        _follow(project, acc, _all_names(code), getattr(f, "__globals__", {}))
         for cell in getattr(f, "__closure__", None) or ():
             try:
                 value = cell.cell_contents
             except ValueError:
                 continue
-            _add_value(project, acc, label, f"{f.__qualname__}.<closure>", value)
+            _add_value(project, acc, f"{f.__qualname__}.<closure>", value)
 
 
-def _add_class(project: _Project, acc: CodeParts, label: str, cls: type) -> None:
+def _add_class(project: _Project, acc: CodeParts, cls: type) -> None:
     if id(cls) in acc.seen:
         return
     acc.seen.add(id(cls))
@@ -156,12 +171,12 @@ def _add_class(project: _Project, acc: CodeParts, label: str, cls: type) -> None
         if isinstance(member, property):
             member = member.fget
         if callable(member) or isinstance(member, (staticmethod, classmethod)):
-            _add_function(project, acc, label, member)
+            _add_function(project, acc, member)
         elif _is_simple(member) and not name.startswith("__"):
             acc.parts[f"{cls.__module__}.{cls.__qualname__}.{name}"] = _digest(member)
 
 
-def _add_module(project: _Project, acc: CodeParts, label: str, module: types.ModuleType) -> None:
+def _add_module(project: _Project, acc: CodeParts, module: types.ModuleType) -> None:
     if id(module) in acc.seen:
         return
     acc.seen.add(id(module))
@@ -172,33 +187,33 @@ def _add_module(project: _Project, acc: CodeParts, label: str, module: types.Mod
     for value in list(vars(module).values()):
         owner = getattr(value, "__module__", None)
         if isinstance(value, types.ModuleType) or owner == module.__name__:
-            _add_value(project, acc, label, "", value)
+            _add_value(project, acc, "", value)
 
 
-def _add_value(project: _Project, acc: CodeParts, label: str, name: str, value: Any) -> None:
+def _add_value(project: _Project, acc: CodeParts, name: str, value: Any) -> None:
     if isinstance(value, types.ModuleType):
         if project.owns(getattr(value, "__file__", None)):
-            _add_module(project, acc, label, value)
+            _add_module(project, acc, value)
     elif isinstance(value, type):
         try:
             filename = inspect.getfile(value)
         except (TypeError, OSError):
             return
         if project.owns(filename):
-            _add_class(project, acc, label, value)
+            _add_class(project, acc, value)
     elif _function_code(value) is not None or isinstance(value, (staticmethod, classmethod)):
-        _add_function(project, acc, label, value)
+        _add_function(project, acc, value)
     elif name and _is_simple(value):
         acc.parts[f"constant {name}"] = _digest(type(value).__name__, value)
 
 
-def _follow(project: _Project, acc: CodeParts, names: set[str], globs: dict, label: str) -> None:
+def _follow(project: _Project, acc: CodeParts, names: set[str], globs: dict) -> None:
     module = sys.modules.get(globs.get("__name__", ""))
     for name in sorted(names):
         if name in globs:
-            _add_value(project, acc, label, f"{globs.get('__name__')}.{name}", globs[name])
+            _add_value(project, acc, f"{globs.get('__name__')}.{name}", globs[name])
         elif module is not None and name in vars(module):
-            _add_value(project, acc, label, name, vars(module)[name])
+            _add_value(project, acc, name, vars(module)[name])
 
 
 def code_parts(flow_cls: type, step_name: str, project_root: str) -> dict[str, str]:
@@ -212,9 +227,9 @@ def code_parts(flow_cls: type, step_name: str, project_root: str) -> dict[str, s
         acc.parts[f"step {step_name}"] = code_digest(code)
         acc.seen.add(id(code))
     for f in _unwrap(func)[:-1]:  # user decorators wrapping the step
-        _add_function(project, acc, step_name, f)
+        _add_function(project, acc, f)
     inner = _unwrap(func)[-1]
-    _follow(project, acc, _all_names(code) if code else set(), inner.__globals__, step_name)
+    _follow(project, acc, _all_names(code) if code else set(), inner.__globals__)
     reads = self_reads(flow_cls, step_name)
     for name in sorted(reads.names if reads.names is not None else ()):
         member = vars_lookup(flow_cls, name)
@@ -223,7 +238,7 @@ def code_parts(flow_cls: type, step_name: str, project_root: str) -> dict[str, s
         if isinstance(member, property):
             member = member.fget
         if callable(member) or isinstance(member, (staticmethod, classmethod)):
-            _add_function(project, acc, step_name, member)
+            _add_function(project, acc, member)
         elif _is_simple(member):
             acc.parts[f"constant {flow_cls.__name__}.{name}"] = _digest(member)
     return dict(sorted(acc.parts.items()))
@@ -246,9 +261,17 @@ class Reads:
     why: str = ""
 
 
+#: builtins that reach ``self`` without naming it (``super().method()`` runs code that
+#: reads whatever it likes; ``locals()``/``vars()``/``eval`` see every local)
+_HIDDEN_ACCESS = {"super", "locals", "vars", "eval", "exec"}
+
+
 def _self_uses(code: types.CodeType, self_name: str) -> Reads:
     """Attribute names used on ``self_name`` in ``code`` and the code nested in it."""
     names: set[str] = set()
+    hidden = _HIDDEN_ACCESS & set(code.co_names)
+    if hidden:
+        return Reads(None, f"{code.co_name} calls {sorted(hidden)[0]}()")
     instrs = [i for i in dis.get_instructions(code) if i.opname not in ("CACHE", "EXTENDED_ARG")]
     for n, ins in enumerate(instrs):
         if ins.opname == "STORE_FAST" and ins.argval == self_name:

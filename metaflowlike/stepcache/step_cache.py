@@ -19,7 +19,11 @@ from .key import KeyMaker, key_of
 
 
 def caching_enabled(decorators: list, run_wide: bool) -> bool:
-    """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``."""
+    """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``.
+    A ``@parallel`` gang is never cached: its members wait for one another, so a gang
+    partly served from the cache would wait forever for the members that were not."""
+    if any(deco.name == "parallel" for deco in decorators):
+        return False
     for deco in decorators:
         if deco.name == "cache":
             return bool(deco.attributes.get("enabled", True))
@@ -53,7 +57,11 @@ class StepCache:
         None (the task runs; its key is kept to index it when it succeeds)."""
         if not self.enabled(spec.step_name) or spec.attempt or spec.catch_fallback:
             return None
-        parts, source = self.keys.parts(spec)
+        try:
+            parts, source = self.keys.parts(spec)
+        except Exception as e:  # noqa: BLE001 - caching is an optimisation: run the task
+            runtime.reporter.cache_unavailable(spec, f"{type(e).__name__}: {e}")
+            return None
         key = key_of(parts)
         self.pending[spec.pathspec] = (key, parts)
         earlier = self._usable(spec.step_name, key)

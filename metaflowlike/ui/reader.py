@@ -16,6 +16,7 @@ never through paths of our own. Reads are shaped for scale:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..datastore.task_datastore import FlowDatastore
@@ -38,12 +39,23 @@ class BadRequest(MetaflowlikeException):
 
 
 class _Cache(dict):
-    """A dict that forgets everything when it grows too big (records are re-readable)."""
+    """Records that never change once they exist, by key. It forgets everything when it
+    grows too big: every record can be read again."""
 
     def put(self, key: Any, value: Any) -> Any:
         if len(self) >= _CACHE_MAX:
             self.clear()
         self[key] = value
+        return value
+
+    def read(self, key: Any, read: Callable[[], Any]) -> Any:
+        """The cached value, else ``read()``, kept unless it is missing (None or empty):
+        a record that does not exist yet may be written later."""
+        value = self.get(key)
+        if value is None:
+            value = read()
+            if value:
+                self.put(key, value)
         return value
 
 
@@ -72,6 +84,7 @@ class RunBrowser:
         self._markers = _Cache()  # (pathspec, attempt) -> completion marker
         self._records = _Cache()  # (pathspec, attempt) -> TaskRecord of a finished attempt
         self._final = _Cache()  # pathspec -> task state that cannot change any more
+        self._summaries = _Cache()  # (flow, run, tag operations) -> row of an ended run
 
     # --- flows and runs --------------------------------------------------------------
 
@@ -81,20 +94,10 @@ class RunBrowser:
         ]
 
     def _run_record(self, flow: str, run_id: str) -> dict | None:
-        rec = self._runs.get((flow, run_id))
-        if rec is None:
-            rec = self.fds.read_run(flow, run_id)
-            if rec is not None:
-                self._runs.put((flow, run_id), rec)
-        return rec
+        return self._runs.read((flow, run_id), lambda: self.fds.read_run(flow, run_id))
 
     def _run_end(self, flow: str, run_id: str) -> dict | None:
-        end = self._ends.get((flow, run_id))
-        if end is None:
-            end = self.fds.read_run_done(flow, run_id)
-            if end is not None:
-                self._ends.put((flow, run_id), end)
-        return end
+        return self._ends.read((flow, run_id), lambda: self.fds.read_run_done(flow, run_id))
 
     def _run_status(self, rec: dict, end: dict | None) -> str:
         """Ended runs say how; a run without an end record is running while its runtime
@@ -106,15 +109,22 @@ class RunBrowser:
         return FAILED if alive is False else RUNNING
 
     def _summary(self, flow: str, run_id: str, tag_ops: dict | None = None) -> dict | None:
+        """A run's row in a listing (shared: callers copy it before changing it). The
+        row of an ended run is kept, keyed by the names of its tag operations, which
+        are new files whenever its tags change."""
+        # the flow's operations were listed once for the whole request: a run without
+        # any has none (None would list them again, once per run)
+        ops = tag_ops.get(run_id, []) if tag_ops is not None else None
+        key = (flow, run_id, tuple(ops)) if ops is not None else None
+        if key is not None and key in self._summaries:
+            return self._summaries[key]
         rec = self._run_record(flow, run_id)
         if rec is None:
             return None  # a run that is only starting has no record yet
         end = self._run_end(flow, run_id)
         status = self._run_status(rec, end)
         created = rec.get("created_at")
-        finished = (end or {}).get("finished_at")
-        if status == FAILED and finished is None:
-            finished = None  # its runtime died: when is unknown
+        finished = (end or {}).get("finished_at")  # None too if its runtime died
         duration = None
         if created is not None:
             if finished is not None:
@@ -122,11 +132,8 @@ class RunBrowser:
             elif status == RUNNING:
                 duration = time.time() - created
         system = [t for t in rec.get("tags", []) if t not in rec.get("user_tags", [])]
-        # the flow's operations were listed once for the whole request: a run without
-        # any has none (None would list them again, once per run)
-        ops = tag_ops.get(run_id, []) if tag_ops is not None else None
         user_tags = TagStore(self.fds).user_tags(flow, run_id, rec, ops)
-        return {
+        row = {
             "flow": flow,
             "id": run_id,
             "pathspec": f"{flow}/{run_id}",
@@ -139,6 +146,9 @@ class RunBrowser:
             "user_tags": sorted(user_tags),
             "origin_run_id": rec.get("origin_run_id"),
         }
+        if key is not None and status != RUNNING:
+            self._summaries.put(key, row)
+        return row
 
     def runs(
         self,
@@ -187,9 +197,10 @@ class RunBrowser:
         """A run: its facts, parameters, graph, and each step's state."""
         check_pathspec_parts([flow, run_id], "the run in the URL")
         ops = TagStore(self.fds).operations(flow)
-        summary = self._summary(flow, run_id, ops)
-        if summary is None:
+        row = self._summary(flow, run_id, ops)
+        if row is None:
             raise NotFound(f"Run {flow}/{run_id} does not exist in {self.fds.storage.url()}.")
+        summary = dict(row)
         rec = self._run_record(flow, run_id) or {}
         steps = []
         for name in self._step_names(flow, run_id, rec):
@@ -215,12 +226,8 @@ class RunBrowser:
         return sorted(self.fds.list_tasks(flow, run_id, step), key=_id_key)
 
     def _marker(self, pathspec: str, attempt: int) -> dict:
-        marker = self._markers.get((pathspec, attempt))
-        if marker is None:
-            marker = self.fds.read_done(pathspec, attempt) or {}
-            if marker:
-                self._markers.put((pathspec, attempt), marker)
-        return marker
+        read = lambda: self.fds.read_done(pathspec, attempt)  # noqa: E731
+        return self._markers.read((pathspec, attempt), read) or {}
 
     def _task_state(
         self, flow: str, run_id: str, step: str, task_id: str, run_status: str
@@ -272,8 +279,12 @@ class RunBrowser:
         run_status = self._run_status(rec, self._run_end(flow, run_id))
         names = self._step_names(flow, run_id, rec)
         if step is not None and step not in names:
-            raise NotFound(f"Run {flow}/{run_id} has no task of step {step}.")
-        ids = [(s, t) for s in ([step] if step else names) for t in self._task_ids(flow, run_id, s)]
+            if step not in rec.get("steps", []):
+                raise NotFound(f"Run {flow}/{run_id} has no step {step}.")
+            names = []  # a step of the graph that has not started (yet)
+        elif step is not None:
+            names = [step]
+        ids = [(s, t) for s in names for t in self._task_ids(flow, run_id, s)]
         start = _int_arg(offset, "offset", 0, 0, 1 << 40)
         count = _int_arg(limit, "limit", 200, 1, MAX_LIMIT * 10)
         page = [
@@ -305,12 +316,9 @@ class RunBrowser:
             if not done:
                 return None
             attempt = done[-1]
-        rec = self._records.get((pathspec, attempt))
-        if rec is None:
-            rec = self.fds.read_task(pathspec, attempt)
-            if rec is not None:
-                self._records.put((pathspec, attempt), rec)
-        return rec
+        return self._records.read(
+            (pathspec, attempt), lambda: self.fds.read_task(pathspec, attempt)
+        )
 
     def _check_task(self, flow: str, run_id: str, step: str, task_id: str) -> tuple[str, dict]:
         check_pathspec_parts([flow, run_id, step, task_id], "the task in the URL")
