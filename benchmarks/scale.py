@@ -26,7 +26,7 @@ Cases (``--cases``, all by default):
 CPU times and page faults come from ``getrusage`` and are what to compare on a shared
 machine; wall times are given for reference only.
 
-    python benchmarks/scale.py                     # everything (~10 min on 2 CPUs)
+    python benchmarks/scale.py                     # everything (15 to 30 min on 2 CPUs)
     python benchmarks/scale.py --sizes 200,1000 --cases width,floor
     python benchmarks/scale.py --json scale.json   # also keep the raw figures
 """

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import lifeline, plugins
+from .datastore.records import ArtifactEntry
 from .task import TaskSpec, run_task
 
 
@@ -112,7 +113,7 @@ class LaunchContext:
     flow_cls: type
     graph: Any
     fds: Any  # FlowDatastore
-    params: dict[str, list]
+    params: dict[str, ArtifactEntry]
     with_decorators: list
     with_specs: list[str]
     flow_file: str

@@ -353,3 +353,61 @@ def test_failed_attempts_are_never_reused_but_a_retried_success_is(make_flow):
     again = f.run("run", "--cache", env={"FAILURES": "1"})
     assert _executed(again) == set()
     assert [s for s, _ in _cached(again)] == ["start", "end"]
+
+
+MODEL_FLOW = """
+from metaflowlike import FlowSpec, step
+from models import Scaler
+
+
+class ModelFlow(FlowSpec):
+    @step
+    def start(self):
+        self.model = Scaler(2)
+        self.next(self.use)
+
+    @step
+    def use(self):  # never names Scaler or models: the object comes from an artifact
+        self.scored = self.model.score(3)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("scored", self.scored)
+
+
+if __name__ == "__main__":
+    ModelFlow()
+"""
+
+MODELS = """
+class Scaler:
+    def __init__(self, factor):
+        self.factor = factor
+
+    def score(self, x):
+        return x * self.factor
+"""
+
+
+def test_methods_of_project_objects_held_in_artifacts_are_part_of_the_key(make_flow):
+    f = make_flow(MODEL_FLOW)
+    models = f.path.parent / "models.py"
+    models.write_text(textwrap.dedent(MODELS))
+    f.run("run", "--cache")
+    models.write_text(textwrap.dedent(MODELS).replace("x * self.factor", "x + self.factor"))
+    proc = f.run("run", "--cache")
+    # `start` names Scaler, so its class counts; `use` calls .score() on an artifact
+    assert {"start", "use"} <= _executed(proc)
+    assert "scored 5" in proc.stdout
+    assert "code: models.Scaler.score changed" in f.run("cache", "explain", "use").stdout
+
+
+def test_resume_with_cache_serves_the_steps_it_reruns_from_the_cache(flow):
+    first = flow.run("run", "--cache")
+    proc = flow.run("resume", "--cache", "scale")
+    # resume reuses start..join by position; scale and end, rerun, come from the cache
+    assert "Cloned from" in proc.stdout
+    assert [s for s, _ in _cached(proc)] == ["scale", "end"]
+    assert all(origin.split("/")[1] == _run_id(first) for _, origin in _cached(proc))
+    assert Run(f"CacheFlow/{_run_id(proc)}").data.out == 15

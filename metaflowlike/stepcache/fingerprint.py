@@ -116,6 +116,8 @@ class CodeParts:
 
     parts: dict[str, str] = field(default_factory=dict)
     seen: set[int] = field(default_factory=set)
+    #: every name the followed code uses (``obj.predict`` puts ``predict`` here)
+    names: set[str] = field(default_factory=set)
 
 
 def _module_digest(module: types.ModuleType) -> str | None:
@@ -154,6 +156,7 @@ def _add_function(project: _Project, acc: CodeParts, func: Any) -> None:
         values += sorted((getattr(f, "__kwdefaults__", None) or {}).items())
         if values:  # a default value is code too: changing it changes the call
             acc.parts[f"{name}:defaults"] = _digest(*map(_stable, values))
+        acc.names |= _all_names(code)
         _follow(project, acc, _all_names(code), getattr(f, "__globals__", {}))
         for cell in getattr(f, "__closure__", None) or ():
             try:
@@ -241,7 +244,47 @@ def code_parts(flow_cls: type, step_name: str, project_root: str) -> dict[str, s
             _add_function(project, acc, member)
         elif _is_simple(member):
             acc.parts[f"constant {flow_cls.__name__}.{name}"] = _digest(member)
+    if code is not None:
+        acc.names |= _all_names(code)
+    _follow_methods(project, acc)
     return dict(sorted(acc.parts.items()))
+
+
+def _project_methods(project: _Project) -> dict[str, list[Any]]:
+    """Method name -> the functions of that name in the project's classes (flow classes
+    aside: their methods are followed through ``self``), over every project module
+    imported so far."""
+    from ..flowspec import FlowSpec
+
+    index: dict[str, list[Any]] = {}
+    for module in list(sys.modules.values()):
+        if not project.owns(getattr(module, "__file__", None)):
+            continue
+        for cls in list(vars(module).values()):
+            if not isinstance(cls, type) or cls.__module__ != module.__name__:
+                continue
+            if issubclass(cls, FlowSpec):
+                continue
+            for name, member in vars(cls).items():
+                if isinstance(member, property):
+                    member = member.fget
+                chain = _unwrap(member)
+                if chain and _function_code(chain[-1]) is not None:
+                    index.setdefault(name, []).append(member)
+    return index
+
+
+def _follow_methods(project: _Project, acc: CodeParts) -> None:
+    """Methods called on objects whose class the code does not name (an artifact holding
+    a project class's instance: ``self.model.predict(x)``): every project method with a
+    name the followed code uses counts, which may count too much but never too little."""
+    index = _project_methods(project)
+    done: set[str] = set()
+    while acc.names - done:
+        name = min(acc.names - done)
+        done.add(name)
+        for method in index.get(name, ()):
+            _add_function(project, acc, method)
 
 
 def vars_lookup(cls: type, name: str) -> Any:
@@ -314,7 +357,7 @@ def self_reads(flow_cls: type, step_name: str) -> Reads:
             continue
         if name != step_name and getattr(member, "is_step", False):
             continue  # self.next(self.other_step) names a step, it does not run it
-        func = _unwrap(member)[-1]
+        func = _unwrap(member)[-1]  # a callable member: never None
         code = _function_code(func)
         if code is None:
             continue
