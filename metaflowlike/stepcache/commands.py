@@ -70,7 +70,7 @@ def explain_lines(fds: Any, flow: str, run_id: str, step: str) -> list[str]:
         record = fds.read_task_cache_key(pathspec)
         if record is None:
             task = fds.read_task(pathspec)
-            cloned = task.done.get("cloned_from") if task is not None else None
+            cloned = task.done.cloned_from if task is not None else None
             if cloned:
                 lines.append(f"{pathspec}: reused by resume from {cloned}, not looked up.")
             else:

@@ -59,6 +59,8 @@ class StepCache:
         None (the task runs; its key is kept to index it when it succeeds)."""
         if not self.enabled(spec.step_name) or spec.attempt or spec.catch_fallback:
             return None
+        if spec.pathspec in self.pending:
+            return None  # looked up already; it waited for resources since
         try:
             parts, source = self.keys.parts(spec)
         except Exception as e:  # noqa: BLE001 - caching is an optimisation: run the task
