@@ -115,6 +115,13 @@ def test_05_cloud_bursting(tutorial):
     assert out.count("Kubernetes Job default/") == 4
 
 
+def test_05_cloud_bursting_on_batch(tutorial):
+    script = TUTORIALS / "05-cloud-bursting" / "try_on_stand_in.py"
+    out = _run([str(script), "--batch"], tutorial("05-cloud-bursting")).stdout
+    assert "scores: [" in out and "in Batch job " in out
+    assert out.count("submitted to queue test-queue") == 3
+
+
 def test_08_cards(tutorial):
     d = tutorial("08-cards")
     out = _run(["cardsflow.py", "run"], d).stdout

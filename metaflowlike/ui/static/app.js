@@ -103,7 +103,17 @@ function query(params) {
     .map(([k, v]) => `${enc(k)}=${enc(v)}`).join("&");
 }
 
-async function runsPage(gen, flow, params) {
+function editing() {
+  // a refresh must not wipe what the user is typing in the filters
+  const el = document.activeElement;
+  return !!(el && el.closest && el.closest("form"));
+}
+
+async function runsPage(gen, flow, params, refresh) {
+  if (refresh && editing()) {
+    again(() => runsPage(gen, flow, params, true).catch((e) => show(failure(e))), gen);
+    return;
+  }
   crumbs(["flows", "#/"], [flow]);
   const limit = 50;
   const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
@@ -115,6 +125,10 @@ async function runsPage(gen, flow, params) {
   const data = await api(`flows/${enc(flow)}/runs?` +
     query({ ...filters, offset: page * limit, limit }));
   if (gen !== generation) return;
+  if (refresh && editing()) {  // the user started typing while we asked
+    again(() => runsPage(gen, flow, params, true).catch((e) => show(failure(e))), gen);
+    return;
+  }
   const go = (changes) => {
     const next = { ...filters, page, ...changes };
     location.hash = `#/flows/${enc(flow)}?` + query(next);
@@ -154,7 +168,8 @@ async function runsPage(gen, flow, params) {
       pager));
   const running = data.runs.some((r) => r.status === "running");
   live(running);
-  again(() => runsPage(gen, flow, params).catch((e) => show(failure(e))), gen);
+  // new runs appear and running ones change: the list refreshes itself
+  again(() => runsPage(gen, flow, params, true).catch((e) => show(failure(e))), gen);
 }
 
 function facts(pairs) {
