@@ -399,3 +399,32 @@ def test_tutorial_03_browses_its_runs(tmp_path):
         model = {a["name"]: a["preview"] for a in end["artifacts"]}["model"]
         assert model.startswith("{'a': ") and "'noise': " in model
         assert [c["type"] for c in end["cards"]] == ["default"]
+
+
+def test_client_artifacts_carry_their_saved_preview(make_flow):
+    flow = make_flow(
+        """
+        from metaflowlike import FlowSpec, step
+
+        class PreviewFlow(FlowSpec):
+            @step
+            def start(self):
+                self.config = {"lr": 0.1, "layers": [64, 32]}
+                self.blob = bytes(100)
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            PreviewFlow()
+        """
+    )
+    flow.run("run")
+    from metaflowlike import Flow
+
+    end = Flow("PreviewFlow").latest_run["end"].task
+    # carried from start to end by key, with the preview made when start saved it
+    assert end.artifacts.config.preview == "{'lr': 0.1, 'layers': [64, 32]}"
+    assert end.artifacts.blob.preview is None
