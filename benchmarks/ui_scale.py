@@ -5,7 +5,7 @@ How the datastore is built (fast, and said plainly in the report):
 
 - ``ManyRuns``: one real run of a four-step flow, then 9,999 more runs made by cloning
   its run record and end record through ``FlowDatastore.write_run`` /
-  ``write_run_done`` under new run ids (every tenth one marked failed, every seventh
+  ``write_run_end`` under new run ids (every tenth one marked failed, every seventh
   tagged). Only the real run has tasks; that is the run the benchmark opens.
 - ``WideFlow``: one real run of ``start -> work (foreach) -> join -> end`` over 20
   items, then its ``work`` tasks cloned through ``write_task`` / ``write_log`` /
@@ -37,6 +37,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from metaflowlike.datastore.local_storage import LocalStorage
@@ -110,20 +111,16 @@ def run_flow(folder: Path, root: Path, name: str, source: str) -> str:
 def clone_runs(fds: FlowDatastore, flow: str, run_id: str, count: int) -> list[str]:
     """``count - 1`` more runs of ``flow``: copies of the real run's records."""
     rec = fds.read_run(flow, run_id)
-    end = fds.read_run_done(flow, run_id)
+    end = fds.read_run_end(flow, run_id)
     ids = []
     base = int(run_id)
     for i in range(1, count):
         new_id = str(base - i * 1000)  # older than the real run: it stays the newest
-        tags = list(rec["tags"]) + (["nightly"] if i % 7 == 0 else [])
-        fds.write_run(
-            flow,
-            new_id,
-            dict(rec, run_id=new_id, created_at=rec["created_at"] - i * 60, tags=tags),
-        )
-        status = "failed" if i % 10 == 0 else end["status"]
-        fds.write_run_done(
-            flow, new_id, dict(end, status=status, finished_at=end["finished_at"] - i * 60 + i % 13)
+        tags = list(rec.tags) + (["nightly"] if i % 7 == 0 else [])
+        fds.write_run(replace(rec, run_id=new_id, created_at=rec.created_at - i * 60, tags=tags))
+        status = "failed" if i % 10 == 0 else end.status
+        fds.write_run_end(
+            flow, new_id, replace(end, status=status, finished_at=end.finished_at - i * 60 + i % 13)
         )
         ids.append(new_id)
     return ids
@@ -139,14 +136,15 @@ def clone_tasks(fds: FlowDatastore, flow: str, run_id: str, step: str, total: in
     next_id = 100_000
     for i in range(len(existing), total):
         pathspec = f"{flow}/{run_id}/{step}/{next_id + i}"
-        info = dict(model.info)
-        info["foreach_stack"] = [dict(info["foreach_stack"][-1], index=i, num_splits=total)]
-        fds.write_task(pathspec, 0, model.artifacts, info)
+        frame = model.info.foreach_stack[-1]
+        fds.write_task(
+            pathspec, 0, replace(model.info, foreach_stack=[dict(frame, index=i, num_splits=total)])
+        )
         log_file = os.path.join(spool, "stdout")  # the local backend moves it into place
         with open(log_file, "wb") as f:
             f.write(log)
         fds.write_log(pathspec, 0, "stdout", log_file)
-        fds.mark_done(pathspec, 0, dict(model.done, split_index=i))
+        fds.mark_done(pathspec, 0, replace(model.done, split_index=i))
     shutil.rmtree(spool, ignore_errors=True)
     return str(next_id + total - 1)
 

@@ -7,12 +7,11 @@ uploaded once. Before user code runs on a retry, the latest checkpoint of the sa
 is restored into the directory; on ``resume``, the latest checkpoint of the origin run's
 matching task. A training loop then only has to look at ``current.checkpoint.is_loaded``.
 
-Records live beside the task: ``flows/<Flow>/<run>/<step>/<task>/_checkpoints/<id>.json``.
+Records live beside the task, one per checkpoint (the datastore's layout says where).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -25,26 +24,14 @@ from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 from .ids import check_checkpoint_name, check_task_pathspec
 
-CKPT_DIR = "_checkpoints"
-
 
 class CheckpointError(MetaflowlikeException):
     headline = "Checkpoint error"
 
 
-def _records_dir(pathspec: str) -> str:
-    return f"flows/{pathspec}/{CKPT_DIR}"
-
-
 def list_checkpoints(fds: FlowDatastore, pathspec: str, name: str | None = None) -> list[dict]:
     """Checkpoint records of the task ``pathspec`` (Flow/run/step/task), newest first."""
-    records = []
-    for entry, is_dir in fds.storage.list_dir(_records_dir(pathspec)):
-        if is_dir or not entry.endswith(".json"):
-            continue
-        rec = fds.read_json(f"{_records_dir(pathspec)}/{entry}", f"Checkpoint {entry[:-5]}")
-        if rec and (name is None or rec.get("name") == name):
-            records.append(rec)
+    records = [r for r in fds.checkpoint_records(pathspec) if name is None or r.get("name") == name]
     return sorted(records, key=lambda r: (r["created_at"], r["id"]), reverse=True)
 
 
@@ -97,9 +84,7 @@ class Checkpointer:
             "latest": latest,
             "size": sum(size for _, size in files.values()),
         }
-        self._fds.storage.put_bytes(
-            f"{_records_dir(self._pathspec)}/{ckpt_id}.json", json.dumps(record).encode()
-        )
+        self._fds.write_checkpoint(self._pathspec, ckpt_id, record)
         return record
 
     def load(self, reference: dict | str, path: str | None = None) -> str:

@@ -357,14 +357,14 @@ def build_cli(flow_cls: type):
                 f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
                 f"{state.fds.storage.url()}."
             )
-        state.use_stored_configs(run.get("configs") or {})
+        state.use_stored_configs(run.configs)
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
-        spec.user = spec.user or run.get("user", "")
-        spec.tags = spec.tags or run.get("tags", [])
-        spec.namespace = spec.namespace or run.get("namespace")
+        spec.user = spec.user or run.user or ""
+        spec.tags = spec.tags or run.tags
+        spec.namespace = spec.namespace or run.namespace
         from .task_supervisor import SELF_SUFFICIENT_ENV, supervise
 
         if os.environ.get(SELF_SUFFICIENT_ENV) == "1":
@@ -374,7 +374,7 @@ def build_cli(flow_cls: type):
         decos = _with_decorators(tuple(with_specs))
         for d in step_decorators(state.graph[step_name], decos):
             os.environ.update(d.task_env(step_name=step_name))
-        ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)
+        ok = run_task(flow_cls, state.graph, spec, state.fds, run.params, decos)
         sys.stdout.flush()
         sys.stderr.flush()
         sys.exit(0 if ok else 1)

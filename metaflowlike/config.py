@@ -22,6 +22,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from .datastore.layout import LAYOUT
 from .exceptions import MetaflowlikeException
 
 CONFIG_FILE = os.path.join("~", ".metaflowlike", "config.json")
@@ -196,7 +197,7 @@ def local_root(start: str | None = None) -> str:
     here = os.path.dirname(os.path.dirname(first))
     while True:
         candidate = os.path.join(here, LOCAL_DIR)
-        if os.path.isdir(os.path.join(candidate, "flows")):
+        if os.path.isdir(os.path.join(candidate, LAYOUT.flows())):
             return candidate
         parent = os.path.dirname(here)
         if parent == here:

@@ -14,11 +14,12 @@ protocol therefore never deletes a blob in one step:
    once), then the rest of their folder.
 2. **Mark.** Every key mentioned in a JSON record of a kept run (parameters, task
    manifests, foreach lists, checkpoints) or of the model registry is referenced.
-3. **Set aside.** Each unreferenced blob is *moved* to ``data/_gc/<key>``. From then
+3. **Set aside.** Each unreferenced blob is *moved* to a folder of its own (the
+   datastore's layout says where: ``docs/datastore-layout.md``). From then
    on a writer that saves the same value no longer finds it and writes it again, and a
    reader that finds it missing moves it back (``ContentStore.restore_collected``).
 4. **Wait, then purge.** The runs that may be running *after* the blobs were set aside
-   are noted in a journal (``gc/<stamp>.json``). Only once every one of them has ended
+   are noted in a journal. Only once every one of them has ended
    (immediately, when none was running) are the records marked again, and a set-aside
    blob still unreferenced is deleted; one that became referenced is moved back. A later
    ``gc`` finishes what an earlier one had to leave waiting.
@@ -35,19 +36,16 @@ import re
 import shutil
 import socket
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .datastore.content_store import DATA_PREFIX, blob_path, collected_path
-from .datastore.task_datastore import FLOWS, GC_JOURNALS, FlowDatastore
+from .datastore.layout import LAYOUT
+from .datastore.task_datastore import FlowDatastore
 from .exceptions import MetaflowlikeException
 from .resume import run_state
-from .tracking.registry import MODELS
 
 KEY = re.compile(r"\A[0-9a-f]{64}\Z")
-PREFIX = re.compile(r"\A[0-9a-f]{2}\Z")
 
 
 @dataclass
@@ -101,14 +99,31 @@ def _sized_keys_in(doc: Any, into: dict[str, int]) -> None:
 
 
 def _record_keys(storage: Any, paths: list[str]) -> set[str]:
+    """Every key named in the JSON records among ``paths`` (whatever the record: a
+    manifest, parameters, a frozen foreach list, a checkpoint, a model version)."""
     keys: set[str] = set()
-    paths = [p for p in paths if p.endswith(".json") or p.endswith(".done")]
+    for doc in _records(storage, paths):
+        _keys_in(doc, keys)
+    return keys
+
+
+def _records(storage: Any, paths: list[str]) -> Iterator[Any]:
+    """The parsed JSON records among ``paths`` (a damaged one refers to nothing)."""
+    paths = [p for p in paths if LAYOUT.is_record(p)]
     for raw in storage.get_many(paths) if paths else []:
         try:
-            _keys_in(json.loads(raw), keys)
+            yield json.loads(raw)
         except ValueError:
-            continue  # a damaged record refers to nothing readable
-    return keys
+            continue
+
+
+def _kept_keys(fds: FlowDatastore, runs: dict[str, list[str]]) -> set[str]:
+    """Keys named by the model registry and by the records of ``runs`` (flow -> ids)."""
+    paths = _walk(fds.storage, LAYOUT.models())
+    for flow, run_ids in runs.items():
+        for run_id in run_ids:
+            paths += _walk(fds.storage, LAYOUT.run_dir(flow, run_id))
+    return _record_keys(fds.storage, paths)
 
 
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -147,7 +162,7 @@ class Collector:
         if self.fds.read_run(flow, run_id) is not None:
             return run_state(self.fds, flow, run_id) != "ended"
         # no run record (yet): being created, unless its claimant is gone
-        claim = self.fds.read_json(f"{self.fds.run_dir(flow, run_id)}/_claim.json")
+        claim = self.fds.read_claim(flow, run_id)
         if claim is None:
             return False  # nothing there any more
         if claim.get("host") != socket.gethostname():
@@ -167,8 +182,8 @@ class Collector:
             plan.running += [f"{flow}/{r}" for r in sorted(running)]
             todo = list(running)
             while todo:  # a running resume clones from its origin (and its origin's)
-                record = self.fds.read_run(flow, todo.pop()) or {}
-                origin = record.get("origin_run_id")
+                record = self.fds.read_run(flow, todo.pop())
+                origin = record.origin_run_id if record is not None else None
                 if origin and origin not in keep | running and origin in runs:
                     running.add(origin)
                     todo.append(origin)
@@ -183,13 +198,8 @@ class Collector:
     def _run_sizes(self, flow: str, run_id: str) -> dict[str, int]:
         """Key -> size of the artifacts and files a run's records name."""
         sizes: dict[str, int] = {}
-        paths = _walk(self.storage, self.fds.run_dir(flow, run_id))
-        paths = [p for p in paths if p.endswith(".json")]
-        for raw in self.storage.get_many(paths) if paths else []:
-            try:
-                _sized_keys_in(json.loads(raw), sizes)
-            except ValueError:
-                continue
+        for doc in _records(self.storage, _walk(self.storage, LAYOUT.run_dir(flow, run_id))):
+            _sized_keys_in(doc, sizes)
         return sizes
 
     def _fit(self, plan: Plan, max_size: int) -> None:
@@ -225,36 +235,30 @@ class Collector:
                     ):
                         self.fds.delete_cache_entry(flow, step, key)
             for run_id in runs:
-                run_dir = self.fds.run_dir(flow, run_id)
-                self.storage.delete(f"{run_dir}/_run.json")  # invisible from now on
+                run_dir = LAYOUT.run_dir(flow, run_id)
+                self.storage.delete(LAYOUT.run_record(flow, run_id))  # invisible from now on
                 for path in _walk(self.storage, run_dir):
                     self.storage.delete(path)
                 local = self.storage.local_path(run_dir)
                 if local:  # object stores have no folders; a local disk keeps empty ones
                     shutil.rmtree(local, ignore_errors=True)
-            for name, is_dir in self.storage.list_dir(f"{FLOWS}/{flow}"):
-                if not is_dir and name.startswith("_tags.") and name.split(".")[1] in gone:
-                    self.storage.delete(f"{FLOWS}/{flow}/{name}")
+            for run_id, ops in self.fds.tag_operations(flow).items():
+                for path in ops if run_id in gone else []:
+                    self.storage.delete(path)
 
     # --- 2. mark ---------------------------------------------------------------------
 
     def referenced(self) -> set[str]:
         """Keys named by the records of every run still in the store and the registry."""
-        paths = _walk(self.storage, MODELS)
-        for flow in self.fds.list_flows():
-            for run_id in self.fds.list_runs(flow):
-                paths += _walk(self.storage, self.fds.run_dir(flow, run_id))
-        return _record_keys(self.storage, paths)
+        runs = {flow: self.fds.list_runs(flow) for flow in self.fds.list_flows()}
+        return _kept_keys(self.fds, runs)
 
     def blobs(self) -> list[str]:
-        prefixes = [n for n, is_dir in self.storage.list_dir(DATA_PREFIX) if is_dir]
         keys = []
-        for prefix in prefixes:
-            if not PREFIX.match(prefix):
-                continue  # set aside (damaged, collected) or not a blob folder (S3 tool files)
-            keys += [
-                n for n, is_dir in self.storage.list_dir(f"{DATA_PREFIX}/{prefix}") if not is_dir
-            ]
+        for name, is_dir in self.storage.list_dir(LAYOUT.blob_folders()):
+            folder = LAYOUT.blob_folder(name) if is_dir else None
+            if folder is not None:  # not a folder of blobs set aside (damaged, collected)
+                keys += [n for n, d in self.storage.list_dir(folder) if not d]
         return [k for k in keys if KEY.match(k)]
 
     def _size(self, path: str) -> int | None:
@@ -269,7 +273,7 @@ class Collector:
     def set_aside(self, keys: list[str]) -> None:
         for key in keys:
             try:
-                self.storage.move(blob_path(key), collected_path(key))
+                self.storage.move(LAYOUT.blob(key), LAYOUT.collected_blob(key))
             except FileNotFoundError:
                 continue
         waiting = [
@@ -278,9 +282,8 @@ class Collector:
             for run_id in self.fds.list_runs(flow)
             if self._may_run(flow, run_id)
         ]
-        name = f"{GC_JOURNALS}/{int(time.time() * 1e6)}-{uuid.uuid4().hex[:8]}.json"
         doc = {"at": time.time(), "waiting_for": waiting, "keys": keys}
-        self.storage.put_bytes(name, json.dumps(doc).encode())
+        self.fds.write_json(LAYOUT.new_gc_journal(), doc)
 
     def purge(self) -> tuple[int, int, list[str]]:
         """Finish every journal whose runs have all ended: (deleted, moved back, runs
@@ -288,10 +291,8 @@ class Collector:
         deleted = restored = 0
         still: set[str] = set()
         referenced: set[str] | None = None
-        for name, is_dir in sorted(self.storage.list_dir(GC_JOURNALS)):
-            if is_dir or not name.endswith(".json"):
-                continue
-            path = f"{GC_JOURNALS}/{name}"
+        for name in sorted(LAYOUT.json_names(self.storage.list_dir(LAYOUT.gc_journals()))):
+            path = LAYOUT.gc_journal(name)
             doc = json.loads(self.storage.get_bytes(path))
             pending = [r for r in doc.get("waiting_for", []) if self._may_run(*r.split("/", 1))]
             if pending:
@@ -304,7 +305,7 @@ class Collector:
                     restored += self.fds.cas.restore_collected(key)
                     continue
                 try:
-                    self.storage.delete(collected_path(key))
+                    self.storage.delete(LAYOUT.collected_blob(key))
                     deleted += 1
                 except FileNotFoundError:
                     pass
@@ -335,18 +336,13 @@ def collect(
     if plan.kept_bytes is not None:
         say(f"The kept runs refer to {_size_text(plan.kept_bytes)} of artifacts.")
     if dry_run:
-        # what the dropped runs alone referenced
-        kept_paths = _walk(fds.storage, MODELS)
-        for flow, runs in plan.kept.items():
-            for run_id in runs:
-                kept_paths += _walk(fds.storage, fds.run_dir(flow, run_id))
-        referenced = _record_keys(fds.storage, kept_paths)
+        referenced = _kept_keys(fds, plan.kept)  # what the dropped runs alone referenced
     else:
         gc.drop_runs(plan)
         referenced = gc.referenced()
     plan.unreferenced = [k for k in gc.blobs() if k not in referenced]
     plan.blobs = len(plan.unreferenced)
-    sizes = [gc._size(blob_path(k)) for k in plan.unreferenced]
+    sizes = [gc._size(LAYOUT.blob(k)) for k in plan.unreferenced]
     plan.freed_bytes = None if None in sizes else sum(s or 0 for s in sizes)
     amount = "" if plan.freed_bytes is None else f" ({_size_text(plan.freed_bytes)})"
     if dry_run:

@@ -46,5 +46,5 @@ def _process_facts() -> dict[str, str]:
 
 
 def task_facts() -> dict[str, Any]:
-    """The fields ``task.json`` keeps about the task's environment."""
+    """The fields the task record keeps about the task's environment."""
     return {"runtime": runtime_name(), "environment_info": environment_info()}

@@ -1,7 +1,7 @@
 """Which process owns something, and whether that process still exists.
 
-Temporary entries (``datastore/scratch``) and running runs (``_run.json``) record their
-owner as a pid, the pid's start time (so that a recycled pid is not taken for the
+Temporary entries (``datastore/scratch``) and running runs (in their run record) record
+their owner as a pid, the pid's start time (so that a recycled pid is not taken for the
 owner) and a short hash of the host name (a folder may be shared by machines or
 containers whose processes cannot be checked from here). ``alive()`` answers True,
 False, or None when it cannot tell.

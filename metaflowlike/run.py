@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import config
+from .datastore.records import ArtifactEntry, RunEnd, RunRecord
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
@@ -32,7 +33,7 @@ def run_record(
     run_id: str,
     user: str,
     tags: list[str],
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
     user_tags: list[str],
@@ -40,33 +41,33 @@ def run_record(
     origin_run_id: str | None,
     environment: dict[str, Any] | None,
     runtime: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The run record (``_run.json``) of a new run: written by the local runtime, and by
-    the first task of a run started by a production orchestrator (no runtime owns it
-    then, so ``runtime`` is None and the run never counts as running on a laptop)."""
+) -> RunRecord:
+    """The run record of a new run: written by the local runtime, and by the first task
+    of a run started by a production orchestrator (no runtime owns it then, so
+    ``runtime`` is None and the run never counts as running on a laptop)."""
     graph = state.graph
-    return {
-        "flow": graph.name,
-        "run_id": run_id,
-        "user": user,
-        "tags": tags,
-        "user_tags": user_tags,
-        "namespace": f"user:{user}",
-        "created_at": time.time(),
-        "params": params,
-        "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
-        "origin_run_id": origin_run_id,
-        "steps": graph.sorted_nodes(),
-        "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
-        "with": with_specs,
-        "configs": getattr(state, "configs", None) or {},
-        "project": getattr(state, "project", None),
-        "runtime": runtime,  # while it lives and no _done.json exists: running
-        "environment": environment,
-    }
+    return RunRecord(
+        flow=graph.name,
+        run_id=run_id,
+        user=user,
+        tags=tags,
+        user_tags=user_tags,
+        namespace=f"user:{user}",
+        created_at=time.time(),
+        params=params,
+        param_values={k: repr(v)[:200] for k, v in param_values.items()},
+        origin_run_id=origin_run_id,
+        steps=graph.sorted_nodes(),
+        graph=graph_summary(graph),  # lets notebooks draw a past run's DAG
+        with_specs=with_specs,
+        configs=getattr(state, "configs", None) or {},
+        project=getattr(state, "project", None),
+        runtime=runtime,  # while it lives and the run has no end record: running
+        environment=environment,
+    )
 
 
-def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, list]:
+def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, ArtifactEntry]:
     """Save the parameter values as artifacts; the run record keeps their keys."""
     stored = fds.cas.save(list(param_values.items()))
     return {name: a.entry() for name, a in stored.items()}
@@ -74,7 +75,7 @@ def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, list]:
 
 def execute(
     state: Any,
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
     max_workers: int = 16,
@@ -101,8 +102,6 @@ def execute(
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
-        flow,
-        run_id,
         run_record(
             state,
             run_id,
@@ -153,7 +152,7 @@ def execute(
         raise  # recording the end of the run would only fail again
     except BaseException as e:
         try:
-            fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+            fds.write_run_end(flow, run_id, RunEnd("failed", time.time()))
         except StorageError:
             if not isinstance(e, StorageError):
                 raise
@@ -163,9 +162,7 @@ def execute(
         reporter.run_finished(False, flow, run_id)
         raise
     else:
-        fds.write_run_done(
-            flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
-        )
+        fds.write_run_end(flow, run_id, RunEnd("ok" if ok else "failed", time.time()))
         _tell_decorators(graph, with_decorators, fds, run_id, ok, reporter)
         reporter.run_finished(ok, flow, run_id)
     return ok

@@ -37,6 +37,7 @@ from typing import Any
 from . import lifeline
 from .datastore import scratch
 from .datastore.local_storage import describe_os_error
+from .datastore.records import ArtifactEntry, TaskInfo
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
@@ -100,7 +101,7 @@ class Runtime:
         fds: FlowDatastore,
         *,
         run_id: str,
-        params: dict[str, list],
+        params: dict[str, ArtifactEntry],
         max_workers: int = 16,
         max_num_splits: int = 10000,
         user: str = "",
@@ -211,14 +212,14 @@ class Runtime:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
         return any(d.name == "parallel" for d in self._decorators(step))
 
-    def _successors(self, spec: TaskSpec, info: dict) -> None:
+    def _successors(self, spec: TaskSpec, info: TaskInfo) -> None:
         node = self.graph[spec.step_name]
         path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
-        stack = info.get("foreach_stack", [])
+        stack = info.foreach_stack
         if node.type == "end":
             return
         if node.split_type == "foreach":
-            n = info.get("foreach_num_splits", 0)
+            n = info.foreach_num_splits or 0
             if n == 0:
                 self._fail(
                     spec,
@@ -230,7 +231,7 @@ class Runtime:
             self.task_counter += n
             return
         # a switch goes on with the one case its task picked
-        outs = [info["next_step"]] if node.is_switch else node.out_funcs
+        outs = [info.next_step] if node.is_switch else node.out_funcs
         for out in outs:
             target = self.graph[out]
             if not target.is_join:
@@ -500,7 +501,7 @@ class Runtime:
         # got that far (killed, never scheduled) is recorded here, from what we saw.
         marker = None
         if worker.launcher is not None and worker.launcher.self_sufficient:
-            marker = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}.done")
+            marker = self.fds.read_marker(spec.pathspec, spec.attempt, warn=True)
         death = _death_line(worker)
         if death and marker is None:
             self._spool_log(worker, "stderr", death.encode())
@@ -513,7 +514,7 @@ class Runtime:
                 self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
                 os.unlink(f.name)
-        info = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
+        info = self.fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
         if marker is None:
             marker = completion_marker(
                 spec,
@@ -525,13 +526,13 @@ class Runtime:
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
         if self.cache is not None:
             self.cache.finished(spec, info, marker)  # indexed only after its marker
-        if marker["status"] == "ok":
+        if marker.status == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)
         elif spec.attempt < spec.max_retries:
             # at once, as Metaflow's local runtime does (minutes_between_retries is
             # for remote schedulers)
-            self.reporter.task_retry(spec, marker.get("reason"))
+            self.reporter.task_retry(spec, marker.reason)
             spec.attempt += 1
             self.queue.appendleft(spec)
         elif not spec.catch_fallback and any(
@@ -539,13 +540,13 @@ class Runtime:
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.
-            self.reporter.task_retry(spec, marker.get("reason"))
+            self.reporter.task_retry(spec, marker.reason)
             spec.attempt += 1
-            spec.catch_fallback = marker.get("reason") or "the task process died"
+            spec.catch_fallback = marker.reason or "the task process died"
             self.queue.appendleft(spec)
         else:
             self.failed.append(spec.pathspec)
-            self.reporter.task_failed(spec, marker.get("reason"), info.get("exception"))
+            self.reporter.task_failed(spec, marker.reason, info.exception)
             if self._in_gang(spec.step_name):
                 self._stop_gang(spec)
 

@@ -401,3 +401,13 @@ def test_methods_of_project_objects_held_in_artifacts_are_part_of_the_key(make_f
     assert {"start", "use"} <= _executed(proc)
     assert "scored 5" in proc.stdout
     assert "code: models.Scaler.score changed" in f.run("cache", "explain", "use").stdout
+
+
+def test_resume_with_cache_serves_the_steps_it_reruns_from_the_cache(flow):
+    first = flow.run("run", "--cache")
+    proc = flow.run("resume", "--cache", "scale")
+    # resume reuses start..join by position; scale and end, rerun, come from the cache
+    assert "Cloned from" in proc.stdout
+    assert [s for s, _ in _cached(proc)] == ["scale", "end"]
+    assert all(origin.split("/")[1] == _run_id(first) for _, origin in _cached(proc))
+    assert Run(f"CacheFlow/{_run_id(proc)}").data.out == 15

@@ -15,7 +15,8 @@ import pytest
 
 from metaflowlike import Flow, Run
 from metaflowlike.config import open_datastore
-from metaflowlike.datastore.content_store import blob_path, collected_path
+from metaflowlike.datastore.layout import LAYOUT
+from metaflowlike.datastore.records import DoneMarker, RunEnd, RunRecord, TaskInfo
 from metaflowlike.datastore_gc import collect
 from metaflowlike.owners import me
 
@@ -144,20 +145,20 @@ def test_a_blob_found_present_then_set_aside_is_never_lost(make_flow):
     fds = open_datastore(None, str(f.root))
     # a run that is running (its runtime, this process, is alive; no end record)
     fds.claim_run("GcFlow", "1")
-    fds.write_run("GcFlow", "1", {"flow": "GcFlow", "run_id": "1", "runtime": me().record()})
+    fds.write_run(RunRecord(flow="GcFlow", run_id="1", runtime=me().record()))
     value = "x" * 1000  # exactly what the finished run stored as `data`
     stored = fds.cas.save([("data", value)])["data"]
     assert not stored.new  # present: the writer relies on the existing blob
     collect(fds, keep_last=0, dry_run=False, say=lambda s: None)  # drops the finished run
-    assert not (f.root / blob_path(stored.key)).exists()  # set aside, not deleted
-    assert (f.root / collected_path(stored.key)).exists()
+    assert not (f.root / LAYOUT.blob(stored.key)).exists()  # set aside, not deleted
+    assert (f.root / LAYOUT.collected_blob(stored.key)).exists()
     # the writer now records its task, and a reader loads the value: it comes back
-    fds.write_task("GcFlow/1/start/1", 0, {"data": stored}, {"status": "ok"})
-    fds.mark_done("GcFlow/1/start/1", 0, {"status": "ok"})
+    fds.write_task("GcFlow/1/start/1", 0, TaskInfo(status="ok", artifacts={"data": stored.entry()}))
+    fds.mark_done("GcFlow/1/start/1", 0, DoneMarker(status="ok"))
     assert fds.cas.load(stored.key) == value
-    assert (f.root / blob_path(stored.key)).exists()
+    assert (f.root / LAYOUT.blob(stored.key)).exists()
     # once the run ended, gc purges what is really unreferenced and keeps this one
-    fds.write_run_done("GcFlow", "1", {"status": "ok"})
+    fds.write_run_end("GcFlow", "1", RunEnd("ok"))
     collect(fds, keep_last=None, dry_run=False, say=lambda s: None)
     assert fds.cas.load(stored.key) == value
 

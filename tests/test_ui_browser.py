@@ -6,10 +6,7 @@ A screenshot of each page is saved in the test's temporary folder (``tmp_path``)
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -26,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.chromium import FLAGS, chromium
 from tests.test_ui_api import filled  # noqa: F401 - the module-wide datastore of real runs
-from tests.ui_server import UiServer
+from tests.ui_server import UiServer, start_live_run
 
 
 @pytest.fixture
@@ -53,6 +50,18 @@ def _wait(driver, condition, timeout: float = 30):
     ignored = (NoSuchElementException, StaleElementReferenceException)
     wait = WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
     return wait.until(condition)
+
+
+#: the run list's rows as [run id, status], read at once
+ROWS = (
+    "return [...document.querySelectorAll('tr[data-run]')]"
+    ".map(r => [r.dataset.run, r.querySelector('.status').textContent])"
+)
+
+
+def _do(driver, action) -> None:
+    """Do ``action``, again if the page redrew the element it used meanwhile."""
+    _wait(driver, lambda d: action() or True)
 
 
 def _colors(png) -> int:
@@ -92,28 +101,23 @@ def test_click_through_runs_run_task_and_card(filled, browser, tmp_path):  # noq
         _shot(d, tmp_path, "1-flows")
         link.click()
 
-        # the run list: three runs, newest first, then filtered by status
-        rows = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-run]"))
-        assert len(rows) == 3
-        statuses = [r.find_element(By.CSS_SELECTOR, ".status").text for r in rows]
-        assert statuses == ["failed", "succeeded", "succeeded"]
-        failed_id = rows[0].get_attribute("data-run")
-        ok_id = rows[2].get_attribute("data-run")
+        # the run list (it redraws itself every 2 s: rows are read in one script call)
+        _wait(d, lambda d: len(d.execute_script(ROWS)) == 3)
+        rows = d.execute_script(ROWS)
+        assert [status for _, status in rows] == ["failed", "succeeded", "succeeded"]
+        failed_id, ok_id = rows[0][0], rows[2][0]
         _shot(d, tmp_path, "2-runs")
-        # the list refreshes itself every 2 s, but not under the fingers of someone typing
-        d.find_element(By.NAME, "tag").send_keys("nigh")
+        # ... but not under the fingers of someone typing in the filters
+        _do(d, lambda: d.find_element(By.NAME, "tag").send_keys("nigh"))
         time.sleep(4.5)
         assert d.find_element(By.NAME, "tag").get_attribute("value") == "nigh"
         d.find_element(By.NAME, "tag").clear()
         Select(d.find_element(By.NAME, "status")).select_by_value("failed")
         d.find_element(By.CSS_SELECTOR, "form.filters button").click()
-        _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-run]")) == 1)
-        assert (
-            d.find_element(By.CSS_SELECTOR, "tr[data-run]").get_attribute("data-run") == failed_id
-        )
+        _wait(d, lambda d: [r[0] for r in d.execute_script(ROWS)] == [failed_id])
 
         # the failed run: resume instructions, the DAG drawn, steps colored by status
-        d.find_element(By.LINK_TEXT, failed_id).click()
+        _do(d, lambda: d.find_element(By.LINK_TEXT, failed_id).click())
         _wait(d, lambda d: failed_id in d.find_element(By.TAG_NAME, "h1").text)
         resume = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "section.resume pre"))
         assert resume.text == f"python uiflow.py resume --origin-run-id {failed_id}"
@@ -176,38 +180,10 @@ def test_click_through_runs_run_task_and_card(filled, browser, tmp_path):  # noq
     ]  # fmt: skip
 
 
-LIVE = """
-import time
-from metaflowlike import FlowSpec, step
-
-class LiveFlow(FlowSpec):
-    @step
-    def start(self):
-        for i in range(24):
-            print("tick", i, flush=True)
-            time.sleep(0.25)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    LiveFlow()
-"""
-
-
 def test_a_running_task_updates_without_reloading_the_page(browser, tmp_path):
     """The task page of a running task: its log grows, then it turns succeeded, and the
     page was never reloaded (a mark left on ``window`` survives)."""
-    (tmp_path / "liveflow.py").write_text(LIVE)
-    root = tmp_path / "ds"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
-    env["METAFLOWLIKE_LOG_UPLOAD_INTERVAL"] = "0.5"
-    run = subprocess.Popen(
-        [sys.executable, "liveflow.py", "--datastore-root", str(root), "run"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run, root = start_live_run(tmp_path, ticks=24)
     d = browser
     try:
         with UiServer("--datastore-root", str(root)) as ui:

@@ -44,7 +44,9 @@ from dataclasses import dataclass
 from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
+from .layout import LAYOUT
 from .preview import json_preview
+from .records import ArtifactEntry
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -54,11 +56,6 @@ ALIGN = 64
 PIECE_SIZE = 4 << 20
 SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
-DATA_PREFIX = "data"
-DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
-#: blobs ``metaflowlike gc`` found unreferenced, held here until no run can still need
-#: them (see ``metaflowlike.datastore_gc``); a read that finds one here moves it back
-COLLECTED_PREFIX = f"{DATA_PREFIX}/_gc"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -79,18 +76,9 @@ class StoredArtifact:
     new: bool = False  # True if this save wrote new bytes
     preview: str | None = None  # repr of a small JSON-safe value (``preview.py``)
 
-    def entry(self) -> list:
-        """The artifact's manifest entry: ``[key, size, type]``, plus the preview if any."""
-        head = [self.key, self.size, self.type]
-        return head if self.preview is None else [*head, self.preview]
-
-
-def collected_path(key: str) -> str:
-    return f"{COLLECTED_PREFIX}/{key}"
-
-
-def blob_path(key: str) -> str:
-    return f"{DATA_PREFIX}/{key[:2]}/{key}"
+    def entry(self) -> ArtifactEntry:
+        """The manifest entry that names these bytes (with the preview, if any)."""
+        return ArtifactEntry(self.key, self.size, self.type, self.preview)
 
 
 def _flat(chunk: memoryview) -> memoryview:
@@ -194,13 +182,13 @@ class ContentStore:
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
         """For each key: True if its blob exists and looks whole, False if it is
         absent, None if it exists but is visibly damaged (to be overwritten)."""
-        found = self.storage.exists_many([blob_path(k) for k in keys])
+        found = self.storage.exists_many([LAYOUT.blob(k) for k in keys])
         return {k: (self._looks_whole(k) or None) if ok else False for k, ok in zip(keys, found)}
 
     def _looks_whole(self, key: str) -> bool:
         """A cheap check of an existing blob where reading its first bytes is free
         (the local backend): a full check would cost a read and a hash per save."""
-        local = self.storage.local_path(blob_path(key))
+        local = self.storage.local_path(LAYOUT.blob(key))
         if local is None:
             return True  # remote: a damaged blob is set aside by the read that finds it
         try:
@@ -212,7 +200,7 @@ class ContentStore:
     def _write(
         self, key: str, chunks: Sequence[memoryview], size: int, replace: bool = False
     ) -> None:
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=replace)
             return
@@ -259,7 +247,11 @@ class ContentStore:
     # --- reading -----------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        return self.storage.exists(blob_path(key))
+        return self.storage.exists(LAYOUT.blob(key))
+
+    def exist_many(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each blob is there (one round of requests for all of them)."""
+        return list(self.storage.exists_many([LAYOUT.blob(k) for k in keys])) if keys else []
 
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
@@ -301,7 +293,7 @@ class ContentStore:
     def _set_aside(self, key: str, identity: tuple) -> str | None:
         """Move the damaged blob out of the way; None if it changed meanwhile (another
         process already healed it) or cannot be moved."""
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         local = self.storage.local_path(path)
         if local is not None and identity:
             try:
@@ -310,7 +302,7 @@ class ContentStore:
                 return None
             if (st.st_dev, st.st_ino) != identity:
                 return None  # not the file we read: leave the new one alone
-        aside = f"{DAMAGED_PREFIX}/{key}.{uuid.uuid4().hex[:12]}"
+        aside = LAYOUT.damaged_blob(key, uuid.uuid4().hex[:12])
         try:
             self.storage.move(path, aside)
         except (OSError, StorageError):
@@ -330,13 +322,13 @@ class ContentStore:
         """Move ``key`` back from where gc holds unreferenced blobs: a task that was
         still running when gc looked referenced it. True if it is back in place."""
         try:
-            self.storage.move(collected_path(key), blob_path(key))
+            self.storage.move(LAYOUT.collected_blob(key), LAYOUT.blob(key))
         except (OSError, StorageError):
-            return self.storage.exists(blob_path(key))  # another reader moved it back
+            return self.storage.exists(LAYOUT.blob(key))  # another reader moved it back
         return True
 
     def _read_blob(self, key: str) -> _Blob:
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)
         tmp = None

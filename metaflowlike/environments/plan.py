@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..datastore.records import RunRecord
 from ..exceptions import MetaflowlikeException
 from ..launchers import StepEnvironment
 from .build import ensure_built, env_python, is_built, shim_dir
 from .lock import Lock, resolve
 from .request import EnvRequest, runtime_requirements, step_request, uses_pypi
-
-RECORD_FIELD = "environment"  # in the run record
 
 
 class UnsupportedEnvironment(MetaflowlikeException):
@@ -89,7 +88,7 @@ def plan_environments(
     *,
     datastore: str,
     flow_file: str,
-    origin: dict[str, Any] | None = None,
+    origin: RunRecord | None = None,
     force: bool = False,
 ) -> EnvironmentPlan:
     """Check the declarations against ``kind`` and resolve a lock per step.
@@ -164,8 +163,8 @@ def _any_enabled(flow_cls, graph, extra_decorators, datastore) -> bool:
     )
 
 
-def _saved_locks(record: dict[str, Any] | None) -> dict[str, Lock]:
-    env = (record or {}).get(RECORD_FIELD) or {}
+def _saved_locks(record: RunRecord | None) -> dict[str, Lock]:
+    env = _saved_environment(record)
     locks = env.get("locks") or {}
     return {
         step: Lock.from_dict(locks[key])
@@ -174,9 +173,13 @@ def _saved_locks(record: dict[str, Any] | None) -> dict[str, Lock]:
     }
 
 
-def saved_lock(record: dict[str, Any] | None, step: str) -> dict[str, Any] | None:
+def _saved_environment(record: RunRecord | None) -> dict[str, Any]:
+    return (record.environment if record is not None else None) or {}
+
+
+def saved_lock(record: RunRecord | None, step: str) -> dict[str, Any] | None:
     """The lock a run saved for ``step`` (what the client shows), or None."""
-    env = (record or {}).get(RECORD_FIELD) or {}
+    env = _saved_environment(record)
     key = (env.get("steps") or {}).get(step)
     lock = (env.get("locks") or {}).get(key) if key else None
     return dict(lock, type=env.get("type")) if lock else None

@@ -1,6 +1,6 @@
 """``python flow.py cache explain STEP [--run-id ID]`` and ``cache clear [STEP]``.
 
-``explain`` reads the key each task of the step recorded (``_cache.json`` in its task
+``explain`` reads the key each task of the step recorded (a small record in its task
 folder) and, for a task that ran, compares it with the closest earlier task in the
 cache index: the one whose key differs in the fewest parts. It names each part that
 changed and, inside it, which entries (a helper function, an artifact, a parameter...).
@@ -70,7 +70,7 @@ def explain_lines(fds: Any, flow: str, run_id: str, step: str) -> list[str]:
         record = fds.read_task_cache_key(pathspec)
         if record is None:
             task = fds.read_task(pathspec)
-            cloned = task.done.get("cloned_from") if task is not None else None
+            cloned = task.done.cloned_from if task is not None else None
             if cloned:
                 lines.append(f"{pathspec}: reused by resume from {cloned}, not looked up.")
             else:

@@ -98,7 +98,7 @@ class KeyMaker:
             if self.configs:
                 env["configs"] = key_of({"configs": self.configs})[:32]
             params = {
-                name: entry[0]
+                name: entry.key
                 for name, entry in self.params.items()
                 if reads.names is None or name in reads.names
             }
@@ -122,11 +122,11 @@ class KeyMaker:
             for i, path in enumerate(spec.input_paths):
                 for name, entry in self.loader.record(path).artifacts.items():
                     if name not in self.params:
-                        readable[f"{path.split('/')[1]}[{i}].{name}"] = entry[0]
+                        readable[f"{path.split('/')[1]}[{i}].{name}"] = entry.key
         else:
             for name, entry in source.manifest.items():
                 if name not in self.params and (reads.names is None or name in reads.names):
-                    readable[name] = entry[0]
+                    readable[name] = entry.key
         needs_index = reads.names is None or bool({"index", "foreach_stack"} & reads.names)
         foreach: dict[str, str] = {}
         for depth, frame in enumerate(stack):

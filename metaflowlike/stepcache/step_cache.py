@@ -10,9 +10,11 @@ so no artifact byte is read or written. The earlier task must have succeeded wit
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
-from ..datastore.content_store import blob_path
+from ..datastore.records import DoneMarker, TaskInfo
+from ..datastore.task_datastore import TaskRecord
 from ..decorators import step_decorators
 from ..task import TaskSpec
 from .key import KeyMaker, key_of
@@ -52,11 +54,13 @@ class StepCache:
 
     # --- before a task runs ----------------------------------------------------------
 
-    def lookup(self, runtime: Any, spec: TaskSpec) -> dict | None:
+    def lookup(self, runtime: Any, spec: TaskSpec) -> TaskInfo | None:
         """Clone an earlier task with the same key and return the new task's info, or
         None (the task runs; its key is kept to index it when it succeeds)."""
         if not self.enabled(spec.step_name) or spec.attempt or spec.catch_fallback:
             return None
+        if spec.pathspec in self.pending:
+            return None  # looked up already; it waited for resources since
         try:
             parts, source = self.keys.parts(spec)
         except Exception as e:  # noqa: BLE001 - caching is an optimisation: run the task
@@ -69,31 +73,38 @@ class StepCache:
             return None
         return self._clone(runtime, spec, key, parts, source, earlier)
 
-    def _usable(self, step: str, key: str) -> Any:
+    def _usable(self, step: str, key: str) -> TaskRecord | None:
         entry = self.fds.read_cache_entry(self.flow, step, key)
         if entry is None:
             return None
         rec = self.fds.read_task(entry["task"])
-        if rec is None or rec.status != "ok" or rec.info.get("caught"):
+        if rec is None or rec.info is None or rec.status != "ok" or rec.info.caught:
             return None
-        produced = rec.info.get("produced")
+        produced = rec.info.produced
         if produced is None:
             return None
-        keys = sorted({rec.artifacts[n][0] for n in produced if n in rec.artifacts})
-        if not all(self.fds.storage.exists_many([blob_path(k) for k in keys])):
+        keys = sorted({rec.artifacts[n].key for n in produced if n in rec.artifacts})
+        if not all(self.fds.cas.exist_many(keys)):
             return None  # removed since (gc, damage): compute it again
         return rec
 
-    def _clone(self, runtime: Any, spec: TaskSpec, key: str, parts: dict, source: Any, rec: Any):
+    def _clone(
+        self, runtime: Any, spec: TaskSpec, key: str, parts: dict, source: Any, rec: TaskRecord
+    ) -> TaskInfo:
+        assert rec.info is not None and rec.info.produced is not None  # checked by _usable
         manifest = dict(source.manifest)
-        for name in rec.info["produced"]:
+        for name in rec.info.produced:
             if name in rec.artifacts:
                 manifest[name] = rec.artifacts[name]
         now = time.time()
-        info = dict(rec.info)
-        for stale in ("resumed_from", "origin_task", "cloned_at", "runs_on", "pid"):
-            info.pop(stale, None)
-        info.update(
+        info = replace(
+            rec.info,
+            # where and how the earlier task ran does not describe this one
+            resumed_from=None,
+            origin_task=None,
+            cloned_at=None,
+            runs_on=None,
+            pid=None,
             input_paths=list(spec.input_paths),
             foreach_stack=source.foreach_stack,
             cached_from=rec.pathspec,
@@ -102,24 +113,20 @@ class StepCache:
             user=spec.user,
             tags=spec.tags,
             attempt=0,
+            artifacts=manifest,
+        )
+        marker = DoneMarker(
+            status="ok",
+            input_paths=list(spec.input_paths),
+            split_index=spec.split_index,
+            attempt=0,
+            started_at=now,
+            finished_at=now,
+            exit_status=0,
+            cached_from=rec.pathspec,
         )
         fds = self.fds
-        fds.write_task(spec.pathspec, 0, manifest, info)
-        for stream in ("stdout", "stderr"):
-            data = fds.read_log(rec.pathspec, rec.attempt, stream)
-            if data:
-                fds.storage.put_bytes(f"flows/{spec.pathspec}/0/{stream}.log", data)
-        marker = {
-            "status": "ok",
-            "input_paths": spec.input_paths,
-            "split_index": spec.split_index,
-            "attempt": 0,
-            "started_at": now,
-            "finished_at": now,
-            "exit_status": 0,
-            "cached_from": rec.pathspec,
-        }
-        fds.mark_done(spec.pathspec, 0, marker)
+        fds.copy_task(rec, spec.pathspec, info, marker)
         fds.write_task_cache_key(
             spec.pathspec, {"key": key, "parts": parts, "hit": rec.pathspec, "at": now}
         )
@@ -129,20 +136,20 @@ class StepCache:
 
     # --- after a task ran ------------------------------------------------------------
 
-    def finished(self, spec: TaskSpec, info: dict, marker: dict) -> None:
+    def finished(self, spec: TaskSpec, info: TaskInfo, marker: DoneMarker) -> None:
         """Record the key of a task that ran; index it if it succeeded for real (a
         failure, or one that ``@catch`` turned into a success, is never reused)."""
         pending = self.pending.get(spec.pathspec)
         if pending is None:
             return
         key, parts = pending
-        ok = marker.get("status") == "ok" and not info.get("caught")
-        if marker.get("status") != "ok" and spec.attempt < spec.max_retries:
+        ok = marker.status == "ok" and not info.caught
+        if marker.status != "ok" and spec.attempt < spec.max_retries:
             return  # will be retried: the last attempt decides
         self.pending.pop(spec.pathspec, None)
         now = time.time()
         record = {"key": key, "parts": parts, "hit": None, "at": now, "indexed": ok}
         self.fds.write_task_cache_key(spec.pathspec, record)
-        if ok and info.get("produced") is not None:
+        if ok and info.produced is not None:
             entry = {"task": spec.pathspec, "parts": parts, "at": now}
             self.fds.write_cache_entry(self.flow, spec.step_name, key, entry)

@@ -84,12 +84,13 @@ def create_app(browser: RunBrowser) -> Starlette:
 
     def dag(request: Request) -> Response:
         from ..client.html import dag_svg
+        from ..datastore.records import RunRecord
         from ..graph_render import GraphvizMissing
 
         p = request.path_params
         data = browser.run(p["flow"], p["run"])
         statuses = {s["name"]: _DAG_COLORS[s["status"]] for s in data["steps"]}
-        record = {"graph": data["graph"], "flow": data["flow"]}
+        record = RunRecord(flow=data["flow"], graph=data["graph"])
         try:
             svg = dag_svg(record, statuses)
         except GraphvizMissing as e:

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..datastore.task_datastore import FlowDatastore
+from ..datastore.records import DoneMarker, RunEnd, RunRecord, TaskInfo
+from ..datastore.task_datastore import FlowDatastore, TaskRecord
 from ..exceptions import MetaflowlikeException, NotFound
 from ..ids import check_flow_name, check_pathspec_parts, shown
 from ..owners import Owner
@@ -93,18 +94,18 @@ class RunBrowser:
             {"name": name, "runs": len(self.fds.list_runs(name))} for name in self.fds.list_flows()
         ]
 
-    def _run_record(self, flow: str, run_id: str) -> dict | None:
+    def _run_record(self, flow: str, run_id: str) -> RunRecord | None:
         return self._runs.read((flow, run_id), lambda: self.fds.read_run(flow, run_id))
 
-    def _run_end(self, flow: str, run_id: str) -> dict | None:
-        return self._ends.read((flow, run_id), lambda: self.fds.read_run_done(flow, run_id))
+    def _run_end(self, flow: str, run_id: str) -> RunEnd | None:
+        return self._ends.read((flow, run_id), lambda: self.fds.read_run_end(flow, run_id))
 
-    def _run_status(self, rec: dict, end: dict | None) -> str:
+    def _run_status(self, rec: RunRecord, end: RunEnd | None) -> str:
         """Ended runs say how; a run without an end record is running while its runtime
         lives (or cannot be checked from here), and failed if its runtime died."""
         if end is not None:
-            return SUCCEEDED if end.get("status") == "ok" else FAILED
-        owner = Owner.from_record(rec.get("runtime"))
+            return SUCCEEDED if end.status == "ok" else FAILED
+        owner = Owner.from_record(rec.runtime)
         alive = owner.alive() if owner is not None else False
         return FAILED if alive is False else RUNNING
 
@@ -123,15 +124,15 @@ class RunBrowser:
             return None  # a run that is only starting has no record yet
         end = self._run_end(flow, run_id)
         status = self._run_status(rec, end)
-        created = rec.get("created_at")
-        finished = (end or {}).get("finished_at")  # None too if its runtime died
+        created = rec.created_at
+        finished = end.finished_at if end is not None else None  # None if its runtime died
         duration = None
         if created is not None:
             if finished is not None:
                 duration = finished - created
             elif status == RUNNING:
                 duration = time.time() - created
-        system = [t for t in rec.get("tags", []) if t not in rec.get("user_tags", [])]
+        system = rec.system_tags
         user_tags = TagStore(self.fds).user_tags(flow, run_id, rec, ops)
         row = {
             "flow": flow,
@@ -141,10 +142,10 @@ class RunBrowser:
             "created_at": created,
             "finished_at": finished,
             "duration": duration,
-            "user": rec.get("user"),
+            "user": rec.user,
             "tags": sorted(set(system) | set(user_tags)),
             "user_tags": sorted(user_tags),
-            "origin_run_id": rec.get("origin_run_id"),
+            "origin_run_id": rec.origin_run_id,
         }
         if key is not None and status != RUNNING:
             self._summaries.put(key, row)
@@ -201,7 +202,7 @@ class RunBrowser:
         if row is None:
             raise NotFound(f"Run {flow}/{run_id} does not exist in {self.fds.storage.url()}.")
         summary = dict(row)
-        rec = self._run_record(flow, run_id) or {}
+        rec = self._run_record(flow, run_id) or RunRecord()
         steps = []
         for name in self._step_names(flow, run_id, rec):
             tasks = [
@@ -210,24 +211,24 @@ class RunBrowser:
             ]
             steps.append(_step_summary(name, rec, tasks))
         summary.update(
-            parameters=rec.get("param_values") or {},
-            graph=rec.get("graph") or {},
+            parameters=rec.param_values,
+            graph=rec.graph or {},
             steps=steps,
             resume=self._resume_hint(flow, run_id, summary["status"], steps),
         )
         return summary
 
-    def _step_names(self, flow: str, run_id: str, rec: dict) -> list[str]:
+    def _step_names(self, flow: str, run_id: str, rec: RunRecord) -> list[str]:
         present = set(self.fds.list_steps(flow, run_id))
-        order = [s for s in rec.get("steps", []) if s in present]
+        order = [s for s in rec.steps if s in present]
         return order + sorted(present.difference(order))
 
     def _task_ids(self, flow: str, run_id: str, step: str) -> list[str]:
         return sorted(self.fds.list_tasks(flow, run_id, step), key=_id_key)
 
-    def _marker(self, pathspec: str, attempt: int) -> dict:
-        read = lambda: self.fds.read_done(pathspec, attempt)  # noqa: E731
-        return self._markers.read((pathspec, attempt), read) or {}
+    def _marker(self, pathspec: str, attempt: int) -> DoneMarker | None:
+        read = lambda: self.fds.read_marker(pathspec, attempt, warn=True)  # noqa: E731
+        return self._markers.read((pathspec, attempt), read)
 
     def _task_state(
         self, flow: str, run_id: str, step: str, task_id: str, run_status: str
@@ -237,20 +238,20 @@ class RunBrowser:
         final = self._final.get(pathspec)
         if final is not None:
             return final
-        started, finished = self.fds.attempt_states(flow, run_id, step, task_id)
+        started, finished = self.fds.attempt_states(pathspec)
         attempts = []
         for n in started:
-            marker = self._marker(pathspec, n) if n in finished else {}
-            if marker:
-                state = SUCCEEDED if marker.get("status") == "ok" else FAILED
+            marker = self._marker(pathspec, n) if n in finished else None
+            if marker is not None:
+                state = SUCCEEDED if marker.status == "ok" else FAILED
             else:
                 state = RUNNING if run_status == RUNNING else FAILED
             attempts.append(
                 {
                     "attempt": n,
                     "status": state,
-                    "started_at": marker.get("started_at"),
-                    "finished_at": marker.get("finished_at"),
+                    "started_at": marker.started_at if marker is not None else None,
+                    "finished_at": marker.finished_at if marker is not None else None,
                 }
             )
         status = (
@@ -279,7 +280,7 @@ class RunBrowser:
         run_status = self._run_status(rec, self._run_end(flow, run_id))
         names = self._step_names(flow, run_id, rec)
         if step is not None and step not in names:
-            if step not in rec.get("steps", []):
+            if step not in rec.steps:
                 raise NotFound(f"Run {flow}/{run_id} has no step {step}.")
             names = []  # a step of the graph that has not started (yet)
         elif step is not None:
@@ -299,20 +300,18 @@ class RunBrowser:
         for step in steps:
             if step["name"] == "start" and step["tasks"]:
                 task = self._finished_record(f"{flow}/{run_id}/start/{step['first_task']}")
-                script = ((task.info if task else {}).get("environment_info") or {}).get(
-                    "script"
-                ) or script
+                env = (task.info.environment_info if task and task.info else None) or {}
+                script = env.get("script") or script
         failed = next((s["name"] for s in steps if s["status"] == FAILED), None)
         command = f"python {script} resume --origin-run-id {run_id}"
         return {"command": command, "failed_step": failed}
 
     # --- tasks -------------------------------------------------------------------------
 
-    def _finished_record(self, pathspec: str, attempt: int | None = None):
+    def _finished_record(self, pathspec: str, attempt: int | None = None) -> TaskRecord | None:
         """The record (manifest, facts, marker) of a finished attempt; cached."""
-        flow, run_id, step, task_id = pathspec.split("/")
         if attempt is None:
-            done = self.fds.attempts(flow, run_id, step, task_id)
+            done = self.fds.attempts(pathspec)
             if not done:
                 return None
             attempt = done[-1]
@@ -320,13 +319,13 @@ class RunBrowser:
             (pathspec, attempt), lambda: self.fds.read_task(pathspec, attempt)
         )
 
-    def _check_task(self, flow: str, run_id: str, step: str, task_id: str) -> tuple[str, dict]:
+    def _check_task(self, flow: str, run_id: str, step: str, task_id: str) -> tuple[str, RunRecord]:
         check_pathspec_parts([flow, run_id, step, task_id], "the task in the URL")
         rec = self._run_record(flow, run_id)
         if rec is None:
             raise NotFound(f"Run {flow}/{run_id} does not exist in {self.fds.storage.url()}.")
         pathspec = f"{flow}/{run_id}/{step}/{task_id}"
-        started, _ = self.fds.attempt_states(flow, run_id, step, task_id)
+        started, _ = self.fds.attempt_states(pathspec)
         if not started:
             raise NotFound(f"Task {pathspec} does not exist in {self.fds.storage.url()}.")
         return pathspec, rec
@@ -349,26 +348,24 @@ class RunBrowser:
         record = None
         if this is not None and this["status"] != RUNNING and chosen is not None:
             record = self._finished_record(pathspec, chosen)
-        info = record.info if record is not None else {}
+        info = (record.info if record is not None else None) or TaskInfo()
         artifacts = [
             {
                 "name": name,
-                "sha": entry[0],
-                "size": entry[1],
-                "type": entry[2],
-                "preview": entry[3] if len(entry) > 3 else None,
+                "sha": entry.key,
+                "size": entry.size,
+                "type": entry.type,
+                "preview": entry.preview,
             }
             for name, entry in sorted((record.artifacts if record else {}).items())
         ]
         error = None
         if record is not None and record.status != "ok":
-            exc = info.get("exception")
+            exc = info.exception
             if exc:
                 error = {k: exc.get(k, "") for k in ("type", "message", "traceback")}
             else:
-                reason = (
-                    record.done.get("reason") or f"exit status {record.done.get('exit_status')}"
-                )
+                reason = record.done.reason or f"exit status {record.done.exit_status}"
                 error = {
                     "type": "TaskKilled",
                     "message": f"The task process died: {reason}.",
@@ -381,7 +378,7 @@ class RunBrowser:
         )
         if not cards and this is not None and this["status"] == RUNNING:
             cards = live_cards(self.fds, pathspec)
-        stack = info.get("foreach_stack") or []
+        stack = info.foreach_stack
         return {
             "pathspec": pathspec,
             "flow": flow,
@@ -394,10 +391,8 @@ class RunBrowser:
             "started_at": (this or {}).get("started_at"),
             "finished_at": (this or {}).get("finished_at"),
             "foreach_index": stack[-1].get("index") if stack else None,
-            "input_paths": info.get("input_paths", []),
-            "origin_task": info.get("origin_task") or record.done.get("cloned_from")
-            if record
-            else None,
+            "input_paths": info.input_paths,
+            "origin_task": info.origin_task or (record.done.cloned_from if record else None),
             "artifacts": artifacts,
             "error": error,
             "checkpoints": [
@@ -485,14 +480,14 @@ class RunBrowser:
         return dict(entry, value=preview(value, 5000))
 
 
-def _step_summary(name: str, rec: dict, tasks: list[dict]) -> dict[str, Any]:
+def _step_summary(name: str, rec: RunRecord, tasks: list[dict]) -> dict[str, Any]:
     counts = {RUNNING: 0, SUCCEEDED: 0, FAILED: 0}
     for t in tasks:
         counts[t["status"]] += 1
     status = FAILED if counts[FAILED] else RUNNING if counts[RUNNING] else SUCCEEDED
     starts = [a["started_at"] for t in tasks for a in t["attempts"] if a["started_at"]]
     ends = [a["finished_at"] for t in tasks for a in t["attempts"] if a["finished_at"]]
-    info = (rec.get("graph") or {}).get(name, {})
+    info = (rec.graph or {}).get(name, {})
     return {
         "name": name,
         "type": info.get("type"),

@@ -10,7 +10,6 @@ the MLflow run it made.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import tempfile
@@ -26,7 +25,7 @@ from metaflowlike.tracking.compare import parameter_value
 
 from .connection import experiment_id, mlflow_client, tracking_uri
 
-PARENT_RECORD = "_mlflow.json"
+PLUGIN = "mlflow"  # names its record of each run in the datastore
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -72,7 +71,7 @@ class MlflowDecorator(StepDecorator):
     def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
         """Close the flow run's MLflow run, whichever steps carried ``@mlflow`` and however
         the run ended; one the ``end`` step already closed is left as it is."""
-        record = fds.read_json(_record_path(fds, flow_name, run_id), "The MLflow record")
+        record = fds.read_plugin_record(flow_name, run_id, PLUGIN)
         if record is None:
             return  # no decorated task ran
         client = mlflow_client(record.get("tracking_uri"))
@@ -114,12 +113,12 @@ class MlflowDecorator(StepDecorator):
 
 def _parent_run(client: Any, experiment: str | None, fds: FlowDatastore) -> str:
     """The MLflow run of this flow run: read from the run folder, or created once."""
-    path = _record_path(fds, current.flow_name, current.run_id)
-    record = fds.read_json(path, "The MLflow record of this run")
+    flow, flow_run = current.flow_name, current.run_id
+    record = fds.read_plugin_record(flow, flow_run, PLUGIN)
     if record is not None:
         return record["run_id"]
     exp = experiment_id(client, experiment or current.flow_name)
-    run_record = fds.read_run(current.flow_name, current.run_id) or {}
+    run_record = fds.read_run(flow, flow_run)
     tags = {
         "metaflowlike.flow": current.flow_name,
         "metaflowlike.run_id": current.run_id,
@@ -129,19 +128,15 @@ def _parent_run(client: Any, experiment: str | None, fds: FlowDatastore) -> str:
     run = client.create_run(exp, run_name=f"{current.flow_name}/{current.run_id}", tags=tags)
     run_id = run.info.run_id
     doc = {"run_id": run_id, "tracking_uri": tracking_uri(), "created_at": time.time()}
-    if not fds.storage.create_bytes(path, json.dumps(doc).encode()):
+    if not fds.create_plugin_record(flow, flow_run, PLUGIN, doc):
         client.delete_run(run_id)  # another task made the parent first: use theirs
-        return (fds.read_json(path, "The MLflow record of this run") or {})["run_id"]
+        return (fds.read_plugin_record(flow, flow_run, PLUGIN) or {})["run_id"]
     from mlflow.entities import Param
 
     params = [
         Param(name, str(parameter_value(shown))[:6000])
-        for name, shown in sorted(run_record.get("param_values", {}).items())
+        for name, shown in sorted(run_record.param_values.items() if run_record else ())
     ]
     if params:
         client.log_batch(run_id, params=params)
     return run_id
-
-
-def _record_path(fds: Any, flow_name: str, run_id: str) -> str:
-    return f"{fds.run_dir(flow_name, run_id)}/{PARENT_RECORD}"

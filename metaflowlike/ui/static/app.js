@@ -125,6 +125,10 @@ async function runsPage(gen, flow, params, refresh) {
   const data = await api(`flows/${enc(flow)}/runs?` +
     query({ ...filters, offset: page * limit, limit }));
   if (gen !== generation) return;
+  if (refresh && editing()) {  // the user started typing while we asked
+    again(() => runsPage(gen, flow, params, true).catch((e) => show(failure(e))), gen);
+    return;
+  }
   const go = (changes) => {
     const next = { ...filters, page, ...changes };
     location.hash = `#/flows/${enc(flow)}?` + query(next);
