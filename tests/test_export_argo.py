@@ -121,7 +121,9 @@ class ArgoStandIn:
     def trigger(self, *args: str, name: str = "flow.py") -> str:
         """Start a Workflow; its name."""
         id_file = self.folder / "run-id"
-        self.flow(None, "argo-workflows", "trigger", "--run-id-file", str(id_file), *args, name=name)
+        self.flow(
+            None, "argo-workflows", "trigger", "--run-id-file", str(id_file), *args, name=name
+        )
         return id_file.read_text().removeprefix("argo-")
 
     def execute(self, workflow_name: str, secrets: dict | None = None) -> WorkflowRun:
@@ -329,3 +331,210 @@ def test_nested_foreach_fans_out_with_param_and_runs_as_locally(argo):
     assert cells == ["t-0-0", "t-0-1", "t-0-2", "t-1-0", "t-1-1"]
     argo.flow(None, "run")
     assert snapshot(run) == snapshot(Flow("NestedFlow").latest_run)
+
+
+SCHEDULED = """
+from metaflowlike import project
+
+@schedule(cron="30 6 * * 1-5", timezone="Europe/Paris")
+@project(name="fraud_model")
+class ScheduledFlow(FlowSpec):
+    threshold = Parameter("threshold", default=0.9, type=float)
+
+    @kubernetes(image="registry.example/ml:1.2", secrets=["db-password"], memory=2048, cpu=2)
+    @step
+    def start(self):
+        self.password = os.environ.get("DB_PASSWORD")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    ScheduledFlow()
+"""
+
+
+def test_schedule_and_project_give_a_cron_workflow_under_the_branch_name(argo):
+    out = argo.flow(SCHEDULED, "--branch", "nightly", "argo-workflows", "create").stdout
+    name = "fraud-model.test.nightly.scheduledflow"
+    assert f"WorkflowTemplate default/{name} created." in out
+    assert f"CronWorkflow default/{name} created." in out
+    template, cron = deployed_documents(argo, name)
+    for doc in (template, cron):
+        validate_document(doc)
+    assert cron["spec"]["schedules"] == ["30 6 * * 1-5"]
+    assert cron["spec"]["timezone"] == "Europe/Paris"
+    assert cron["spec"]["workflowSpec"] == {"workflowTemplateRef": {"name": name}}
+    start = next(t for t in template["spec"]["templates"] if t["name"] == "step-start")
+    assert start["container"]["image"] == "registry.example/ml:1.2"
+    assert start["container"]["envFrom"] == [{"secretRef": {"name": "db-password"}}]
+    # what the same step would ask for as a Kubernetes Job (@kubernetes' own disk default)
+    requests = {"cpu": "2", "memory": "2048M", "ephemeral-storage": "10240M"}
+    assert start["container"]["resources"]["requests"] == requests
+
+    # what the CronWorkflow starts: a Workflow of the template with its defaults
+    scheduled = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": f"{name}-1733000000"},
+        "spec": cron["spec"]["workflowSpec"],
+    }
+    argo.cluster.api.call("POST", f"{ARGO}/workflows", scheduled)
+    result = argo.execute(scheduled["metadata"]["name"], {"db-password": {"DB_PASSWORD": "s3cret"}})
+    assert result.phase == "Succeeded", result.message + argo.pod_logs(result)
+    run = Flow("ScheduledFlow")[f"argo-{scheduled['metadata']['name']}"]
+    assert run.data.password == "s3cret" and run.data.threshold == 0.9
+    assert "project_branch:test.nightly" in run.tags
+
+    # without @schedule a new create removes the CronWorkflow; delete removes the rest
+    argo.flow(SCHEDULED.replace('@schedule(cron="30 6 * * 1-5", timezone="Europe/Paris")', ""),
+              "--branch", "nightly", "argo-workflows", "create")  # fmt: skip
+    assert argo.get("cronworkflows", name) is None
+    gone = argo.flow(None, "--branch", "nightly", "argo-workflows", "delete").stdout
+    assert f"WorkflowTemplate default/{name} deleted." in gone
+    assert argo.get("workflowtemplates", name) is None
+    again = argo.flow(None, "--branch", "nightly", "argo-workflows", "trigger", check=False)
+    assert again.returncode == 1 and "argo-workflows create first" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_deploy_time_mistakes_are_one_paragraph_each(argo):
+    long_name = argo.flow(BRANCHES, "argo-workflows", "create", "--name", "x" * 70, check=False)
+    assert long_name.returncode == 1 and "DNS-1123" in long_name.stderr
+    bad_name = argo.flow(None, "argo-workflows", "create", "--name", "Has Spaces", check=False)
+    assert bad_name.returncode == 1 and "--name NAME" in bad_name.stderr
+    # a value must fit in one environment variable of the start task (128 KiB)
+    big = argo.flow(None, "argo-workflows", "trigger", "--label", "x" * 131_000, check=False)
+    assert big.returncode == 1 and "bytes" in big.stderr and "label" in big.stderr
+    big_default = argo.flow(
+        BRANCHES.replace('default="plain"', 'default="x" * 140_000'),
+        "argo-workflows",
+        "create",
+        check=False,
+        name="bigflow.py",
+    )
+    assert big_default.returncode == 1 and "label" in big_default.stderr
+    typo = argo.flow(None, "argo-workflows", "trigger", "--alpah", "1", check=False)
+    assert typo.returncode == 1 and "--alpha" in typo.stderr
+    wrong_type = argo.flow(None, "argo-workflows", "trigger", "--count", "many", check=False)
+    assert wrong_type.returncode == 1 and '"count"' in wrong_type.stderr
+    batch = argo.flow(
+        BRANCHES.replace("@retry(times=2", "@batch\n    @retry(times=2").replace(
+            "class BranchFlow", "from metaflowlike import batch\n\nclass BranchFlow"
+        ),
+        "argo-workflows",
+        "create",
+        check=False,
+        name="batchflow.py",
+    )
+    assert batch.returncode == 1 and '@batch on step "flaky"' in batch.stderr
+    local = subprocess.run(
+        [sys.executable, str(argo.folder / "flow.py"), "--datastore", "local",
+         "argo-workflows", "create", "--only-yaml"],
+        cwd=argo.folder, env=argo.env(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert local.returncode == 1 and "s3://BUCKET" in local.stderr
+    for proc in (long_name, bad_name, big, big_default, typo, wrong_type, batch, local):
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# --- golden files ----------------------------------------------------------------------
+
+
+def _normalized_yaml(text: str) -> str:
+    """The generated YAML without what changes with every code change: the bootstrap's
+    source and the code package's content hash."""
+    docs = list(yaml.safe_load_all(text))
+    for doc in docs:
+        for tpl in doc["spec"].get("templates", []):
+            command = tpl.get("container", {}).get("command")
+            if command:
+                command[2] = "<metaflowlike/bootstrap.py>"
+                command[3] = re.sub(r"[0-9a-f]{64}", "<sha256>", command[3])
+                command[4] = "<sha256>"
+    return yaml.safe_dump_all(docs, sort_keys=False, width=100)
+
+
+@pytest.mark.parametrize(
+    "source,filename",
+    [(BRANCHES, "branchflow.yaml"), (NESTED, "nestedflow.yaml"), (SCHEDULED, "scheduledflow.yaml")],
+)
+def test_generated_documents_match_the_golden_files(tmp_path, source, filename):
+    flow = tmp_path / "flow.py"
+    flow.write_text(textwrap.dedent(HEADER) + textwrap.dedent(source))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env.update({"METAFLOWLIKE_CONFIG": str(tmp_path / "none.json"), "METAFLOWLIKE_USER": "golden"})
+    args = ["--datastore-root", "s3://example-bucket/metaflowlike", "argo-workflows", "create"]
+    proc = subprocess.run(
+        [sys.executable, str(flow), *args, "--only-yaml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for doc in yaml.safe_load_all(proc.stdout):
+        validate_document(doc)
+    got = _normalized_yaml(proc.stdout)
+    golden = GOLDEN / filename
+    if os.environ.get("METAFLOWLIKE_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(got)
+    assert got == golden.read_text(), f"regenerate with METAFLOWLIKE_UPDATE_GOLDEN=1: {golden}"
+    as_json = subprocess.run(
+        [sys.executable, str(flow), *args, "--only-json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    loaded = json.loads(as_json.stdout)
+    assert (loaded if isinstance(loaded, list) else [loaded]) == list(
+        yaml.safe_load_all(proc.stdout)
+    )
+
+
+RESUMABLE = """
+class FixLaterFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        if self.input == 2:
+            raise RuntimeError("a bug in production")
+        self.out = self.input * 100
+        self.pid = os.getpid()
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.outs = [i.out for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    FixLaterFlow()
+"""
+
+
+def test_resume_on_the_laptop_from_a_failed_production_run(argo):
+    argo.flow(RESUMABLE, "argo-workflows", "create")
+    name = argo.trigger()
+    result = argo.execute(name)
+    assert result.phase == "Failed" and "work" in result.message
+    failed = Flow("FixLaterFlow")[f"argo-{name}"]
+    assert not failed.successful
+    assert sorted(t.data.out for t in failed["work"] if t.successful) == [100, 300]
+
+    fixed = RESUMABLE.replace('raise RuntimeError("a bug in production")', "pass")
+    out = argo.flow(fixed, "resume", "--origin-run-id", f"argo-{name}").stdout
+    resumed = Flow("FixLaterFlow").latest_run
+    assert resumed.successful and resumed.data.outs == [100, 200, 300], out
+    before = {t.data.out: t.data.pid for t in failed["work"] if t.successful}
+    after = {t.data.out: t.data.pid for t in resumed["work"]}
+    # the two tasks that succeeded in production are reused as they are, not rerun
+    assert after[100] == before[100] and after[300] == before[300]
+    assert after[200] not in before.values()

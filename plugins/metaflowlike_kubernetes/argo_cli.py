@@ -164,4 +164,12 @@ def _render(docs: list[dict], fmt: str) -> str:
         return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)
     import yaml
 
-    return yaml.safe_dump_all(docs, sort_keys=False, width=100).rstrip()
+    class Dumper(yaml.SafeDumper):
+        """Multi-line strings (the bootstrap's source) as readable literal blocks."""
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, width=100).rstrip()

@@ -147,7 +147,9 @@ def workflow_template(plan: DeploymentPlan, target: ArgoTarget) -> dict[str, Any
             )
 
     templates = [_dag_template(level, tasks, last_in_body) for level, tasks in dags.items()]
-    templates += [_step_template(plan, step, target, levels, last_in_body) for step in plan.steps.values()]
+    templates += [
+        _step_template(plan, step, target, levels, last_in_body) for step in plan.steps.values()
+    ]
     return {
         "apiVersion": API_VERSION,
         "kind": "WorkflowTemplate",
@@ -368,7 +370,7 @@ def cron_workflow(plan: DeploymentPlan, target: ArgoTarget) -> dict[str, Any]:
     """Starts a Workflow from the template on the flow's @schedule, with the defaults."""
     assert plan.schedule is not None
     spec: dict[str, Any] = {
-        "schedule": plan.schedule.kubernetes_cron(),
+        "schedules": [plan.schedule.kubernetes_cron()],  # Argo 3.6 and later
         "concurrencyPolicy": "Allow",
         "workflowSpec": {"workflowTemplateRef": {"name": target.name}},
     }
