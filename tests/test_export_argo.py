@@ -200,7 +200,7 @@ class BranchFlow(FlowSpec):
     @step
     def start(self):
         self.base = self.alpha * self.count
-        self.next(self.flaky, self.doomed, self.steady)
+        self.next(self.flaky, self.doomed, self.crashes, self.steady)
 
     @retry(times=2, minutes_between_retries=0)
     @step
@@ -217,6 +217,12 @@ class BranchFlow(FlowSpec):
         raise ValueError("always fails")
         self.next(self.join)
 
+    @catch(var="crash")
+    @step
+    def crashes(self):
+        os._exit(3)  # dies without an exception: one more attempt records it for @catch
+        self.next(self.join)
+
     @environment(vars={"GREETING": "hello from @environment"})
     @resources(cpu=0.5, memory=300)
     @timeout(seconds=120)
@@ -231,6 +237,7 @@ class BranchFlow(FlowSpec):
         self.merge_artifacts(inputs, include=["base"])
         self.attempts = inputs.flaky.attempts
         self.problem = str(inputs.doomed.problem)
+        self.crash = str(inputs.crashes.crash)
         self.greeting = inputs.steady.greeting
         self.settings = inputs.steady.settings
         self.next(self.end)
@@ -265,6 +272,9 @@ def test_static_branch_typed_parameters_retry_and_catch_run_as_locally(argo):
     assert run.successful and run.finished
     assert run.data.summary == "0.75 2 ('plain', True, [4, 8, 16])"
     assert "always fails" in run.data.problem
+    assert "the task process died" in run.data.crash, run.data.crash
+    crashes = result.pods_of("step-crashes")
+    assert [(p.attempt, p.exit_code) for p in crashes] == [(0, 3), (1, 0)]
     where = json.loads(run["steady"].task.metadata_dict["runs_on"])
     assert where["platform"] == "argo-workflows" and where["workflow"] == name
     assert "summary: 0.75" in run["end"].task.stdout  # logs saved by the task itself

@@ -90,7 +90,7 @@ def command(flow_cls: type) -> click.Command:
     @click.pass_obj
     def trigger(state: Any, name: str | None, run_id_file: str | None, params: tuple) -> None:
         """Start a run of the deployed flow: --PARAM VALUE overrides a default."""
-        from .argo_client import ArgoClusterError, ArgoCluster
+        from .argo_client import ArgoCluster, ArgoClusterError
 
         target = _target(state, name)
         values = parse_overrides(flow_cls, params)
