@@ -189,8 +189,9 @@ def build_cli(flow_cls: type):
     import click
 
     from .cli_compat import check_metaflow_options, metaflow_compat_options
+    from .cli_plugins import PluginGroup
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--datastore", "ds_type", default=None, help="local (default), s3, azure or gs.")
     @click.option("--datastore-root", default=None, help="Folder or URL of the datastore.")
     @click.option("--quiet", is_flag=True, help="Print task output only.")
@@ -358,6 +359,7 @@ def build_cli(flow_cls: type):
     from .environments.commands import register as add_environment_commands
 
     add_environment_commands(cli)
+    cli.flow_cls = flow_cls  # for the plugins' commands (cli_plugins.py)
     return cli
 
 

@@ -17,6 +17,8 @@ DATASTORES = "metaflowlike.datastores"
 STEP_DECORATORS = "metaflowlike.step_decorators"
 LAUNCHERS = "metaflowlike.launchers"
 FLOW_DECORATORS = "metaflowlike.flow_decorators"
+#: command groups added to a flow's command line (``step-functions``...)
+CLI_COMMANDS = "metaflowlike.cli_commands"
 
 #: extra to install for each plugin whose SDK is optional
 EXTRAS = {
@@ -26,6 +28,8 @@ EXTRAS = {
     "gs": "gcp",
     "kubernetes": "kubernetes",
     "batch": "aws",
+    "step-functions": "aws",
+    "argo-workflows": "kubernetes",
 }
 
 

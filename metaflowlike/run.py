@@ -26,6 +26,51 @@ def system_tags(user: str) -> list[str]:
     return [f"user:{user}", f"python_version:{sys.version.split()[0]}"]
 
 
+def run_record(
+    state: Any,
+    run_id: str,
+    user: str,
+    tags: list[str],
+    params: dict[str, list],
+    param_values: dict[str, Any],
+    *,
+    user_tags: list[str],
+    with_specs: list[str],
+    origin_run_id: str | None,
+    environment: dict[str, Any] | None,
+    runtime: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run record (``_run.json``) of a new run: written by the local runtime, and by
+    the first task of a run started by a production orchestrator (no runtime owns it
+    then, so ``runtime`` is None and the run never counts as running on a laptop)."""
+    graph = state.graph
+    return {
+        "flow": graph.name,
+        "run_id": run_id,
+        "user": user,
+        "tags": tags,
+        "user_tags": user_tags,
+        "namespace": f"user:{user}",
+        "created_at": time.time(),
+        "params": params,
+        "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
+        "origin_run_id": origin_run_id,
+        "steps": graph.sorted_nodes(),
+        "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
+        "with": with_specs,
+        "configs": getattr(state, "configs", None) or {},
+        "project": getattr(state, "project", None),
+        "runtime": runtime,  # while it lives and no _done.json exists: running
+        "environment": environment,
+    }
+
+
+def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, list]:
+    """Save the parameter values as artifacts; the run record keeps their keys."""
+    stored = fds.cas.save(list(param_values.items()))
+    return {name: [a.key, a.size, a.type] for name, a in stored.items()}
+
+
 def execute(
     state: Any,
     params: dict[str, list],
@@ -56,25 +101,19 @@ def execute(
     fds.write_run(
         flow,
         run_id,
-        {
-            "flow": flow,
-            "run_id": run_id,
-            "user": user,
-            "tags": all_tags,
-            "user_tags": list(tags or []),
-            "namespace": f"user:{user}",
-            "created_at": time.time(),
-            "params": params,
-            "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
-            "origin_run_id": origin_run_id,
-            "steps": graph.sorted_nodes(),
-            "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
-            "with": list(with_specs or []),
-            "configs": getattr(state, "configs", None) or {},
-            "project": project,
-            "runtime": me().record(),  # while it lives and no _done.json exists: running
-            "environment": environments.record(),
-        },
+        run_record(
+            state,
+            run_id,
+            user,
+            all_tags,
+            params,
+            param_values,
+            user_tags=list(tags or []),
+            with_specs=list(with_specs or []),
+            origin_run_id=origin_run_id,
+            environment=environments.record(),
+            runtime=me().record(),
+        ),
     )
     if run_id_file:
         with open(run_id_file, "w") as f:
@@ -128,6 +167,5 @@ def execute(
 
 
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
-    stored = state.fds.cas.save(list(param_values.items()))
-    params = {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    params = store_params(state.fds, param_values)
     return execute(state, params, param_values, **kwargs)

@@ -18,7 +18,6 @@ METAFLOW_NAMES = frozenset(
         "Deployer",
         "NBDeployer",
         "USER_SKIP_STEP",
-        "schedule",
         "trigger",
         "trigger_on_finish",
         "exit_hook",

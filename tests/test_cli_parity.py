@@ -132,7 +132,7 @@ def test_missing_metaflow_names_say_so_in_one_sentence():
     last = proc.stderr.strip().splitlines()[-1]
     assert "NotSupportedYet" in last and "does not support" in last and "docs/porting.md" in last
     with pytest.raises(ImportError, match="porting"):
-        metaflowlike.__getattr__("schedule")
+        metaflowlike.__getattr__("trigger")
     # the list stays true: no listed name exists for real, and each says it does not
     for name in METAFLOW_NAMES:
         with pytest.raises(ImportError, match="does not support"):

@@ -1,0 +1,233 @@
+"""The flow as an orchestrator sees it: one neutral description both exporters walk.
+
+A compiler (Step Functions, Argo) should only *translate*: which steps exist, what
+kind each is, how deep in foreaches its tasks run, what the orchestrator must do
+around it (retries and their delay, a deadline, a fallback after a hard death, the
+resources to ask for, its environment) and the one container command that runs any of
+its tasks. All of that is decided here, once, from the flow's decorators; the
+compilers never read a decorator themselves. The common deploy-time checks live here
+too, so both targets refuse the same flows with the same words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import code_package
+from ..bootstrap import bootstrap_command
+from ..decorators import step_decorators
+from ..exceptions import MetaflowlikeException
+from ..remote_requests import larger_requests
+from ..task import closes_foreach
+from .inputs import ParameterInput, check_schedulable, parameter_inputs
+from .schedule import Schedule, flow_schedule
+
+#: the hidden command a deployed task's container runs (see ``entry.py``)
+ENTRY_COMMAND = "deployed-step"
+#: every resource request a platform may read, with the floor when nothing asks
+RESOURCE_FLOOR: dict[str, float | None] = {"cpu": 1.0, "memory": 4096.0, "gpu": 0.0, "disk": None}
+#: decorators no deployed flow can honour, and why
+NEVER_DEPLOYED = {
+    "parallel": "a gang of tasks started together (num_parallel=) has no counterpart in a "
+    "workflow of independent tasks",
+    "pypi": "the per-step environments are built on the laptop, not in the container; bake "
+    "the packages into the image instead",
+}
+
+
+class DeploymentError(MetaflowlikeException):
+    headline = "Cannot deploy this flow"
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step, as every orchestrator needs it."""
+
+    name: str
+    #: 'linear' | 'branch' (static split) | 'foreach' | 'switch' | 'join' | 'end';
+    #: the start step is whichever of the first four it does
+    kind: str
+    out_funcs: tuple[str, ...]
+    in_funcs: tuple[str, ...]
+    #: foreaches this step's tasks run inside (a foreach step does not count its own)
+    foreach_depth: int
+    matching_join: str | None  # for a branch/foreach: the join closing it
+    matching_split: str | None  # for a join: the split it closes
+    closes_foreach: bool  # a join gathering a foreach's tasks
+    switch_cases: tuple[tuple[Any, str], ...]  # (condition value, step) for a switch
+    retries: int  # orchestrator-level retries (attempts after the first)
+    retry_delay_seconds: int
+    timeout_seconds: int | None  # the platform deadline for one attempt
+    catch: bool  # @catch: after a hard death, one more attempt records the failure
+    resources: dict[str, float | None]  # cpu, memory (MB), gpu, disk (MB)
+    env: dict[str, str]  # @environment variables
+    decorators: tuple[str, ...]  # names, for messages
+    platform_attributes: dict[str, Any] = field(default_factory=dict)  # @batch/@kubernetes
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """The whole flow to deploy; ``command(step)`` is a task's container command."""
+
+    flow_name: str
+    name: str  # the deployment name (before the target's own spelling rules)
+    steps: dict[str, StepPlan]  # topological order, start first
+    parameters: tuple[ParameterInput, ...]
+    schedule: Schedule | None
+    project: dict[str, Any] | None
+    datastore_type: str
+    datastore_root: str
+    top_args: tuple[str, ...]  # the flow's top options (datastore, branch...)
+    package_url: str
+    package_sha256: str
+    flow_file: str  # the flow file's name inside the code package
+    package: Any = field(default=None, repr=False, compare=False)  # code_package.CodePackage
+
+    def command(self, step: str, interpreter: str = "python") -> list[str]:
+        """The container command of every task of ``step``: the bootstrap fetches the
+        code package and runs ``flow.py [TOP] deployed-step STEP``, which reads the
+        task's ids from its environment (``entry.py``) and runs the usual ``step``
+        command. No part of it depends on the task, so an orchestrator needs one per
+        step."""
+        return bootstrap_command(
+            interpreter,
+            self.package_url,
+            self.package_sha256,
+            self.flow_file,
+            [*self.top_args, ENTRY_COMMAND, step],
+        )
+
+
+def _kind(node: Any) -> str:
+    if node.type == "end":
+        return "end"
+    if node.is_join:
+        return "join"
+    if node.split_type == "foreach":
+        return "foreach"
+    if node.split_type == "switch":
+        return "switch"
+    if node.split_type == "split":
+        return "branch"
+    return "linear"
+
+
+def _foreach_depth(graph: Any, node: Any) -> int:
+    return sum(1 for s in node.split_parents if graph[s].split_type == "foreach")
+
+
+def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
+    """The orchestrator's view of ``node``, from its decorators; ``platform`` is the
+    decorator whose requests join @resources' (``batch``, ``kubernetes``)."""
+    decos = step_decorators(node, [])
+    retry = next((d for d in decos if d.name == "retry"), None)
+    retries = max((d.max_retries() for d in decos), default=0)
+    delay = int(float(retry.attributes.get("minutes_between_retries") or 0) * 60) if retry else 0
+    timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+    env: dict[str, str] = {}
+    for d in decos:
+        if d.name == "environment":
+            env.update(d.task_env(step_name=node.name))
+    own = next((d for d in decos if d.name == platform), None)
+    return StepPlan(
+        name=node.name,
+        kind=_kind(node),
+        out_funcs=tuple(node.out_funcs),
+        in_funcs=tuple(node.in_funcs),
+        foreach_depth=_foreach_depth(graph, node),
+        matching_join=node.matching_join,
+        matching_split=node.matching_split,
+        closes_foreach=node.is_join and closes_foreach(graph, node),
+        switch_cases=tuple(node.switch_cases),
+        retries=retries,
+        retry_delay_seconds=delay,
+        timeout_seconds=None if timeout is None else int(-(-timeout // 1)),
+        catch=any(d.name == "catch" for d in decos),
+        resources=larger_requests(decos, platform, RESOURCE_FLOOR),
+        env=env,
+        decorators=tuple(d.name for d in decos),
+        platform_attributes=dict(own.attributes) if own is not None else {},
+    )
+
+
+def check_flow(
+    state: Any, target: str, refused: dict[str, str], *, allow_switch: bool = True
+) -> None:
+    """The deploy-time checks every target shares: a cloud datastore, no loops, no
+    decorator the target cannot honour (``refused``: name -> why, on top of
+    ``NEVER_DEPLOYED``), no foreach whose width is decided by a gang. All problems
+    are named at once."""
+    graph, fds = state.graph, state.fds
+    problems = []
+    if fds.storage.TYPE == "local":
+        problems.append(
+            f"its datastore is the local folder {fds.storage.url()}, which {target} tasks "
+            "cannot reach: pass --datastore-root s3://BUCKET/PREFIX (or azure://, gs://) "
+            "before the command, or set METAFLOWLIKE_DATASTORE_ROOT"
+        )
+    if graph.cycles:
+        loops = "; ".join(" -> ".join(c) for c in graph.cycles)
+        problems.append(f"{target} cannot run a step that loops back ({loops})")
+    if not allow_switch and any(n.is_switch for n in graph):
+        names = ", ".join(f'"{n.name}"' for n in graph if n.is_switch)
+        problems.append(f"{target} export does not support the switch step {names}")
+    reasons = {**NEVER_DEPLOYED, **refused}
+    for node in graph:
+        for d in step_decorators(node, []):
+            if d.name in reasons:
+                problems.append(f'@{d.name} on step "{node.name}": {reasons[d.name]}')
+        if node.is_parallel:
+            problems.append(
+                f'step "{node.name}" starts a gang (num_parallel=) whose width {target} '
+                "cannot know when the workflow is created"
+            )
+    if problems:
+        raise DeploymentError(
+            f"{graph.name} cannot be deployed to {target}: " + "; ".join(problems) + "."
+        )
+
+
+def build_plan(
+    state: Any, *, target: str, platform: str, name: str, refused: dict[str, str]
+) -> DeploymentPlan:
+    """Check the flow and describe it. The code package is built here but not uploaded
+    (``upload_package`` does that, only when deploying for real)."""
+    state.validate()
+    check_flow(state, target, refused)
+    graph, fds = state.graph, state.fds
+    for node in graph:
+        for deco in step_decorators(node, []):
+            deco.step_init(flow_cls=state.flow_cls, graph=graph, step_name=node.name)
+    sched = flow_schedule(state.flow_cls)
+    if sched is not None:
+        check_schedulable(state.flow_cls)
+    pkg = code_package.build(_flow_file(), state.package_suffixes)
+    top = [a for a in state.top_args() if a != "--quiet"]
+    return DeploymentPlan(
+        flow_name=graph.name,
+        name=name,
+        steps={n.name: step_plan(graph, n, platform) for n in graph},
+        parameters=tuple(parameter_inputs(state.flow_cls)),
+        schedule=sched,
+        project=state.project,
+        datastore_type=fds.storage.TYPE,
+        datastore_root=fds.storage.root,
+        top_args=tuple(top),
+        package_url=code_package.package_url(fds, pkg),
+        package_sha256=pkg.sha256,
+        flow_file=pkg.flow_file,
+        package=pkg,
+    )
+
+
+def upload_package(state: Any, plan: DeploymentPlan) -> int:
+    """Upload the plan's code package; content-addressed, so an unchanged flow uploads
+    nothing (returns the bytes sent)."""
+    return code_package.upload(state.fds, plan.package)
+
+
+def _flow_file() -> str:
+    import sys
+
+    return sys.argv[0]
