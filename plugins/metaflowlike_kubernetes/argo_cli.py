@@ -141,6 +141,7 @@ def _target(state: Any, name: str | None) -> ArgoTarget:
         name=k8s,
         namespace=settings.namespace,
         image=settings.image,
+        user=config.get_username(),
         service_account=settings.service_account,
         secrets=tuple(settings.secrets),
     )

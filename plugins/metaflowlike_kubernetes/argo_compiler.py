@@ -60,6 +60,7 @@ class ArgoTarget:
     name: str  # the DNS-1123 name of the WorkflowTemplate
     namespace: str
     image: str
+    user: str  # who deployed: the runs' user, and the @project branch user.<user>
     service_account: str | None = None
     secrets: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
@@ -262,6 +263,7 @@ def _step_template(
             entry.ENV_ATTEMPT: "{{retries}}",
             entry.ENV_OUTPUT_DIR: OUTPUT_DIR,
             "PYTHONUNBUFFERED": "1",
+            "METAFLOWLIKE_USER": target.user,
             f"{RUNS_ON_PREFIX}PLATFORM": "argo-workflows",
             f"{RUNS_ON_PREFIX}WORKFLOW": "{{workflow.name}}",
             f"{RUNS_ON_PREFIX}NAMESPACE": target.namespace,
