@@ -410,6 +410,30 @@ def test_schedule_and_project_give_a_cron_workflow_under_the_branch_name(argo):
     assert "Traceback" not in again.stderr
 
 
+SWITCH = """
+class SwitchFlow(FlowSpec):
+    @step
+    def start(self):
+        self.mode = "fast"
+        self.next({"fast": self.fast, "slow": self.slow}, condition="mode")
+
+    @step
+    def fast(self):
+        self.next(self.end)
+
+    @step
+    def slow(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SwitchFlow()
+"""
+
+
 def test_deploy_time_mistakes_are_one_paragraph_each(argo):
     long_name = argo.flow(BRANCHES, "argo-workflows", "create", "--name", "x" * 70, check=False)
     assert long_name.returncode == 1 and "DNS-1123" in long_name.stderr
@@ -446,7 +470,10 @@ def test_deploy_time_mistakes_are_one_paragraph_each(argo):
         cwd=argo.folder, env=argo.env(), capture_output=True, text=True,
     )  # fmt: skip
     assert local.returncode == 1 and "s3://BUCKET" in local.stderr
-    for proc in (long_name, bad_name, big, big_default, typo, wrong_type, batch, local):
+    switch = argo.flow(SWITCH, "argo-workflows", "create", check=False, name="switchflow.py")
+    assert switch.returncode == 1 and 'switches yet (step "start"' in switch.stderr
+    problems = (long_name, bad_name, big, big_default, typo, wrong_type, batch, local, switch)
+    for proc in problems:
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 

@@ -114,7 +114,19 @@ def _check_names(plan: DeploymentPlan) -> None:
         seen[k8s] = step
 
 
+def _check_supported(plan: DeploymentPlan) -> None:
+    switches = [s.name for s in plan.steps.values() if s.kind == "switch"]
+    if switches:
+        names = ", ".join(f'"{s}"' for s in switches)
+        raise ArgoCompileError(
+            f"{plan.flow_name} cannot be deployed to Argo Workflows: the Argo export does "
+            f"not support switches yet (step {names} calls self.next({{...}}, condition=...)). "
+            "Use static branches, or deploy it to Step Functions."
+        )
+
+
 def workflow_template(plan: DeploymentPlan, target: ArgoTarget) -> dict[str, Any]:
+    _check_supported(plan)
     _check_names(plan)
     levels = _levels(plan)
     dags: dict[tuple[str, ...], list[dict]] = {(): []}
