@@ -16,7 +16,7 @@ from typing import Any
 
 from .config_values import Config, ConfigValue, config_expr
 from .current import current
-from .decorators import StepDecorator, make_decorator, step
+from .decorators import StepDecorator, TaskContext, make_decorator, step
 from .flowspec import FlowSpec
 from .mutators import FlowMutator, StepMutator
 from .parameters import IncludeFile, JSONType, Parameter
@@ -67,6 +67,7 @@ __all__ = [
     "IncludeFile",
     "current",
     "StepDecorator",
+    "TaskContext",
     "make_decorator",
     *sorted(_CLIENT_NAMES),
     *sorted(_MODEL_NAMES),

@@ -5,11 +5,13 @@ must run with nothing but the Python standard library and the SDK of the datasto
 cloud (boto3 for S3, azure-storage-blob, google-cloud-storage): metaflowlike itself
 arrives inside the package. Arguments::
 
-    python -c SOURCE PACKAGE_URL SHA256 FLOW_FILE [TOP OPTIONS] step STEP [OPTIONS]
+    python -c SOURCE PACKAGE_URL SHA256 [WRAPPER...] FLOW_FILE [TOP OPTIONS] step STEP [OPTIONS]
 
 The package is checked against its content hash, unpacked into the working directory,
-and the process becomes ``python FLOW_FILE [TOP OPTIONS] step ...``: the same ``step``
-command the local runtime runs. Credentials come from the container's own identity
+and the process becomes ``python [WRAPPER...] FLOW_FILE [TOP OPTIONS] step ...``: the same
+``step`` command the local runtime runs. The optional wrapper is interpreter arguments
+that prepare the machine first and then run the step (``-m
+metaflowlike.environments.bootstrap FLOW --`` builds the step's Python environment). Credentials come from the container's own identity
 (service account, IAM role, mounted secrets), never from the laptop.
 """
 
@@ -69,7 +71,7 @@ def fetch(url):
 
 
 def main(argv):
-    url, sha256, flow_file = argv[:3]
+    url, sha256 = argv[:2]
     data = fetch(url)
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
@@ -82,15 +84,16 @@ def main(argv):
         else:  # Python < 3.10.12: our own package, names checked when it was built
             tar.extractall(".")
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, flow_file] + list(argv[3:]))
+    os.execv(sys.executable, [sys.executable] + list(argv[2:]))
 
 
-def bootstrap_command(interpreter, package_url, sha256, flow_file, args):
+def bootstrap_command(interpreter, package_url, sha256, flow_file, args, wrapper=()):
     """The container command that bootstraps a task whose command line (after the
-    interpreter and flow file) is ``args``."""
+    interpreter and flow file) is ``args``, run through the interpreter arguments
+    ``wrapper`` when there are any."""
     with open(__file__) as f:
         source = f.read()
-    return [interpreter, "-c", source, package_url, sha256, flow_file] + list(args)
+    return [interpreter, "-c", source, package_url, sha256, *wrapper, flow_file] + list(args)
 
 
 if __name__ == "__main__":

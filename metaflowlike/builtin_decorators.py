@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .decorators import StepDecorator
+from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 
 
@@ -104,18 +104,15 @@ class CatchDecorator(StepDecorator):
                 "its cases instead."
             )
 
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
-        if retry_count < max_retries:
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
+        if task.retry_count < task.max_retries:
             return False
-        self.record(flow, qualified_name(type(exception)), str(exception), traceback.format_exc())
+        self.record(
+            task.flow, qualified_name(type(exception)), str(exception), traceback.format_exc()
+        )
+        return True
+
+    def handles_crash(self) -> bool:
         return True
 
     def record(self, flow: Any, exc_type: str, message: str, tb: str) -> None:
@@ -154,10 +151,8 @@ class TimeoutDecorator(StepDecorator):
     def timeout_seconds(self) -> float | None:
         return self.limit() + self.GRACE
 
-    def task_decorate(
-        self, func: Callable[[], None], *, flow: Any, step_name: str
-    ) -> Callable[[], None]:
-        limit = self.limit()
+    def task_decorate(self, func: Callable[[], None], *, task: TaskContext) -> Callable[[], None]:
+        limit, step_name = self.limit(), task.step_name
 
         def on_alarm(signum, frame):
             raise TimeoutException(f'Step "{step_name}" timed out after {limit:g} seconds.')

@@ -7,12 +7,11 @@ uploaded once. Before user code runs on a retry, the latest checkpoint of the sa
 is restored into the directory; on ``resume``, the latest checkpoint of the origin run's
 matching task. A training loop then only has to look at ``current.checkpoint.is_loaded``.
 
-Records live beside the task: ``flows/<Flow>/<run>/<step>/<task>/_checkpoints/<id>.json``.
+Records live beside the task, one per checkpoint (the datastore's layout says where).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -21,30 +20,18 @@ from typing import Any
 from .current import current
 from .datastore import scratch
 from .datastore.task_datastore import FlowDatastore
-from .decorators import StepDecorator
+from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 from .ids import check_checkpoint_name, check_task_pathspec
-
-CKPT_DIR = "_checkpoints"
 
 
 class CheckpointError(MetaflowlikeException):
     headline = "Checkpoint error"
 
 
-def _records_dir(pathspec: str) -> str:
-    return f"flows/{pathspec}/{CKPT_DIR}"
-
-
 def list_checkpoints(fds: FlowDatastore, pathspec: str, name: str | None = None) -> list[dict]:
     """Checkpoint records of the task ``pathspec`` (Flow/run/step/task), newest first."""
-    records = []
-    for entry, is_dir in fds.storage.list_dir(_records_dir(pathspec)):
-        if is_dir or not entry.endswith(".json"):
-            continue
-        rec = fds.read_json(f"{_records_dir(pathspec)}/{entry}", f"Checkpoint {entry[:-5]}")
-        if rec and (name is None or rec.get("name") == name):
-            records.append(rec)
+    records = [r for r in fds.checkpoint_records(pathspec) if name is None or r.get("name") == name]
     return sorted(records, key=lambda r: (r["created_at"], r["id"]), reverse=True)
 
 
@@ -97,9 +84,7 @@ class Checkpointer:
             "latest": latest,
             "size": sum(size for _, size in files.values()),
         }
-        self._fds.storage.put_bytes(
-            f"{_records_dir(self._pathspec)}/{ckpt_id}.json", json.dumps(record).encode()
-        )
+        self._fds.write_checkpoint(self._pathspec, ckpt_id, record)
         return record
 
     def load(self, reference: dict | str, path: str | None = None) -> str:
@@ -153,32 +138,22 @@ class CheckpointDecorator(StepDecorator):
     name = "checkpoint"
     defaults = {"load_policy": "fresh", "temp_dir_root": None}
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        fds = getattr(current, "_datastore", None)
-        if fds is None:
-            raise CheckpointError("@checkpoint needs a running task.")
-        ckpt = Checkpointer(fds, current.pathspec, retry_count, self.attributes["temp_dir_root"])
+    def task_pre_step(self, *, task: TaskContext) -> None:
+        ckpt = Checkpointer(
+            task.datastore, task.pathspec, task.retry_count, self.attributes["temp_dir_root"]
+        )
         current._update(checkpoint=ckpt)
         if self.attributes["load_policy"] == "none":
             return
-        sources = [current.pathspec] if retry_count > 0 else []
-        origin = getattr(current, "origin_task", None)
-        if origin:
-            sources.append(origin)
+        sources = [task.pathspec] if task.retry_count > 0 else []
+        if task.origin_task:
+            sources.append(task.origin_task)
         ckpt._restore_latest(sources)
 
-    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+    def task_post_step(self, *, task: TaskContext) -> None:
         self._cleanup()
 
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
         self._cleanup()
         return False
 

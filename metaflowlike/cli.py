@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .exceptions import InvalidParameter, MetaflowlikeException, did_you_mean
@@ -150,6 +151,68 @@ def _with_decorators(specs: tuple[str, ...]) -> list:
     return [parse_with(s) for s in specs]
 
 
+def run_options(flow_cls: type) -> Callable[[Callable], Callable]:
+    """The options ``run`` and ``resume`` share: the flow's parameters, then how the run
+    executes. Their values reach the command as keyword arguments; pass the execution
+    ones through :func:`execution_options`."""
+    import click
+
+    shared = [
+        _params_options(flow_cls),
+        click.option("--max-workers", default=16, show_default=True, help="Tasks running at once."),
+        click.option(
+            "--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed."
+        ),
+        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--run-id-file", default=None, help="Write the run id to this file."),
+        click.option(
+            "--with",
+            "with_specs",
+            multiple=True,
+            help="Add a decorator to every step: NAME[:k=v,...].",
+        ),
+        click.option(
+            "--cache",
+            is_flag=True,
+            help="Reuse earlier tasks whose cache key matches instead of running them again.",
+        ),
+        click.option(
+            "--launcher",
+            type=click.Choice(["fork", "subprocess"]),
+            default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
+            hidden=True,
+        ),
+    ]
+
+    def decorate(cmd: Callable) -> Callable:
+        for option in reversed(shared):  # click lists the option applied last first
+            cmd = option(cmd)
+        return cmd
+
+    return decorate
+
+
+def execution_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """Take the execution options of :func:`run_options` out of ``raw`` (leaving the
+    parameters), checked, as the keyword arguments of :func:`metaflowlike.run.execute`."""
+    from .ids import check_tag
+
+    tags = list(raw.pop("tags"))
+    for tag in tags:
+        check_tag(tag, "--tag")
+    with_specs = raw.pop("with_specs")
+    return {
+        "max_workers": raw.pop("max_workers"),
+        "max_num_splits": raw.pop("max_num_splits"),
+        "tags": tags,
+        "run_id_file": raw.pop("run_id_file"),
+        "with_decorators": _with_decorators(with_specs),
+        "with_specs": list(with_specs),
+        "launcher": raw.pop("launcher"),
+        "cache": raw.pop("cache"),
+    }
+
+
 SHOW_FORMATS = ["text", "dot", "mermaid"]
 PICTURE_FORMATS = ["svg", "png"]
 
@@ -248,46 +311,15 @@ def build_cli(flow_cls: type):
         show_graph(flow_cls, fmt, output)
 
     @cli.command()
-    @_params_options(flow_cls)
-    @click.option("--max-workers", default=16, show_default=True, help="Tasks running at once.")
-    @click.option(
-        "--max-num-splits", default=10000, show_default=True, help="Largest foreach allowed."
-    )
-    @click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
-    @click.option("--run-id-file", default=None, help="Write the run id to this file.")
-    @click.option(
-        "--with", "with_specs", multiple=True, help="Add a decorator to every step: NAME[:k=v,...]."
-    )
-    @click.option(
-        "--launcher",
-        type=click.Choice(["fork", "subprocess"]),
-        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
-        hidden=True,
-    )
+    @run_options(flow_cls)
     @click.pass_obj
-    def run(
-        state: _State, max_workers, max_num_splits, tags, run_id_file, with_specs, launcher, **raw
-    ):
+    def run(state: _State, **raw):
         """Run the flow locally."""
-        from .ids import check_tag
         from .run import start_run
 
-        for tag in tags:
-            check_tag(tag, "--tag")
+        options = execution_options(raw)
         state.validate()
-        decos = _with_decorators(with_specs)
-        values = parse_params(flow_cls, raw)
-        ok = start_run(
-            state,
-            values,
-            max_workers=max_workers,
-            max_num_splits=max_num_splits,
-            tags=list(tags),
-            run_id_file=run_id_file,
-            with_decorators=decos,
-            with_specs=list(with_specs),
-            launcher=launcher,
-        )
+        ok = start_run(state, parse_params(flow_cls, raw), **options)
         sys.exit(0 if ok else 1)
 
     @cli.command(
@@ -325,14 +357,14 @@ def build_cli(flow_cls: type):
                 f"Run {flow_cls.__name__}/{spec.run_id} has no run record in "
                 f"{state.fds.storage.url()}."
             )
-        state.use_stored_configs(run.get("configs") or {})
+        state.use_stored_configs(run.configs)
         if step_name not in state.graph:
             raise MetaflowlikeException(
                 f'No step "{step_name}".' + did_you_mean(step_name, state.graph.nodes)
             )
-        spec.user = spec.user or run.get("user", "")
-        spec.tags = spec.tags or run.get("tags", [])
-        spec.namespace = spec.namespace or run.get("namespace")
+        spec.user = spec.user or run.user or ""
+        spec.tags = spec.tags or run.tags
+        spec.namespace = spec.namespace or run.namespace
         from .task_supervisor import SELF_SUFFICIENT_ENV, supervise
 
         if os.environ.get(SELF_SUFFICIENT_ENV) == "1":
@@ -342,7 +374,7 @@ def build_cli(flow_cls: type):
         decos = _with_decorators(tuple(with_specs))
         for d in step_decorators(state.graph[step_name], decos):
             os.environ.update(d.task_env(step_name=step_name))
-        ok = run_task(flow_cls, state.graph, spec, state.fds, run.get("params", {}), decos)
+        ok = run_task(flow_cls, state.graph, spec, state.fds, run.params, decos)
         sys.stdout.flush()
         sys.stderr.flush()
         sys.exit(0 if ok else 1)
@@ -354,8 +386,11 @@ def build_cli(flow_cls: type):
     from .resume import add_resume_command
 
     add_card_command(cli)
+    from .stepcache.commands import add_cache_command
 
-    add_resume_command(cli, flow_cls, _params_options, _with_decorators)
+    add_cache_command(cli, flow_cls)
+
+    add_resume_command(cli, flow_cls)
     from .environments.commands import register as add_environment_commands
 
     add_environment_commands(cli)

@@ -71,18 +71,18 @@ def add_inspect_commands(cli: Any, flow_cls: type) -> None:
             elif not private:
                 names = [n for n in names if not n.startswith("_")]
             if out_file:
-                collected[task_path] = {n: state.fds.cas.load(rec.artifacts[n][0]) for n in names}
+                collected[task_path] = {n: state.fds.cas.load(rec.artifacts[n].key) for n in names}
                 continue
             click.echo(f"{task_path} ({rec.status}):")
             for name in names:
-                key, size, type_name = rec.artifacts[name]
+                entry = rec.artifacts[name]
                 try:
-                    value = repr(state.fds.cas.load(key))
+                    value = repr(state.fds.cas.load(entry.key))
                 except ArtifactLoadError as e:
                     value = f"<not loadable here: {e}>"
                 if len(value) > max_value_size:
                     value = value[:max_value_size] + "..."
-                click.echo(f"  {name} ({type_name}, {size} bytes) = {value}")
+                click.echo(f"  {name} ({entry.type}, {entry.size} bytes) = {value}")
         if out_file:
             with open(out_file, "wb") as f:
                 pickle.dump(collected, f)
@@ -130,7 +130,7 @@ def task_paths(state: Any, pathspec: str) -> list[str]:
     if not tasks:
         raise MetaflowlikeException(f'Run {flow}/{run_id} has no tasks for step "{step}".')
     paths = [f"{flow}/{run_id}/{step}/{t}" for t in tasks]
-    if len(parts) == 3 and not state.fds.attempts(flow, run_id, step, parts[2]):
+    if len(parts) == 3 and not state.fds.attempts(paths[0]):
         raise MetaflowlikeException(f"Task {paths[0]} has no finished attempt.")
     return paths
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .datastore.records import RunRecord
 from .exceptions import MetaflowlikeException
 from .tagging import TagStore
 
@@ -24,7 +25,7 @@ def add_tag_commands(cli: Any, flow_cls: type) -> None:
     def tag():
         """Add, remove, replace or list the user tags of runs."""
 
-    def resolve(state, run_id: str | None) -> tuple[str, dict]:
+    def resolve(state, run_id: str | None) -> tuple[str, RunRecord]:
         if run_id is None:
             run_id = _latest_own_run(state.fds, flow, config.get_username())
         record = state.fds.read_run(flow, run_id)
@@ -87,7 +88,7 @@ def add_tag_commands(cli: Any, flow_cls: type) -> None:
                         f"No run {flow}/{rid} in {state.fds.storage.url()}."
                     )
                 continue
-            if not (run_id or (all_runs and not my_runs) or me in record.get("tags", [])):
+            if not (run_id or (all_runs and not my_runs) or me in record.tags):
                 continue
             user = store.user_tags(flow, rid, record, ops.get(rid, []))
             _print_run(flow, rid, record, user, hide_system=hide_system_tags)
@@ -97,10 +98,12 @@ def add_tag_commands(cli: Any, flow_cls: type) -> None:
             click.echo(f"No runs of {flow} by {who}.")
 
 
-def _print_run(flow: str, run_id: str, record: dict, user: list[str], hide_system: bool) -> None:
+def _print_run(
+    flow: str, run_id: str, record: RunRecord, user: list[str], hide_system: bool
+) -> None:
     import click
 
-    system = sorted(set(record.get("tags", [])) - set(record.get("user_tags", [])))
+    system = sorted(set(record.system_tags))
     click.echo(f"{flow}/{run_id}")
     click.echo(f"  user tags: {', '.join(sorted(user)) or '(none)'}")
     if not hide_system:
@@ -110,7 +113,7 @@ def _print_run(flow: str, run_id: str, record: dict, user: list[str], hide_syste
 def _latest_own_run(fds: Any, flow: str, username: str) -> str:
     for run_id in sorted(fds.list_runs(flow), key=_id_key, reverse=True):
         record = fds.read_run(flow, run_id)
-        if record is not None and f"user:{username}" in record.get("tags", []):
+        if record is not None and f"user:{username}" in record.tags:
             return run_id
     raise MetaflowlikeException(
         f"{flow} has no run by user {username} in {fds.storage.url()}: pass --run-id."

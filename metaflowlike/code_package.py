@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from .datastore.layout import LAYOUT
 from .exceptions import MetaflowlikeException
 
 DIST = "metaflowlike"
-CODE_PREFIX = "code"
 DEFAULT_SUFFIXES = (".py",)
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 _NATIVE = (".so", ".pyd", ".dylib")
@@ -51,7 +51,7 @@ class CodePackage:
     @property
     def key(self) -> str:
         """Where the package lives in the datastore, relative to its root."""
-        return f"{CODE_PREFIX}/{self.sha256}.tar.gz"
+        return LAYOUT.code_package(self.sha256)
 
 
 def parse_suffixes(value: str | None) -> tuple[str, ...]:

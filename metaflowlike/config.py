@@ -22,11 +22,11 @@ import os
 import sys
 from dataclasses import dataclass
 
+from .datastore.layout import LAYOUT
 from .exceptions import MetaflowlikeException
 
 CONFIG_FILE = os.path.join("~", ".metaflowlike", "config.json")
 LOCAL_DIR = ".metaflowlike"
-SCHEMES = {"s3": "s3", "azure": "azure", "gs": "gs", "gcs": "gs", "file": "local"}
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,15 @@ def resolve_datastore(ds_type: str | None = None, root: str | None = None) -> Da
     root = root or os.environ.get("METAFLOWLIKE_DATASTORE_ROOT") or cfg.get("datastore_root")
     ds_type = ds_type or os.environ.get("METAFLOWLIKE_DATASTORE") or cfg.get("datastore")
     if not ds_type and root and "://" in root:
-        ds_type = SCHEMES.get(root.split("://", 1)[0])
+        from .plugins import datastore_for_scheme
+
+        scheme = root.split("://", 1)[0]
+        ds_type = datastore_for_scheme(scheme)
+        if ds_type is None:
+            raise MetaflowlikeException(
+                f'No datastore plugin handles "{scheme}://" roots such as {root}: install '
+                "the plugin that does, or pass --datastore NAME."
+            )
     ds_type = ds_type or "local"
     if root and root.startswith("file://"):
         root = root[len("file://") :]
@@ -189,7 +197,7 @@ def local_root(start: str | None = None) -> str:
     here = os.path.dirname(os.path.dirname(first))
     while True:
         candidate = os.path.join(here, LOCAL_DIR)
-        if os.path.isdir(os.path.join(candidate, "flows")):
+        if os.path.isdir(os.path.join(candidate, LAYOUT.flows())):
             return candidate
         parent = os.path.dirname(here)
         if parent == here:

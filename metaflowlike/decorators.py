@@ -1,9 +1,10 @@
-"""Step decorators: the base class, the ``@step`` marker and ``--with`` parsing.
+"""Step decorators: the base class, the task context, the ``@step`` marker and ``--with``.
 
 A step decorator is a class with a ``name`` and ``defaults``; its hooks take keyword-only
 arguments so that new ones can be added without breaking anybody. Built-in decorators
 and third-party ones register the same way, through the ``metaflowlike.step_decorators``
 entry-point group, and user code may subclass ``StepDecorator`` and apply it directly.
+``docs/extending.md`` walks through writing one.
 """
 
 from __future__ import annotations
@@ -11,13 +12,71 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import MetaflowlikeException, UnknownDecorator, did_you_mean
 
+if TYPE_CHECKING:
+    from .datastore.task_datastore import FlowDatastore
+    from .flowspec import FlowSpec
+    from .graph import FlowGraph, StepNode
+    from .launchers import LaunchPlan
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """The task a task-side hook runs for, passed to every such hook.
+
+    Everything a decorator may need about its task is here, so that none has to read
+    the runtime's globals: the flow object (its artifacts), the graph, which attempt
+    this is, and the datastore the task writes to."""
+
+    flow: FlowSpec
+    graph: FlowGraph
+    step_name: str
+    run_id: str
+    task_id: str
+    #: this attempt, from 0, and how many more the runtime may make after a failure
+    retry_count: int
+    max_retries: int
+    datastore: FlowDatastore
+    #: on resume, the origin run's task (``flow/run/step/task``) this one replaces
+    origin_task: str | None = None
+    #: a join's ``inputs`` (None for other steps, and before the inputs are loaded)
+    inputs: Any = None
+
+    @property
+    def flow_name(self) -> str:
+        return self.graph.name
+
+    @property
+    def node(self) -> StepNode:
+        return self.graph[self.step_name]
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.graph.name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
 
 class StepDecorator:
-    """Base class; override the hooks you need."""
+    """Base class; override the hooks you need.
+
+    How the decorators of one step combine (the step's own, bottom to top, then those
+    added with ``--with``):
+
+    - *Layered hooks* run for every decorator, in that order: ``step_init``,
+      ``task_env`` (variables merged, a later one wins), ``task_launch``,
+      ``task_pre_step``, ``task_post_step``, ``task_finished``, and ``run_finished``
+      (once per decorator class in the run); ``task_decorate``
+      wraps the step function, so the topmost decorator's wrapper runs outermost;
+      ``task_exception`` is offered to every decorator, and the failure counts as
+      handled if any of them returns True.
+    - *Single-owner policies* give one answer per step: ``max_retries`` (the largest
+      asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
+      names one), ``resources`` (per resource, the largest) and ``handles_crash``
+      (any).
+    """
 
     name: str = ""
     defaults: dict[str, Any] = {}
@@ -37,62 +96,69 @@ class StepDecorator:
     def __repr__(self) -> str:
         return f"@{self.name}({', '.join(f'{k}={v!r}' for k, v in self.attributes.items())})"
 
-    # --- hooks (keyword-only) ----------------------------------------------------
+    # --- layered hooks (keyword-only) --------------------------------------------
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         """Validate the decorator when the flow starts (in the runtime process)."""
 
     def task_env(self, *, step_name: str) -> dict[str, str]:
         """Environment variables for the task process."""
         return {}
 
+    def task_launch(self, *, plan: LaunchPlan, step_name: str) -> None:
+        """Adjust the ``LaunchPlan`` of a task about to start: its launcher, command line
+        or environment (see ``launchers.py``). Runs in the runtime process."""
+
+    def task_pre_step(self, *, task: TaskContext) -> None:
+        """Inside the task process, before user code."""
+
+    def task_decorate(self, func: Callable[[], None], *, task: TaskContext) -> Callable[[], None]:
+        """Wrap the user function (return it unchanged if nothing to do)."""
+        return func
+
+    def task_post_step(self, *, task: TaskContext) -> None:
+        """Inside the task process, after user code succeeded."""
+
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
+        """Inside the task process, after user code failed; return True if handled
+        (the task then succeeds with what the step stored)."""
+        return False
+
+    def task_finished(
+        self, *, task: TaskContext, ok: bool, artifacts: dict[str, Any], info: dict[str, Any]
+    ) -> None:
+        """Inside the task process, after its artifacts are stored, success or not."""
+
+    def run_finished(self, *, fds: FlowDatastore, flow_name: str, run_id: str, ok: bool) -> None:
+        """In the runtime process, once per decorator class used in the run, after the
+        run's end is recorded (success or not). For what outlives tasks: an external
+        record of the whole run (an MLflow run) that only the run's end can close.
+        Not called for runs an orchestrator executes (there is no local runtime)."""
+
+    # --- single-owner policies ---------------------------------------------------
+
     def launcher_name(self) -> str | None:
         """The launcher this decorator runs its step with (``"kubernetes"``...), known
         before the run starts; None leaves the choice to others (see ``launchers.py``)."""
         return None
-
-    def task_launch(self, *, plan: Any, step_name: str) -> None:
-        """Adjust the ``LaunchPlan`` of a task about to start: its launcher, command line
-        or environment (see ``launchers.py``). Runs in the runtime process."""
-
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        """Inside the task process, before user code."""
-
-    def task_decorate(
-        self, func: Callable[[], None], *, flow: Any, step_name: str
-    ) -> Callable[[], None]:
-        """Wrap the user function (return it unchanged if nothing to do)."""
-        return func
-
-    def task_post_step(self, *, flow: Any, step_name: str) -> None:
-        """Inside the task process, after user code succeeded."""
-
-    def task_finished(
-        self, *, flow: Any, step_name: str, ok: bool, artifacts: dict, info: dict
-    ) -> None:
-        """Inside the task process, after its artifacts are stored, success or not."""
-
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
-        """Inside the task process, after user code failed; return True if handled."""
-        return False
 
     def max_retries(self) -> int:
         """How many extra attempts the runtime may make for this step."""
         return 0
 
     def timeout_seconds(self) -> float | None:
+        """The longest a task may run before the runtime kills it (None: no limit)."""
         return None
 
     def resources(self) -> dict[str, float]:
+        """What a task asks of the machine it runs on (``cpu``, ``memory`` in MB, ``gpu``)."""
         return {}
+
+    def handles_crash(self) -> bool:
+        """Should a task whose process died (killed, out of memory, timed out hard)
+        after its last retry get one more attempt that runs no user code, so that
+        ``task_exception`` can record the failure (``@catch``)?"""
+        return False
 
 
 def make_decorator(cls: type[StepDecorator]) -> Callable:
@@ -123,7 +189,9 @@ def step(func: Callable) -> Callable:
     return func
 
 
-def step_decorators(node: Any, extra: list | None = None) -> list:
+def step_decorators(
+    node: StepNode, extra: list[StepDecorator] | None = None
+) -> list[StepDecorator]:
     """A step's own decorators, then those added with ``--with`` that the step does not
     already have: ``@retry(times=1)`` in the code wins over ``--with retry``."""
     own = list(node.decorators)

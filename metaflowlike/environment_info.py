@@ -8,6 +8,7 @@ launcher that runs tasks elsewhere names itself through ``METAFLOWLIKE_RUNTIME_N
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -25,11 +26,16 @@ def runtime_name() -> str:
 
 
 def environment_info() -> dict[str, Any]:
+    return {"type": "local", "runtime": runtime_name(), **_process_facts()}
+
+
+@functools.cache
+def _process_facts() -> dict[str, str]:
+    """What cannot change within a process or its forks: worked out once, by the runtime
+    before it forks its tasks, rather than again in every task."""
     from . import __version__
 
     return {
-        "type": "local",
-        "runtime": runtime_name(),
         "platform": platform.system(),
         "python_version": sys.version,
         "python_version_code": platform.python_version(),
@@ -40,5 +46,5 @@ def environment_info() -> dict[str, Any]:
 
 
 def task_facts() -> dict[str, Any]:
-    """The fields ``task.json`` keeps about the task's environment."""
+    """The fields the task record keeps about the task's environment."""
     return {"runtime": runtime_name(), "environment_info": environment_info()}

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .config_values import Config
+from .datastore.records import ArtifactEntry
 from .decorators import step  # noqa: F401  (re-exported for `from metaflowlike.flowspec import step`)
 from .exceptions import (
     MergeArtifactsError,
@@ -20,11 +21,8 @@ from .exceptions import (
     ReadOnlyAttribute,
     did_you_mean,
 )
+from .graph import RESERVED_NAMES
 from .parameters import Parameter
-
-#: attributes of FlowSpec that are not artifacts and cannot be step names
-RESERVED = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
-
 
 _MISSING = object()
 
@@ -50,9 +48,9 @@ class ArtifactSource:
     """Where a flow object reads inherited artifacts from (set by the task runner)."""
 
     def __init__(
-        self, manifest: dict[str, list], load, foreach_stack: list[dict], input_loader=None
+        self, manifest: dict[str, ArtifactEntry], load, foreach_stack: list[dict], input_loader=None
     ):
-        self.manifest = manifest  # name -> [key, size, type]
+        self.manifest = manifest
         self.load = load  # key -> object
         self.foreach_stack = foreach_stack
         self.input_loader = input_loader  # frame -> the foreach item
@@ -78,7 +76,7 @@ class FlowSpec:
         src = self.__dict__.get("_source")
         if src is None or name not in src.manifest:
             raise AttributeError(name)
-        key = src.manifest[name][0]
+        key = src.manifest[name].key
         value = src.load(key)
         self.__dict__[name] = value
         src.loaded[name] = key
@@ -89,7 +87,7 @@ class FlowSpec:
         if not name.startswith("_"):
             cls_attr = _class_attribute(type(self), name)
             why = None
-            if name in RESERVED:
+            if name in RESERVED_NAMES:
                 why = f"'{name}' is part of FlowSpec's API"
             elif getattr(cls_attr, "is_step", False) is True:
                 why = f"'{name}' is a step of this flow"
@@ -240,7 +238,7 @@ class FlowSpec:
         for inp in inputs:
             src = inp.__dict__.get("_source")
             for name, entry in (src.manifest if src else {}).items():
-                candidates.setdefault(name, set()).add(entry[0])
+                candidates.setdefault(name, set()).add(entry.key)
         if include:
             missing = [n for n in include if n not in candidates]
             if missing:
@@ -251,7 +249,7 @@ class FlowSpec:
         else:
             names = set(candidates) - exclude_set
         own = self.__dict__["_source"]
-        merged: dict[str, list] = {}
+        merged: dict[str, ArtifactEntry] = {}
         conflicts = []
         for name in sorted(names):
             if name.startswith("_") or name in self.__dict__ or name in own.manifest:

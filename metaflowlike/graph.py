@@ -18,7 +18,7 @@ the parsed steps into the graph: order, cycles, split stacks and matching joins.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .exceptions import did_you_mean
@@ -26,8 +26,8 @@ from .graph_parse import GraphProblem, Parsed, StepParser, class_location, first
 
 __all__ = ["FlowGraph", "GraphProblem", "StepNode", "StepSource", "RESERVED_NAMES"]
 
-#: FlowSpec attributes a step can never be named after (the real FlowSpec's public
-#: attributes are added to these when the flow derives from it).
+#: FlowSpec attributes that can be neither a step name nor an artifact (a flow deriving
+#: from the real FlowSpec also reserves every other public attribute of it).
 RESERVED_NAMES = frozenset({"next", "input", "index", "foreach_stack", "merge_artifacts", "name"})
 
 # A split stack frame: (splitting step, branch root the path went through).
@@ -87,6 +87,19 @@ class StepSource:
 
 
 # --------------------------------------------------------------------------- the graph
+
+
+def _walk(roots: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every name reachable from ``roots`` along ``edges``, the roots included: the one
+    traversal that reachability, ancestors, descendants and dead-end checks share."""
+    seen = set(roots)
+    todo = list(seen)
+    while todo:
+        for child in edges(todo.pop()):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return seen
 
 
 def _collect(flow_cls: type) -> tuple[dict[str, Callable], frozenset[str], frozenset[str]]:
@@ -258,6 +271,13 @@ class FlowGraph:
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def reachable(self, *roots: str, upstream: bool = False) -> set[str]:
+        """The steps reachable from ``roots`` (included) along ``self.next``
+        transitions, or, with ``upstream``, against them: the roots' ancestors."""
+        if upstream:
+            return _walk(roots, lambda name: self.nodes[name].in_funcs)
+        return _walk(roots, lambda name: self.nodes[name].out_funcs)
+
     def sorted_nodes(self) -> list[str]:
         """Step names in iteration order (topological from start, then unreachable)."""
         return list(self.nodes)
@@ -301,15 +321,7 @@ def _order(
                 path.append(child)
                 stack.append(iter(out[child]))
 
-    reachable: set[str] = set()
-    if "start" in parsed:
-        todo = ["start"]
-        reachable.add("start")
-        while todo:
-            for child in out[todo.pop()]:
-                if child not in reachable:
-                    reachable.add(child)
-                    todo.append(child)
+    reachable = _walk(["start"] if "start" in parsed else [], out.__getitem__)
 
     dag_preds: dict[str, list[str]] = {n: [] for n in parsed}
     for parent in reachable:
@@ -469,17 +481,7 @@ class _SplitAnalysis:
         return stacks[0][:-1]
 
     def _reaches_dead_end(self, root: str) -> bool:
-        seen = {root}
-        todo = [root]
-        while todo:
-            name = todo.pop()
-            if name in self.dead_ends:
-                return True
-            for child in self.out[name]:
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return False
+        return not self.dead_ends.isdisjoint(_walk([root], self.out.__getitem__))
 
     def _unjoined_at_end(self, stacks: list[tuple[_Frame, ...]]) -> None:
         open_splits = []

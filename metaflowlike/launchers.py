@@ -33,11 +33,25 @@ A decorator may also say which launcher its step uses before anything runs, by
 overriding ``launcher_name()``; the runtime uses it to check the run up front (a remote
 step needs a remote datastore). If the command was changed, the ``fork`` launcher cannot
 honour it and the task runs through ``subprocess`` instead: no decorator needs to know.
+
+The step's own Python environment
+---------------------------------
+A step whose tasks run in another Python environment (``--environment=pypi|uv``) is
+given a :class:`StepEnvironment` before the decorators run. On this machine it replaces
+the interpreter (``plan.command[0]``) and adds ``plan.local_env``, variables that only
+make sense here (paths of this machine) and that no remote job receives. Its
+``remote_wrapper`` goes to ``plan.remote_wrapper``: interpreter arguments (such as
+``-m some.module ARGS --``) that a remote machine runs the step's own arguments
+through, after it has unpacked the code package, to build the same environment there
+and start the step in it. Remote launchers put it in the container command; local
+ones ignore it. Anything else that must prepare a remote machine can use the same
+field.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import subprocess
@@ -59,10 +73,25 @@ class LaunchPlan:
     command: list[str]  # interpreter, flow file, top options, "step", step options
     env: dict[str, str] = field(default_factory=dict)  # added to the task's environment
     default_command: tuple[str, ...] = ()  # the command before any decorator changed it
+    #: variables for a process on this machine only (never sent to a remote job)
+    local_env: dict[str, str] = field(default_factory=dict)
+    #: interpreter arguments a remote machine runs ``flow.py step ...`` through
+    remote_wrapper: list[str] = field(default_factory=list)
 
     @property
     def command_changed(self) -> bool:
         return tuple(self.command) != self.default_command
+
+
+@dataclass(frozen=True)
+class StepEnvironment:
+    """The Python environment a step's tasks run in instead of the runtime's own."""
+
+    python: str  # its interpreter on this machine
+    env: dict[str, str]  # what that interpreter needs on this machine (PYTHONPATH...)
+    #: interpreter arguments that build the same environment on a remote machine and
+    #: run the step's arguments (``flow.py ... step ...``) there, which follow them
+    remote_wrapper: tuple[str, ...] = ()
 
 
 @dataclass
@@ -130,7 +159,7 @@ class ForkLauncher(Launcher):
             lambda: run_task(
                 ctx.flow_cls, ctx.graph, spec, ctx.fds, ctx.params, ctx.with_decorators
             ),
-            plan.env,
+            {**plan.local_env, **plan.env},
             inherited_fds,
         )
         return Started(pid, fds)
@@ -150,7 +179,12 @@ class SubprocessLauncher(Launcher):
             start_new_session=True,
             # the task dies with the runtime, as a forked one does
             preexec_fn=functools.partial(lifeline.die_with_parent, os.getpid()),
-            env={**os.environ, **plan.env, lifeline.RUNTIME_PID_ENV: str(os.getpid())},
+            env={
+                **os.environ,
+                **plan.local_env,
+                **plan.env,
+                lifeline.RUNTIME_PID_ENV: str(os.getpid()),
+            },
         )
         return Started(
             proc.pid, {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, proc
@@ -165,7 +199,16 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
-    pid = os.fork()
+    # The child's garbage collector must not walk the objects it inherited: walking
+    # writes to each object's header, copying every page the runtime owns (measured in
+    # docs/benchmarks.md). Frozen objects are skipped by the child's collections; the
+    # runtime unfreezes its own at once, so its garbage is still collected.
+    gc.freeze()
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() == parent:
+            gc.unfreeze()
     if pid == 0:  # the task process
         code = 2
         try:
@@ -224,12 +267,12 @@ def plan_task(
     *,
     default_launcher: str,
     command: list[str],
-    interpreter: tuple[str, dict[str, str]] | None = None,
+    interpreter: StepEnvironment | None = None,
 ) -> LaunchPlan:
     """Build the task's plan and let every decorator of its step adjust it.
 
-    ``interpreter`` is the Python of the step's own environment (``--environment``) and
-    the variables it needs; it replaces the runtime's interpreter before decorators run."""
+    ``interpreter`` is the step's own Python environment (``--environment``); it
+    replaces the runtime's interpreter before decorators run."""
     env: dict[str, str] = {}
     for deco in decorators:
         env.update(deco.task_env(step_name=spec.step_name))
@@ -240,8 +283,9 @@ def plan_task(
         default_command=tuple(command),
     )
     if interpreter is not None:
-        plan.command[0] = interpreter[0]
-        plan.env.update(interpreter[1])
+        plan.command[0] = interpreter.python
+        plan.local_env.update(interpreter.env)
+        plan.remote_wrapper = list(interpreter.remote_wrapper)
     for deco in decorators:
         deco.task_launch(plan=plan, step_name=spec.step_name)
     if plan.launcher == "fork" and plan.command_changed:

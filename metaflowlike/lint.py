@@ -132,23 +132,11 @@ def _check_arguments(graph: FlowGraph):
             )
 
 
-def _reachable(graph: FlowGraph) -> set[str]:
-    if "start" not in graph:
-        return set(graph.nodes)  # nothing to measure from; missing-start says it all
-    seen = {"start"}
-    todo = ["start"]
-    while todo:
-        for child in graph.nodes[todo.pop()].out_funcs:
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
-    return seen
-
-
 def _check_reachable(graph: FlowGraph):
     if any(p.code == "no-source" for p in graph.problems):
         return  # transitions unknown: "unreachable" would only repeat "no source"
-    reachable = _reachable(graph)
+    # nothing to measure from without start; missing-start says it all
+    reachable = graph.reachable("start") if "start" in graph else set(graph.nodes)
     for node in graph:
         if node.name not in reachable:
             how = (
@@ -185,17 +173,6 @@ def _check_cycles(graph: FlowGraph):
         )
 
 
-def _ancestors(graph: FlowGraph, name: str) -> set[str]:
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        for parent in graph.nodes[todo.pop()].in_funcs:
-            if parent not in seen:
-                seen.add(parent)
-                todo.append(parent)
-    return seen
-
-
 def _check_foreach_names(graph: FlowGraph):
     """foreach='x' and condition='x' need self.x: assigned in the step or in a step
     before it, or a class attribute (a Parameter, a constant). Dynamic setattr()
@@ -204,7 +181,7 @@ def _check_foreach_names(graph: FlowGraph):
         for kind, param in (("foreach", node.foreach_param), ("condition", node.condition)):
             if param is None:
                 continue
-            steps = {node.name} | _ancestors(graph, node.name)
+            steps = graph.reachable(node.name, upstream=True)
             sources = [graph.sources[s] for s in steps]
             if any(src.dynamic_assign for src in sources):
                 continue

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from .current import Parallel, current
-from .decorators import StepDecorator
+from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 
 #: where every member of a local gang finds the control task
@@ -35,11 +35,11 @@ class ParallelDecorator(StepDecorator):
                 "cannot be retried member by member. Retry the run with `resume` instead."
             )
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
-        stack = flow.foreach_stack()
+    def task_pre_step(self, *, task: TaskContext) -> None:
+        stack = task.flow.foreach_stack()
         if not stack:
             raise MetaflowlikeException(
-                f'Step "{step_name}" is @parallel but was not started with num_parallel=.'
+                f'Step "{task.step_name}" is @parallel but was not started with num_parallel=.'
             )
         index, num_nodes, _ = stack[-1]
         info = Parallel(main_ip=LOCAL_MAIN_IP, num_nodes=num_nodes, node_index=index)

@@ -2,7 +2,10 @@
 
 Built-in pieces (the local storage, the standard step decorators) are declared in
 ``pyproject.toml`` exactly like third-party ones, so the core has no special cases.
-Entry points are scanned once, lazily, and only when a name is looked up.
+Entry points are scanned once, lazily, and only when a name is looked up. A plugin
+declares what it is in its own registration: the extra its SDK comes with as the entry
+point's extra (``s3 = "metaflowlike_aws.s3_storage:S3Storage [aws]"``), and a storage
+backend the URL schemes of its roots as ``Storage.SCHEMES``.
 """
 
 from __future__ import annotations
@@ -20,18 +23,6 @@ FLOW_DECORATORS = "metaflowlike.flow_decorators"
 #: command groups added to a flow's command line (``step-functions``...)
 CLI_COMMANDS = "metaflowlike.cli_commands"
 
-#: extra to install for each plugin whose SDK is optional
-EXTRAS = {
-    "s3": "aws",
-    "aws-secrets-manager": "aws",
-    "azure": "azure",
-    "gs": "gcp",
-    "kubernetes": "kubernetes",
-    "batch": "aws",
-    "step-functions": "aws",
-    "argo-workflows": "kubernetes",
-}
-
 
 class MissingExtra(MetaflowlikeException):
     headline = "Missing optional dependency"
@@ -46,6 +37,29 @@ def names(group: str) -> list[str]:
     return sorted(_entry_points(group))
 
 
+def extra_of(group: str, name: str) -> str | None:
+    """The extra plugin ``name`` of ``group`` needs (its entry point's ``[extra]``)."""
+    ep = _entry_points(group).get(name)
+    return ep.extras[0] if ep is not None and ep.extras else None
+
+
+def datastore_for_scheme(scheme: str) -> str | None:
+    """The datastore whose storage class declares URL ``scheme`` in ``SCHEMES``.
+
+    The plugin named after the scheme is tried first, so the usual case imports one
+    module; a plugin that cannot be imported is skipped, unless it is named after the
+    scheme (then loading it later explains what is missing)."""
+    eps = _entry_points(DATASTORES)
+    for name in sorted(eps, key=lambda n: n != scheme):
+        try:
+            storage_cls = eps[name].load()
+        except ImportError:
+            continue
+        if scheme in getattr(storage_cls, "SCHEMES", ()):
+            return name
+    return scheme if scheme in eps else None
+
+
 def load(group: str, name: str, kind: str) -> Any:
     """Load plugin ``name`` of ``group``; ``kind`` words the error ("datastore")."""
     eps = _entry_points(group)
@@ -57,8 +71,9 @@ def load(group: str, name: str, kind: str) -> Any:
     try:
         return eps[name].load()
     except ImportError as e:
-        extra = EXTRAS.get(name)
-        hint = f' Install it with: pip install "metaflowlike[{extra}]"' if extra else ""
+        needed, dist = extra_of(group, name), eps[name].dist
+        package = dist.name if dist is not None else "metaflowlike"
+        hint = f' Install it with: pip install "{package}[{needed}]"' if needed else ""
         raise MissingExtra(
             f'The {kind} "{name}" needs a package that is missing ({e}).{hint}'
         ) from e

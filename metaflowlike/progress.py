@@ -105,6 +105,11 @@ class ProgressReporter(Reporter):
         self.done_steps.add(spec.step_name)
         self._update()
 
+    def task_cached(self, spec: Any, origin: str) -> None:
+        self.stats.cached += 1
+        self.done_steps.add(spec.step_name)
+        self._update()
+
     def foreach_started(self, spec: Any, step: str, num_splits: int) -> None:
         bar = self.bars.get(step)
         if bar is None:

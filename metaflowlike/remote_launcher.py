@@ -125,11 +125,13 @@ class RemoteLauncher(Launcher):
             pkg.sha256,
             pkg.flow_file,
             plan.command[2:],  # without the laptop's interpreter and flow path
+            plan.remote_wrapper,  # e.g. building the step's Python environment first
         )
 
     def remote_env(self, spec: TaskSpec, plan: LaunchPlan) -> dict[str, str]:
         """The container's environment: the step's own, plus self-sufficient mode.
-        Nothing of the laptop's environment (credentials least of all) is copied."""
+        Nothing of the laptop's environment (credentials least of all) is copied, nor
+        ``plan.local_env`` (paths that only exist on this machine)."""
         env = dict(plan.env)
         env[SELF_SUFFICIENT_ENV] = "1"
         env["PYTHONUNBUFFERED"] = "1"

@@ -42,6 +42,7 @@ class RunStats:
     retries: int = 0
     failed: int = 0
     reused: int = 0  # tasks resume cloned from the origin run
+    cached: int = 0  # tasks not executed: an earlier task had the same cache key
 
     def step(self, name: str) -> StepStats:
         if name not in self.steps:
@@ -74,7 +75,9 @@ class RunStats:
         lines = [
             f"Run {flow}/{run_id} took {wall:.1f}s: {self.tasks} task"
             f"{'' if self.tasks == 1 else 's'} succeeded, {retries}, {self.failed} failed"
-            + (f", {self.reused} reused from the origin run." if self.reused else ".")
+            + (f", {self.reused} reused from the origin run" if self.reused else "")
+            + (f", {self.cached} cached" if self.cached else "")
+            + "."
         ]
         spans = sorted(
             ((st.last_end - st.first_start, name, st.tasks) for name, st in self.steps.items()),
@@ -156,6 +159,16 @@ class Reporter:
         if not self.quiet:
             self._task_line(spec, f"Cloned from {origin}.")
 
+    def task_cached(self, spec: Any, origin: str) -> None:
+        self.stats.cached += 1
+        if not self.quiet:
+            self._task_line(spec, f"Not executed: cached from {origin}.")
+
+    def cache_unavailable(self, spec: Any, why: str) -> None:
+        self._task_line(
+            spec, f"Cache not used for this task: its key cannot be computed ({why}).", err=True
+        )
+
     def task_output(self, spec: Any, stream: str, data: bytes, partial: dict) -> None:
         """Print complete lines with the task's prefix; keep the rest for later.
 
@@ -209,6 +222,10 @@ class Reporter:
 
     def run_error(self, spec: Any, message: str) -> None:
         self._task_line(spec, message, err=True)
+
+    def warning(self, text: str) -> None:
+        """A problem that does not change the run's outcome (on stderr)."""
+        self._line(f"Warning: {text}", err=True)
 
     def interrupted(self) -> None:
         self._line("Interrupted: stopping all tasks.", err=True)

@@ -9,29 +9,19 @@ artifact byte is copied. Everything else runs with the current code.
 
 from __future__ import annotations
 
-import os
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
 
+from .datastore.records import TaskInfo
 from .exceptions import MetaflowlikeException, did_you_mean
 from .owners import Owner
 
 
 class ResumeError(MetaflowlikeException):
     headline = "Cannot resume"
-
-
-def _downstream(graph: Any, start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(graph[name].out_funcs)
-    return seen
 
 
 class Cloner:
@@ -51,8 +41,8 @@ class Cloner:
         run_id: str | None = origin_run_id
         while run_id and run_id not in self.runs and len(self.runs) < self.MAX_CHAIN:
             self.runs.append(run_id)
-            record = fds.read_run(flow, run_id) or {}
-            run_id = record.get("origin_run_id")
+            record = fds.read_run(flow, run_id)
+            run_id = record.origin_run_id if record is not None else None
         self.index: dict[str, dict[tuple, Any]] = {run: {} for run in self.runs}
         self.by_path: dict[str, Any] = {}  # "run/step/task" -> record
         for run in self.runs:
@@ -61,9 +51,9 @@ class Cloner:
                     rec = fds.read_task(f"{flow}/{run}/{step}/{task_id}")
                     if rec is None:
                         continue
-                    # a task killed before writing task.json is known by its marker alone
-                    inputs = rec.info.get("input_paths", rec.done.get("input_paths", []))
-                    split = _split_index(rec.info) if rec.info else rec.done.get("split_index")
+                    # a task killed before writing its record is known by its marker alone
+                    known = rec.info if rec.info is not None else rec.done
+                    inputs, split = known.input_paths, known.split_index
                     self.index[run][(step, tuple(inputs), split)] = rec
                     self.by_path[f"{run}/{step}/{task_id}"] = rec
         self.same: dict[str, dict[str, str]] = {}  # new path -> {run id: path there}
@@ -89,7 +79,8 @@ class Cloner:
             rec = self.by_path.get(path)
             if rec is None:
                 break
-            older = rec.info.get("origin_task") or rec.info.get("resumed_from") or ""
+            info = rec.info
+            older = (info.origin_task or info.resumed_from or "") if info is not None else ""
             path = older.split("/", 1)[1] if "/" in older else ""
         return out
 
@@ -104,21 +95,19 @@ class Cloner:
         self.same[new_path] = self._equivalents(rec.pathspec.split("/", 1)[1])
         for old in self.same[new_path].values():
             self.from_origin[old] = new_path
-        info = dict(rec.info)
-        info.update(
-            input_paths=list(spec.input_paths), origin_task=rec.pathspec, cloned_at=time.time()
+        info = replace(
+            rec.info or TaskInfo(),
+            input_paths=list(spec.input_paths),
+            origin_task=rec.pathspec,
+            cloned_at=time.time(),
+            # foreach frames point at split tasks: map them to this run's task ids
+            foreach_stack=[
+                dict(f, task=self.from_origin.get(f["task"], f["task"]))
+                for f in (rec.info.foreach_stack if rec.info is not None else [])
+            ],
         )
-        # foreach frames point at split tasks: map them to this run's task ids
-        info["foreach_stack"] = [
-            dict(f, task=self.from_origin.get(f["task"], f["task"]))
-            for f in info.get("foreach_stack", [])
-        ]
-        fds.write_task(spec.pathspec, 0, rec.artifacts, info)
-        for stream in ("stdout", "stderr"):
-            data = fds.read_log(rec.pathspec, rec.attempt, stream)
-            if data:
-                fds.storage.put_bytes(f"flows/{spec.pathspec}/0/{stream}.log", data)
-        fds.mark_done(spec.pathspec, 0, dict(rec.done, attempt=0, cloned_from=rec.pathspec))
+        marker = replace(rec.done, attempt=0, cloned_from=rec.pathspec)
+        fds.copy_task(rec, spec.pathspec, info, marker)
         runtime.reporter.task_cloned(spec, rec.pathspec)
         return info
 
@@ -134,9 +123,10 @@ def run_state(fds: Any, flow: str, run_id: str) -> str:
     """``"ended"``, ``"running"``, or ``"unknown"`` (no end record and its runtime is on
     another machine). A run ended when its end record exists or its runtime is gone
     (killed runtimes write no end record)."""
-    if fds.read_run_done(flow, run_id) is not None:
+    if fds.read_run_end(flow, run_id) is not None:
         return "ended"
-    owner = Owner.from_record((fds.read_run(flow, run_id) or {}).get("runtime"))
+    record = fds.read_run(flow, run_id)
+    owner = Owner.from_record(record.runtime if record is not None else None)
     if owner is None:
         return "ended"  # a run record without an owner (older versions): cannot run now
     alive = owner.alive()
@@ -164,47 +154,20 @@ def latest_ended_run(fds: Any, flow: str) -> str:
     )
 
 
-def _split_index(info: dict) -> int | None:
-    stack = info.get("foreach_stack") or []
-    inputs = info.get("input_paths") or []
-    if stack and inputs and stack[-1].get("task") == inputs[0]:
-        return stack[-1]["index"]
-    return None
+def add_resume_command(cli: click.Group, flow_cls: type) -> None:
+    from .cli import execution_options, run_options
 
-
-def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_decorators) -> None:
     @cli.command()
     @click.argument("step_name", required=False)
     @click.option("--origin-run-id", default=None, help="Run to resume (default: the latest).")
-    @click.option("--max-workers", default=16, show_default=True)
-    @click.option("--max-num-splits", default=10000, show_default=True)
-    @click.option("--tag", "tags", multiple=True)
-    @click.option("--run-id-file", default=None)
-    @click.option("--with", "with_specs", multiple=True)
-    @click.option(
-        "--launcher",
-        type=click.Choice(["fork", "subprocess"]),
-        default=lambda: os.environ.get("METAFLOWLIKE_LAUNCHER", "fork"),
-        hidden=True,
-    )
-    @params_options(flow_cls)
+    @run_options(flow_cls)
     @click.pass_obj
-    def resume(
-        state,
-        step_name,
-        origin_run_id,
-        max_workers,
-        max_num_splits,
-        tags,
-        run_id_file,
-        with_specs,
-        launcher,
-        **raw,
-    ):
+    def resume(state, step_name, origin_run_id, **raw):
         """Rerun a failed run, reusing every task that succeeded."""
-        from .cli import flow_parameters
+        from .parameters import flow_parameters
         from .run import execute
 
+        options = execution_options(raw)
         names = {p.attr_name: p.name for p in flow_parameters(flow_cls)}
         given = [names.get(attr, attr) for attr, value in raw.items() if value is not None]
         if given:
@@ -212,12 +175,10 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"resume reuses the parameters of the origin run; --{given[0]} cannot be "
                 "changed. Start a new run with `run` instead."
             )
-        from .ids import check_run_id, check_tag
+        from .ids import check_run_id
 
         if origin_run_id is not None:
             check_run_id(origin_run_id, "--origin-run-id")
-        for tag in tags:
-            check_tag(tag, "--tag")
         fds, flow = state.fds, flow_cls.__name__
         if origin_run_id is None:
             origin_run_id = latest_ended_run(fds, flow)
@@ -230,7 +191,7 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
                 f"Run {flow}/{origin_run_id} is still running: wait for it to end (or stop "
                 "it) before resuming it."
             )
-        state.use_stored_configs(origin.get("configs") or {})  # the origin's, as in Metaflow
+        state.use_stored_configs(origin.configs)  # the origin's, as in Metaflow
         state.validate()
         graph = state.graph
         missing = [s for s in fds.list_steps(flow, origin_run_id) if s not in graph]
@@ -243,27 +204,21 @@ def add_resume_command(cli: click.Group, flow_cls: type, params_options, with_de
             raise ResumeError(
                 f'The flow has no step "{step_name}".' + did_you_mean(step_name, graph.nodes)
             )
-        done = fds.read_run_done(flow, origin_run_id) or {}
-        if step_name is None and done.get("status") == "ok":
+        end = fds.read_run_end(flow, origin_run_id)
+        if step_name is None and end is not None and end.status == "ok":
             raise ResumeError(
                 f"Run {flow}/{origin_run_id} finished successfully: there is nothing to resume. "
                 "Name a step to rerun from, e.g. `resume end`."
             )
-        rerun = _downstream(graph, step_name) if step_name else set()
+        rerun = graph.reachable(step_name) if step_name else set()
         cloner = Cloner(fds, flow, origin_run_id, rerun)
         # the origin's values as it displayed them, so Run.parameters shows them too
-        shown = {k: _Shown(v) for k, v in origin.get("param_values", {}).items()}
+        shown = {k: _Shown(v) for k, v in origin.param_values.items()}
         ok = execute(
             state,
-            origin.get("params", {}),
+            origin.params,
             shown,
-            max_workers=max_workers,
-            max_num_splits=max_num_splits,
-            tags=list(tags),
-            run_id_file=run_id_file,
-            with_decorators=with_decorators(with_specs),
-            with_specs=list(with_specs),
-            launcher=launcher,
+            **options,
             origin_run_id=origin_run_id,
             clone=cloner,
         )

@@ -5,12 +5,14 @@ Shared by ``run`` and ``resume`` so both produce runs the client reads the same 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from . import config
+from .datastore.records import ArtifactEntry, RunEnd, RunRecord
 from .datastore.storage import StorageError, StorageUnreachable
 from .decorators import step_decorators
 from .environments.commands import plan_for_run
@@ -31,7 +33,7 @@ def run_record(
     run_id: str,
     user: str,
     tags: list[str],
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
     user_tags: list[str],
@@ -39,41 +41,41 @@ def run_record(
     origin_run_id: str | None,
     environment: dict[str, Any] | None,
     runtime: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The run record (``_run.json``) of a new run: written by the local runtime, and by
-    the first task of a run started by a production orchestrator (no runtime owns it
-    then, so ``runtime`` is None and the run never counts as running on a laptop)."""
+) -> RunRecord:
+    """The run record of a new run: written by the local runtime, and by the first task
+    of a run started by a production orchestrator (no runtime owns it then, so
+    ``runtime`` is None and the run never counts as running on a laptop)."""
     graph = state.graph
-    return {
-        "flow": graph.name,
-        "run_id": run_id,
-        "user": user,
-        "tags": tags,
-        "user_tags": user_tags,
-        "namespace": f"user:{user}",
-        "created_at": time.time(),
-        "params": params,
-        "param_values": {k: repr(v)[:200] for k, v in param_values.items()},
-        "origin_run_id": origin_run_id,
-        "steps": graph.sorted_nodes(),
-        "graph": graph_summary(graph),  # lets notebooks draw a past run's DAG
-        "with": with_specs,
-        "configs": getattr(state, "configs", None) or {},
-        "project": getattr(state, "project", None),
-        "runtime": runtime,  # while it lives and no _done.json exists: running
-        "environment": environment,
-    }
+    return RunRecord(
+        flow=graph.name,
+        run_id=run_id,
+        user=user,
+        tags=tags,
+        user_tags=user_tags,
+        namespace=f"user:{user}",
+        created_at=time.time(),
+        params=params,
+        param_values={k: repr(v)[:200] for k, v in param_values.items()},
+        origin_run_id=origin_run_id,
+        steps=graph.sorted_nodes(),
+        graph=graph_summary(graph),  # lets notebooks draw a past run's DAG
+        with_specs=with_specs,
+        configs=getattr(state, "configs", None) or {},
+        project=getattr(state, "project", None),
+        runtime=runtime,  # while it lives and the run has no end record: running
+        environment=environment,
+    )
 
 
-def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, list]:
+def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, ArtifactEntry]:
     """Save the parameter values as artifacts; the run record keeps their keys."""
     stored = fds.cas.save(list(param_values.items()))
-    return {name: [a.key, a.size, a.type] for name, a in stored.items()}
+    return {name: a.entry() for name, a in stored.items()}
 
 
 def execute(
     state: Any,
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
     max_workers: int = 16,
@@ -85,6 +87,7 @@ def execute(
     launcher: str = "fork",
     origin_run_id: str | None = None,
     clone: Callable | None = None,
+    cache: bool = False,
 ) -> bool:
     fds, graph, flow_cls = state.fds, state.graph, state.flow_cls
     flow = graph.name
@@ -99,8 +102,6 @@ def execute(
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])
     fds.write_run(
-        flow,
-        run_id,
         run_record(
             state,
             run_id,
@@ -144,28 +145,66 @@ def execute(
     )
     if clone is not None:
         runtime.clone = lambda spec: clone(runtime, spec)
+    runtime.cache = step_cache(state, params, with_decorators or [], environments, cache)
     try:
         ok = runtime.execute()
     except StorageUnreachable:
         raise  # recording the end of the run would only fail again
     except BaseException as e:
         try:
-            fds.write_run_done(flow, run_id, {"status": "failed", "finished_at": time.time()})
+            fds.write_run_end(flow, run_id, RunEnd("failed", time.time()))
         except StorageError:
             if not isinstance(e, StorageError):
                 raise
             # the store's own failure (a full disk...) is what the user must read; the
             # run counts as ended anyway once its runtime is gone
+        _tell_decorators(graph, with_decorators, fds, run_id, False, reporter)
         reporter.run_finished(False, flow, run_id)
         raise
     else:
-        fds.write_run_done(
-            flow, run_id, {"status": "ok" if ok else "failed", "finished_at": time.time()}
-        )
+        fds.write_run_end(flow, run_id, RunEnd("ok" if ok else "failed", time.time()))
+        _tell_decorators(graph, with_decorators, fds, run_id, ok, reporter)
         reporter.run_finished(ok, flow, run_id)
     return ok
+
+
+def _tell_decorators(
+    graph: Any, with_decorators: list | None, fds: Any, run_id: str, ok: bool, reporter: Any
+) -> None:
+    """Call ``run_finished`` once per decorator class of the run. The run's outcome is
+    already recorded: a hook that fails is reported as a warning, not as a failed run."""
+    seen: set[type] = set()
+    for node in graph:
+        for deco in step_decorators(node, with_decorators):
+            if type(deco) in seen:
+                continue
+            seen.add(type(deco))
+            try:
+                deco.run_finished(fds=fds, flow_name=graph.name, run_id=run_id, ok=ok)
+            except Exception as e:
+                reporter.warning(f"@{deco.name} could not record the end of the run: {e}")
 
 
 def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
     params = store_params(state.fds, param_values)
     return execute(state, params, param_values, **kwargs)
+
+
+def step_cache(state: Any, params: dict, with_decorators: list, environments: Any, run_wide: bool):
+    """The run's ``StepCache`` if ``--cache`` or some ``@cache`` turns caching on."""
+    from .stepcache.key import KeyMaker
+    from .stepcache.step_cache import StepCache
+
+    if not StepCache.any_enabled(state.graph, with_decorators, run_wide):
+        return None
+    keys = KeyMaker(
+        state.fds,
+        state.flow_cls,
+        state.graph,
+        params=params,
+        with_decorators=with_decorators,
+        environment=environments.record(),
+        configs=getattr(state, "configs", None),
+        project_root=os.path.dirname(os.path.abspath(sys.argv[0])),
+    )
+    return StepCache(keys, run_wide=run_wide)

@@ -10,8 +10,8 @@ decorator may pick another launcher for its step (``@kubernetes``), whose local 
 then watches the remote task.
 
 A step can need another interpreter: ``task_interpreter(step)`` (given by ``run.py``
-from the run's environment plan, see ``metaflowlike.environments``) returns the Python
-and the extra variables for that step's tasks, or None. A step with an interpreter
+from the run's environment plan, see ``metaflowlike.environments``) returns the
+``StepEnvironment`` of that step's tasks, or None. A step with an interpreter
 always starts as ``<that python> flow.py step ...``, whatever the launcher.
 
 The scheduler prints nothing itself; it emits events to a reporter.
@@ -37,13 +37,16 @@ from typing import Any
 from . import lifeline
 from .datastore import scratch
 from .datastore.local_storage import describe_os_error
+from .datastore.records import ArtifactEntry, TaskInfo
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
 from .decorators import step_decorators
+from .environment_info import task_facts
 from .exceptions import MetaflowlikeException
 from .launchers import (
     LaunchContext,
     Launcher,
+    StepEnvironment,
     launcher_class,
     plan_task,
     step_launcher_name,
@@ -51,6 +54,7 @@ from .launchers import (
 from .reporter import Reporter
 from .step_command import task_command
 from .task import TaskSpec, closes_foreach, completion_marker
+from .task_supervisor import DEFAULT_LOG_INTERVAL, LOG_INTERVAL_ENV
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Worker:
     spec: TaskSpec
     pid: int
     fds: dict[int, str]  # read end of pipe -> "stdout" / "stderr"
-    logs: dict[str, Any]  # stream -> open spool file
+    logs: dict[str, Any]  # stream -> open spool file, opened at its first byte
     started: float
     deadline: float | None = None
     proc: subprocess.Popen | None = None
@@ -72,6 +76,21 @@ class Worker:
     pidfd: int | None = None  # readable when the process exits (Linux)
     launcher: Launcher | None = None
     result_file: str | None = None  # what a launcher reports about the task's end
+    uploaded: dict[str, int] = field(default_factory=dict)  # stream -> bytes saved so far
+    upload_at: float = 0.0  # when its logs are next saved while it runs
+
+
+@dataclass
+class _Splits:
+    """The tasks of a foreach fan-out that have not started, made one at a time as they
+    start: the runtime holds one of these, not 10,000 ``TaskSpec`` objects, since every
+    fork pays for the runtime's memory. Their task ids are reserved when it is queued."""
+
+    step_name: str
+    input_path: str
+    first_id: int  # task id of split 0
+    count: int
+    done: int = 0  # splits already taken from the queue
 
 
 class Runtime:
@@ -82,7 +101,7 @@ class Runtime:
         fds: FlowDatastore,
         *,
         run_id: str,
-        params: dict[str, list],
+        params: dict[str, ArtifactEntry],
         max_workers: int = 16,
         max_num_splits: int = 10000,
         user: str = "",
@@ -96,7 +115,7 @@ class Runtime:
         with_specs: list[str] | None = None,
         package_suffixes: tuple[str, ...] = (".py",),
         origin_run_id: str | None = None,
-        task_interpreter: Callable[[str], tuple[str, dict[str, str]] | None] | None = None,
+        task_interpreter: Callable[[str], StepEnvironment | None] | None = None,
     ) -> None:
         self.flow_cls, self.graph, self.fds = flow_cls, graph, fds
         self.flow_name = graph.name
@@ -116,7 +135,7 @@ class Runtime:
         #: environment (--environment=pypi|uv): such a task starts as a subprocess
         self.task_interpreter = task_interpreter
         self.origin_run_id = origin_run_id
-        self.queue: deque[TaskSpec] = deque()
+        self.queue: deque[TaskSpec | _Splits] = deque()
         self.capacity = machine_capacity()
         self.used = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
         self.free_gpus = list(range(int(self.capacity["gpu"])))
@@ -126,10 +145,12 @@ class Runtime:
         self.failed: list[str] = []
         self.selector = selectors.DefaultSelector()
         lifeline.preload()  # once here, not in every forked task
+        task_facts()  # likewise: what every task records about its interpreter
         spool_dir = fds.storage.spool_dir()
         # what killed runs and tasks left behind, here and in $TMPDIR (remote stores)
         self.swept = scratch.sweep([spool_dir, tempfile.gettempdir()])
         self.spool = scratch.mkdtemp(scratch.LOGS, dir=spool_dir)
+        self.log_interval = float(os.environ.get(LOG_INTERVAL_ENV) or DEFAULT_LOG_INTERVAL)
         self.context = LaunchContext(
             flow_cls=flow_cls,
             graph=graph,
@@ -145,44 +166,60 @@ class Runtime:
         )
         #: hook for resume: returns a finished record to reuse instead of running
         self.clone: Callable[[TaskSpec], Any] | None = None
+        #: step caching (``metaflowlike.cache.StepCache``): lookup before, record after
+        self.cache: Any = None
 
     # --- graph walking -------------------------------------------------------------
 
-    def _new_task(self, step: str, inputs: list[str], split_index: int | None = None) -> None:
+    def _new_task(self, step: str, inputs: list[str]) -> None:
         self.task_counter += 1
+        self.queue.append(self._spec(step, inputs, None, self.task_counter))
+
+    def _spec(
+        self, step: str, inputs: list[str], split_index: int | None, task_id: int
+    ) -> TaskSpec:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
         retries = 0 if self._in_gang(step) else max((d.max_retries() for d in decos), default=0)
-        self.queue.append(
-            TaskSpec(
-                flow_name=self.flow_name,
-                run_id=self.run_id,
-                step_name=step,
-                task_id=str(self.task_counter),
-                input_paths=inputs,
-                split_index=split_index,
-                max_num_splits=self.max_num_splits,
-                user=self.user,
-                tags=self.tags,
-                origin_run_id=self.origin_run_id,
-                namespace=self.namespace,
-                max_retries=retries,
-            )
+        return TaskSpec(
+            flow_name=self.flow_name,
+            run_id=self.run_id,
+            step_name=step,
+            task_id=str(task_id),
+            input_paths=inputs,
+            split_index=split_index,
+            max_num_splits=self.max_num_splits,
+            user=self.user,
+            tags=self.tags,
+            origin_run_id=self.origin_run_id,
+            namespace=self.namespace,
+            max_retries=retries,
         )
+
+    def _pop(self) -> TaskSpec:
+        """The next task of the queue, made now if it is one of a fan-out's splits."""
+        head = self.queue[0]
+        if isinstance(head, TaskSpec):
+            return self.queue.popleft()
+        index = head.done
+        head.done += 1
+        if head.done == head.count:
+            self.queue.popleft()
+        return self._spec(head.step_name, [head.input_path], index, head.first_id + index)
 
     def _in_gang(self, step: str) -> bool:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
         return any(d.name == "parallel" for d in self._decorators(step))
 
-    def _successors(self, spec: TaskSpec, info: dict) -> None:
+    def _successors(self, spec: TaskSpec, info: TaskInfo) -> None:
         node = self.graph[spec.step_name]
         path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
-        stack = info.get("foreach_stack", [])
+        stack = info.foreach_stack
         if node.type == "end":
             return
         if node.split_type == "foreach":
-            n = info.get("foreach_num_splits", 0)
+            n = info.foreach_num_splits or 0
             if n == 0:
                 self._fail(
                     spec,
@@ -190,11 +227,11 @@ class Runtime:
                 )
                 return
             self.reporter.foreach_started(spec, node.out_funcs[0], n)
-            for i in range(n):
-                self._new_task(node.out_funcs[0], [path], i)
+            self.queue.append(_Splits(node.out_funcs[0], path, self.task_counter + 1, n))
+            self.task_counter += n
             return
         # a switch goes on with the one case its task picked
-        outs = [info["next_step"]] if node.is_switch else node.out_funcs
+        outs = [info.next_step] if node.is_switch else node.out_funcs
         for out in outs:
             target = self.graph[out]
             if not target.is_join:
@@ -261,8 +298,10 @@ class Runtime:
             gang = self._in_gang(self.queue[0].step_name)
             if len(self.running) >= self.max_workers and not gang:
                 break
-            spec = self.queue.popleft()
+            spec = self._pop()
             if self.clone is not None and self._try_clone(spec):
+                continue
+            if self.cache is not None and self._try_cache(spec):
                 continue
             need = self._request(spec)
             if not gang and any(self.used[k] + need[k] > self.capacity[k] for k in need if need[k]):
@@ -297,12 +336,15 @@ class Runtime:
         self._successors(spec, info)
         return True
 
+    def _try_cache(self, spec: TaskSpec) -> bool:
+        info = self.cache.lookup(self, spec)
+        if info is None:
+            return False
+        self._successors(spec, info)
+        return True
+
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
-        logs = {
-            s: open(os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{s}"), "wb")
-            for s in ("stdout", "stderr")
-        }
         decos = self._decorators(spec.step_name)
         timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
@@ -316,7 +358,8 @@ class Runtime:
         launcher = self._launcher(plan.launcher)
         started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
         pid, fds = started.pid, started.fds
-        worker = Worker(spec, pid, fds, logs, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
+        worker.upload_at = worker.started + self.log_interval
         worker.launcher, worker.result_file = launcher, started.result_file
         for k, v in need.items():
             self.used[k] += v
@@ -362,6 +405,8 @@ class Runtime:
             if worker.exit_status is None and worker.pidfd is None:
                 worker.exit_status = _poll(worker)
             if worker.exit_status is None:
+                if now >= worker.upload_at:
+                    self._upload_logs(worker, now)
                 continue
             # The task exited: everything it wrote is in the pipes already.
             for fd, stream in list(worker.fds.items()):
@@ -372,9 +417,38 @@ class Runtime:
                     self._close(worker, fd)
             self._finish(worker)
 
+    def _upload_logs(self, worker: Worker, now: float) -> None:
+        """Save the logs of a task that is still running, every ``log_interval``
+        seconds while it writes: ``logs`` and the run browser follow it. The first save
+        also makes the running attempt visible. A task whose launcher saves its own
+        logs (a remote one) is left alone."""
+        worker.upload_at = now + self.log_interval
+        if worker.launcher is not None and worker.launcher.self_sufficient:
+            return
+        for stream in ("stdout", "stderr"):  # a silent task too is seen as running
+            if stream not in worker.logs:
+                self._spool_log(worker, stream, b"")
+        for stream, f in worker.logs.items():
+            if worker.uploaded.get(stream) == f.tell():
+                continue
+            try:
+                f.flush()
+                copy = f"{f.name}.up"
+                shutil.copyfile(f.name, copy)
+                self.fds.write_log(worker.spec.pathspec, worker.spec.attempt, stream, copy)
+                worker.uploaded[stream] = f.tell()
+            except (OSError, StorageError):
+                pass  # a missed interim save is not fatal: the final one follows
+            finally:
+                if os.path.exists(f"{f.name}.up"):
+                    os.unlink(f"{f.name}.up")
+
     def _tick(self, timeout: float) -> float:
         if any(w.pidfd is None and w.exit_status is None for w in self.running.values()):
             timeout = min(timeout, 0.005)  # no pidfd on this platform: poll for exits
+        if self.running:  # wake up for the next interim save of a running task's logs
+            upload = min(w.upload_at for w in self.running.values())
+            timeout = max(0.0, min(timeout, upload - time.time()))
         deadlines = [w.deadline for w in self.running.values() if w.deadline]
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.time()))
@@ -389,11 +463,22 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
-            try:
-                worker.logs[stream].write(data)
-            except OSError as e:
-                raise _spool_error(worker.spec, worker.logs[stream].name, e) from None
+            self._spool_log(worker, stream, data)
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
+
+    def _spool_log(self, worker: Worker, stream: str, data: bytes) -> None:
+        """Append ``data`` to the task's spooled ``stream``. The spool file is created at
+        the first byte: a silent stream costs no file, and no log is stored for it (a
+        missing log reads as empty)."""
+        spec = worker.spec
+        f = worker.logs.get(stream)
+        path = f.name if f else os.path.join(self.spool, f"{spec.task_id}.{spec.attempt}.{stream}")
+        try:
+            if f is None:
+                f = worker.logs[stream] = open(path, "wb")
+            f.write(data)
+        except OSError as e:
+            raise _spool_error(spec, path, e) from None
 
     def _close(self, worker: Worker, fd: int) -> None:
         self.selector.unregister(fd)
@@ -416,10 +501,10 @@ class Runtime:
         # got that far (killed, never scheduled) is recorded here, from what we saw.
         marker = None
         if worker.launcher is not None and worker.launcher.self_sufficient:
-            marker = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}.done")
+            marker = self.fds.read_marker(spec.pathspec, spec.attempt, warn=True)
         death = _death_line(worker)
         if death and marker is None:
-            worker.logs["stderr"].write(death.encode())
+            self._spool_log(worker, "stderr", death.encode())
         for stream, f in worker.logs.items():
             try:
                 f.close()
@@ -429,7 +514,7 @@ class Runtime:
                 self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
                 os.unlink(f.name)
-        info = self.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
+        info = self.fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
         if marker is None:
             marker = completion_marker(
                 spec,
@@ -439,27 +524,29 @@ class Runtime:
                 reason=worker.killed_reason or result.get("reason"),
             )
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
-        if marker["status"] == "ok":
+        if self.cache is not None:
+            self.cache.finished(spec, info, marker)  # indexed only after its marker
+        if marker.status == "ok":
             self.reporter.task_finished(spec, worker.started)
             self._successors(spec, info)
         elif spec.attempt < spec.max_retries:
             # at once, as Metaflow's local runtime does (minutes_between_retries is
             # for remote schedulers)
-            self.reporter.task_retry(spec, marker.get("reason"))
+            self.reporter.task_retry(spec, marker.reason)
             spec.attempt += 1
             self.queue.appendleft(spec)
         elif not spec.catch_fallback and any(
-            d.name == "catch" for d in self._decorators(spec.step_name)
+            d.handles_crash() for d in self._decorators(spec.step_name)
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.
-            self.reporter.task_retry(spec, marker.get("reason"))
+            self.reporter.task_retry(spec, marker.reason)
             spec.attempt += 1
-            spec.catch_fallback = marker.get("reason") or "the task process died"
+            spec.catch_fallback = marker.reason or "the task process died"
             self.queue.appendleft(spec)
         else:
             self.failed.append(spec.pathspec)
-            self.reporter.task_failed(spec, marker.get("reason"), info.get("exception"))
+            self.reporter.task_failed(spec, marker.reason, info.exception)
             if self._in_gang(spec.step_name):
                 self._stop_gang(spec)
 

@@ -20,7 +20,7 @@ import os
 import re
 from typing import Any
 
-from .decorators import StepDecorator
+from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
 
 PROVIDERS = "metaflowlike.secrets_providers"
@@ -99,7 +99,8 @@ class SecretsDecorator(StepDecorator):
         for s in sources:
             normalize_source(s, step_name)
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+    def task_pre_step(self, *, task: TaskContext) -> None:
+        step_name = task.step_name
         env: dict[str, str] = {}
         origin: dict[str, str] = {}
         for raw in self.attributes["sources"]:

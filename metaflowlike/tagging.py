@@ -3,28 +3,22 @@
 A run's *system* tags (``user:<name>``, ``python_version:...``) and the tags given with
 ``run --tag`` are in its run record, which never changes. Every later change is one
 small *tag operation* ("remove these, then add those") stored as a new object of its
-own, named by its time and a random suffix, next to the flow's runs::
-
-    flows/<Flow>/_tags.<run_id>.<time_ns>.<random>.json
-
-Nothing is ever rewritten, so two processes tagging the same run at the same instant
-cannot lose each other's change (there is no read-modify-write of a shared record), on
-every storage backend. The current user tags are the record's tags with the operations
+own, named by its time and a random suffix, next to the flow's runs (the datastore's
+layout names it). Nothing is ever rewritten, so two processes tagging the same run at
+the same instant cannot lose each other's change (there is no read-modify-write of a
+shared record), on every storage backend. The current user tags are the record's tags with the operations
 applied in name order. One listing of the flow folder tells which runs have operations.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
 from collections.abc import Iterable
 
+from .datastore.records import RunRecord
 from .exceptions import MetaflowlikeException
 
 #: how many user tags a run may carry (Metaflow's limit; a tag's own rules: ``ids``)
 MAX_USER_TAGS = 50
-PREFIX = "_tags."
 
 
 class MetaflowTaggingError(MetaflowlikeException):
@@ -60,28 +54,19 @@ class TagStore:
     def __init__(self, fds) -> None:
         self.fds = fds
 
-    def _flow_dir(self, flow: str) -> str:
-        return f"flows/{flow}"
-
     def operations(self, flow: str) -> dict[str, list[str]]:
-        """Operation object names by run id, oldest first (one folder listing)."""
-        ops: dict[str, list[str]] = {}
-        for name, is_dir in self.fds.storage.list_dir(self._flow_dir(flow)):
-            if is_dir or not name.startswith(PREFIX) or not name.endswith(".json"):
-                continue
-            run_id = name[len(PREFIX) :].split(".", 1)[0]
-            ops.setdefault(run_id, []).append(name)
-        for names in ops.values():
-            names.sort()
-        return ops
+        """Operation records by run id, oldest first (one folder listing)."""
+        return self.fds.tag_operations(flow)
 
-    def user_tags(self, flow: str, run_id: str, record: dict, ops: list[str] | None) -> list[str]:
+    def user_tags(
+        self, flow: str, run_id: str, record: RunRecord, ops: list[str] | None
+    ) -> list[str]:
         """The run's user tags now: the record's, with every operation applied in order."""
-        tags = list(dict.fromkeys(record.get("user_tags", [])))
+        tags = list(dict.fromkeys(record.user_tags))
         if ops is None:
             ops = self.operations(flow).get(run_id, [])
-        for name in ops:
-            op = self.fds.read_json(f"{self._flow_dir(flow)}/{name}") or {}
+        for path in ops:
+            op = self.fds.read_json(path) or {}
             removed = set(op.get("remove", []))
             tags = [t for t in tags if t not in removed]
             tags += [t for t in op.get("add", []) if t not in tags]
@@ -91,7 +76,7 @@ class TagStore:
         self,
         flow: str,
         run_id: str,
-        record: dict,
+        record: RunRecord,
         add: Iterable[str] = (),
         remove: Iterable[str] = (),
     ) -> list[str]:
@@ -101,7 +86,7 @@ class TagStore:
         changes nothing writes nothing."""
         add_list, remove_list = _as_list(add), _as_list(remove)
         user = self.user_tags(flow, run_id, record, None)
-        system = set(record.get("tags", [])) - set(record.get("user_tags", []))
+        system = set(record.system_tags)
         bad = sorted(set(remove_list) & system)
         if bad:
             raise MetaflowTaggingError(
@@ -118,7 +103,6 @@ class TagStore:
                 f"Run {flow}/{run_id} would have {len(set(new))} user tags; at most "
                 f"{MAX_USER_TAGS} are allowed."
             )
-        name = f"{PREFIX}{run_id}.{time.time_ns():020d}.{secrets.token_hex(6)}.json"
-        body = json.dumps({"remove": sorted(set(remove_list)), "add": add_list}).encode()
-        self.fds.storage.put_bytes(f"{self._flow_dir(flow)}/{name}", body)
+        op = {"remove": sorted(set(remove_list)), "add": add_list}
+        self.fds.add_tag_operation(flow, run_id, op)
         return self.user_tags(flow, run_id, record, None)

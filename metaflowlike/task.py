@@ -4,12 +4,13 @@ This is the single code path that runs user code: the local runtime calls ``run_
 in a forked child, and the ``step`` CLI command calls it in a fresh interpreter (a
 container, a pod, a Batch job, an Argo or Step Functions state). It reads the records
 of its input tasks, builds the flow object over their artifacts, runs the step,
-stores what the step set, and writes ``task.json``. The completion marker is written
+stores what the step set, and writes the task record. The completion marker is written
 by whoever supervises the process, after the logs are saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -19,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import task_errors
+from .client import settings as client_settings
 from .current import current
 from .datastore.local_storage import describe_os_error
+from .datastore.records import ArtifactEntry, DoneMarker, TaskInfo
 from .datastore.storage import StorageError, StorageUnreachable
 from .datastore.task_datastore import FlowDatastore, TaskRecord
-from .decorators import step_decorators
+from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
@@ -74,14 +77,18 @@ class _Loader:
     def record(self, path: str) -> TaskRecord:
         if path not in self.records:
             rec = self.fds.read_task(f"{self.flow_name}/{path}")
-            if rec is None:
+            if rec is None or rec.info is None:
                 raise MetaflowlikeException(
                     f"Input task {self.flow_name}/{path} has no finished attempt."
                 )
             self.records[path] = rec
             for name, entry in rec.artifacts.items():
-                self.origins.setdefault(entry[0], (name, rec.pathspec, entry[2]))
+                self.origins.setdefault(entry.key, (name, rec.pathspec, entry.type))
         return self.records[path]
+
+    def info(self, path: str) -> TaskInfo:
+        """The task record of the input task ``path`` (read once)."""
+        return self.record(path).info  # type: ignore[return-value]  # checked by record()
 
     def load(self, key: str) -> Any:
         try:
@@ -97,10 +104,10 @@ class _Loader:
             return None
         cache_key = (frame["task"], frame["var"])
         if cache_key not in self.foreach_values:
-            rec = self.record(frame["task"])
+            info = self.info(frame["task"])
             # An unordered iterable (a set...) was frozen into a list by the split task,
             # so every split sees the same order whatever its process's hash seed.
-            key = rec.info.get("foreach_values") or rec.artifacts[frame["var"]][0]
+            key = info.foreach_values or info.artifacts[frame["var"]].key
             items = self.load(key)
             if not hasattr(items, "__getitem__") or isinstance(items, dict):
                 items = list(items)
@@ -108,16 +115,39 @@ class _Loader:
         return self.foreach_values[cache_key][frame["index"]]
 
 
+class _InputSource(ArtifactSource):
+    """One input of a join, whose record is read the first time the step looks at it:
+    a join of 10,000 inputs that reads one artifact of one input reads two records (that
+    input's and the first one's, for the foreach stack), not 10,000."""
+
+    def __init__(self, loader: _Loader, path: str) -> None:
+        self._loader, self._path = loader, path
+        self._manifest: dict[str, ArtifactEntry] | None = None
+        self.load = loader.load
+        self.input_loader = loader.foreach_item
+        self.loaded = {}
+
+    @property  # type: ignore[override]
+    def manifest(self) -> dict[str, ArtifactEntry]:
+        if self._manifest is None:
+            self._manifest = dict(self._loader.info(self._path).artifacts)
+        return self._manifest
+
+    @property  # type: ignore[override]
+    def foreach_stack(self) -> list[dict]:
+        return self._loader.info(self._path).foreach_stack
+
+
 def run_task(
     flow_cls: type[FlowSpec],
     graph: Any,
     spec: TaskSpec,
     fds: FlowDatastore,
-    params: dict[str, list],
+    params: dict[str, ArtifactEntry],
     extra_decorators: list | None = None,
 ) -> bool:
     """Run the step of ``spec``; return True on success. Never raises for user errors:
-    a failure is recorded in ``task.json`` (exception type, message, traceback)."""
+    a failure is recorded in the task record (exception type, message, traceback)."""
     started = time.time()
     node = graph[spec.step_name]
     loader = _Loader(fds, spec.flow_name)
@@ -137,7 +167,18 @@ def run_task(
     if where:
         info["runs_on"] = where
     flow: FlowSpec = object.__new__(flow_cls)
-    artifacts: dict[str, list] = {}
+    task = TaskContext(
+        flow=flow,
+        graph=graph,
+        step_name=spec.step_name,
+        run_id=spec.run_id,
+        task_id=spec.task_id,
+        retry_count=spec.attempt,
+        max_retries=spec.max_retries,
+        datastore=fds,
+        origin_task=spec.origin_task,
+    )
+    artifacts: dict[str, ArtifactEntry] = {}
     ok = False
     try:
         source, inputs, stack = _build_inputs(flow_cls, graph, spec, loader, params)
@@ -156,39 +197,37 @@ def run_task(
             tags=frozenset(spec.tags),
             is_running_flow=True,
             origin_task=spec.origin_task,
-            _datastore=fds,
+            _datastore=fds,  # for APIs used inside steps (S3, models); hooks get ``task``
         )
+        client_settings.read_from(fds)
+        task = dataclasses.replace(task, inputs=inputs)
         for deco in decorators:
-            deco.task_pre_step(flow=flow, step_name=spec.step_name, retry_count=spec.attempt)
+            deco.task_pre_step(task=task)
         method = getattr(flow, spec.step_name)
         func = (lambda: method(inputs)) if node.is_join else method
-        flow.__dict__["_inputs"] = inputs  # for decorators that look at a join's inputs
         for deco in decorators:
-            func = deco.task_decorate(func, flow=flow, step_name=spec.step_name)
+            func = deco.task_decorate(func, task=task)
         if spec.catch_fallback:
             func = _raiser(spec.catch_fallback, spec.attempt)
         try:
             func()
             _check_transition(flow, node)
             for deco in decorators:
-                deco.task_post_step(flow=flow, step_name=spec.step_name)
+                deco.task_post_step(task=task)
         except Exception as e:
-            handled = [
-                deco.task_exception(
-                    flow=flow,
-                    step_name=spec.step_name,
-                    exception=e,
-                    retry_count=spec.attempt,
-                    max_retries=spec.max_retries,
-                )
-                for deco in decorators
-            ]
+            handled = [deco.task_exception(task=task, exception=e) for deco in decorators]
             if not any(handled):
                 raise
             info["caught"] = f"{type(e).__module__}.{type(e).__qualname__}: {e}"
             if node.type != "end" and flow.__dict__.get("_transition") is None:
                 flow.__dict__["_transition"] = (node.out_funcs, node.foreach_param)
         artifacts = _persist(flow, source, fds)
+        # what the step set (not what it only read): a cache hit clones exactly these
+        info["produced"] = sorted(
+            n
+            for n in flow.__dict__
+            if not n.startswith("_") and n in artifacts and artifacts[n].key != source.loaded.get(n)
+        )
         if node.is_switch:
             info["next_step"] = flow.__dict__["_transition"][0][0]
         if node.is_parallel:
@@ -211,12 +250,12 @@ def run_task(
     if not ok and info["exception"]["type"].endswith("StorageUnreachable"):
         return False  # the store is unreachable: writing the record would fail again
     for deco in decorators:
-        deco.task_finished(
-            flow=flow, step_name=spec.step_name, ok=ok, artifacts=artifacts, info=info
-        )
+        deco.task_finished(task=task, ok=ok, artifacts=artifacts, info=info)
     try:
         tracked_metrics.save(fds, spec.pathspec, spec.attempt)
-        fds.write_task(spec.pathspec, spec.attempt, artifacts, info)
+        record = TaskInfo.from_json(info)
+        record.artifacts = artifacts
+        fds.write_task(spec.pathspec, spec.attempt, record)
     except Exception:
         traceback.print_exc()
         return False
@@ -225,29 +264,27 @@ def run_task(
 
 def completion_marker(
     spec: TaskSpec,
-    info: dict[str, Any],
+    info: TaskInfo,
     *,
     exit_status: int | None,
     started: float,
     reason: str | None = None,
-) -> dict[str, Any]:
-    """The ``<attempt>.done`` record of a task that ended with ``exit_status``: written
-    by the local runtime, or by a self-sufficient task itself (``task_supervisor.py``)."""
-    status = info.get("status") if exit_status == 0 else "failed"
-    marker: dict[str, Any] = {
-        "status": status or "failed",
-        "input_paths": spec.input_paths,  # lets resume match a task that left no record
-        "split_index": spec.split_index,
-        "attempt": spec.attempt,
-        "started_at": started,
-        "finished_at": time.time(),
-        "exit_status": exit_status,
-    }
-    if reason:
-        marker["reason"] = reason
-    elif exit_status and exit_status < 0:
-        marker["reason"] = f"killed by signal {-exit_status}"
-    return marker
+) -> DoneMarker:
+    """The completion marker of a task that ended with ``exit_status``: written by the
+    local runtime, or by a self-sufficient task itself (``task_supervisor.py``)."""
+    status = info.status if exit_status == 0 else "failed"
+    if not reason and exit_status and exit_status < 0:
+        reason = f"killed by signal {-exit_status}"
+    return DoneMarker(
+        status=status or "failed",
+        input_paths=list(spec.input_paths),  # lets resume match a task that left no record
+        split_index=spec.split_index,
+        attempt=spec.attempt,
+        started_at=started,
+        finished_at=time.time(),
+        exit_status=exit_status,
+        reason=reason or None,
+    )
 
 
 #: a launcher describes where a task runs through variables with this prefix
@@ -284,33 +321,30 @@ def _raiser(reason: str, attempts: int):
     return fail
 
 
-def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict[str, list]):
+def _build_inputs(
+    flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict[str, ArtifactEntry]
+):
     """Work out the inherited manifest, join inputs and foreach stack of this task."""
     node = graph[spec.step_name]
-    manifest: dict[str, list] = {}
+    manifest: dict[str, ArtifactEntry] = {}
     inputs = None
     if not spec.input_paths:  # start
         stack: list[dict] = []
     elif node.is_join:
-        recs = [loader.record(p) for p in spec.input_paths]
-        views = []
-        for path, rec in zip(spec.input_paths, recs):
-            src = ArtifactSource(
-                dict(rec.artifacts),
-                loader.load,
-                rec.info.get("foreach_stack", []),
-                loader.foreach_item,
-            )
-            views.append(input_view(flow_cls, path.split("/")[1], src))
-        inputs = Inputs(views)
-        stack = list(recs[0].info.get("foreach_stack", []))
+        inputs = Inputs(
+            [
+                input_view(flow_cls, path.split("/")[1], _InputSource(loader, path))
+                for path in spec.input_paths
+            ]
+        )
+        stack = list(loader.info(spec.input_paths[0]).foreach_stack)
         if closes_foreach(graph, node):
             stack = stack[:-1]
     else:
         (path,) = spec.input_paths
-        rec = loader.record(path)
-        manifest.update(rec.artifacts)
-        stack = list(rec.info.get("foreach_stack", []))
+        info = loader.info(path)
+        manifest.update(info.artifacts)
+        stack = list(info.foreach_stack)
         parent = graph[path.split("/")[1]]
         if parent.split_type == "foreach":
             stack.append(
@@ -319,12 +353,12 @@ def _build_inputs(flow_cls, graph, spec: TaskSpec, loader: _Loader, params: dict
                     "task": path,
                     "var": parent.foreach_param,
                     "index": spec.split_index,
-                    "num_splits": rec.info.get("foreach_num_splits"),
+                    "num_splits": info.foreach_num_splits,
                 }
             )
     manifest.update(params)
     for name, entry in params.items():
-        loader.origins.setdefault(entry[0], (name, f"{spec.flow_name}/{spec.run_id}", entry[2]))
+        loader.origins.setdefault(entry.key, (name, f"{spec.flow_name}/{spec.run_id}", entry.type))
     return ArtifactSource(manifest, loader.load, stack, loader.foreach_item), inputs, stack
 
 
@@ -368,7 +402,9 @@ def _check_transition(flow: FlowSpec, node) -> None:
         )
 
 
-def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict[str, list]:
+def _persist(
+    flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore
+) -> dict[str, ArtifactEntry]:
     """Store what the step set; pass everything else on by key, reading no bytes."""
     manifest = dict(source.manifest)
     items = [(n, v) for n, v in flow.__dict__.items() if not n.startswith("_")]
@@ -385,7 +421,7 @@ def _persist(flow: FlowSpec, source: ArtifactSource, fds: FlowDatastore) -> dict
         original = source.loaded.get(name)
         if original and art.key != original and _unchanged(fds, original, flow.__dict__[name]):
             continue  # only read: keep its key (a set may pickle in another order)
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 
@@ -396,7 +432,7 @@ def _unchanged(fds: FlowDatastore, key: str, value: Any) -> bool:
         return False
 
 
-def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list]:
+def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, ArtifactEntry]:
     """Keep what a failed step had, so it can be inspected: whatever can still be
     stored is; an artifact that cannot be serialized is left out (the error names it)."""
     source = flow.__dict__.get("_source")
@@ -410,7 +446,7 @@ def _persist_after_failure(flow: FlowSpec, fds: FlowDatastore) -> dict[str, list
             art = fds.cas.save([(name, value)])[name]
         except Exception:
             continue
-        manifest[name] = [art.key, art.size, art.type]
+        manifest[name] = art.entry()
     return manifest
 
 

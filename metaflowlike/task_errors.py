@@ -1,4 +1,4 @@
-"""How a failed task describes its failure: to its stderr and in ``task.json``.
+"""How a failed task describes its failure: to its stderr and in its task record.
 
 Three kinds of failure read differently:
 
@@ -26,7 +26,7 @@ _CORE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def describe(e: BaseException, node: Any) -> dict[str, Any]:
-    """The ``exception`` record of ``task.json`` for ``e``, raised in step ``node``."""
+    """The ``exception`` field of the task record for ``e``, raised in step ``node``."""
     record: dict[str, Any] = {
         "type": f"{type(e).__module__}.{type(e).__qualname__}".removeprefix("builtins."),
         "message": str(e),

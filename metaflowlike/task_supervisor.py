@@ -1,7 +1,7 @@
 """The self-sufficient task: a task that records its own logs and completion marker.
 
 Locally the runtime supervises every task: it captures the output, saves the logs and
-writes the ``<attempt>.done`` marker. A task in a pod, a Batch job or a production
+writes the completion marker. A task in a pod, a Batch job or a production
 orchestrator has no such supervisor on its machine, so the ``step`` command supervises
 itself when ``METAFLOWLIKE_SELF_SUFFICIENT=1`` is set: it runs the very same ``step``
 command as a child process, passes its output through (so the platform's own log view
@@ -27,6 +27,7 @@ import time
 import traceback
 from typing import Any
 
+from .datastore.records import TaskInfo
 from .step_command import task_command
 from .task import TaskSpec, completion_marker
 
@@ -109,7 +110,7 @@ def supervise(state: Any, spec: TaskSpec, with_specs: list[str]) -> int:
         for cap in streams.values():
             cap.close()
         upload()
-        info = fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
+        info = fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
         marker = completion_marker(spec, info, exit_status=code, started=started)
         fds.mark_done(spec.pathspec, spec.attempt, marker)
     finally:

@@ -22,7 +22,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .decorators import StepDecorator, make_decorator
+from .decorators import StepDecorator, TaskContext, make_decorator
 from .exceptions import MetaflowlikeException
 
 
@@ -38,15 +38,14 @@ class _UserStepDecorator(StepDecorator):
     def __init__(self, **attributes: Any) -> None:
         self.attributes = dict(attributes)
 
-    def task_decorate(
-        self, func: Callable[[], None], *, flow: Any, step_name: str
-    ) -> Callable[[], None]:
+    def task_decorate(self, func: Callable[[], None], *, task: TaskContext) -> Callable[[], None]:
         gen_func = type(self).generator
 
         @functools.wraps(func)
         def run() -> None:
-            inputs = flow.__dict__.get("_inputs")
-            gen = gen_func(step_name, flow, inputs=inputs, attributes=dict(self.attributes))
+            gen = gen_func(
+                task.step_name, task.flow, inputs=task.inputs, attributes=dict(self.attributes)
+            )
             if not inspect.isgenerator(gen):
                 raise UserDecoratorError(
                     f"@{self.name} must be a generator function (with one `yield`)."

@@ -13,8 +13,10 @@ command (the job definition's, with the submit call's overrides) runs as a subpr
   timeout") or by ``TerminateJob``, and marked SUCCEEDED or FAILED with the container's
   exit code, as Batch reports it.
 
-``MOTO_SIMPLE_BATCH_FAIL_AFTER`` keeps moto's own meaning here: jobs then fail after
-that many seconds without running. Run ``python -m tests.batch_stand_in --help``.
+``MOTO_SIMPLE_BATCH_FAIL_AFTER`` (or ``--fail-after``) keeps moto's own meaning here:
+jobs then fail after that many seconds without running; as real Batch does for a job
+whose container never started, such a job gets the status reason ``Task failed to
+start`` (moto leaves it empty). Run ``python -m tests.batch_stand_in --help``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 POLL = 0.1
+#: Batch's status reason for a job whose container could not be started
+NEVER_STARTED = "Task failed to start"
 
 
 class ComputeEnvironment:
@@ -106,7 +110,10 @@ def install(compute: ComputeEnvironment) -> None:
 
     def hand_over(self: Any, include_start_attempt: bool, job: Any) -> None:
         if os.environ.get("MOTO_SIMPLE_BATCH_FAIL_AFTER") or not include_start_attempt:
-            return original(self, include_start_attempt, job)
+            original(self, include_start_attempt, job)
+            if job.status == "FAILED" and job.job_stopped_reason is None:
+                job.job_stopped_reason = NEVER_STARTED
+            return
         self.backend._jobs[job.job_id] = job
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name
@@ -138,7 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--node-env", action="append", default=[], help="KEY=VALUE the node gives every job."
     )
+    parser.add_argument(
+        "--fail-after",
+        default=None,
+        help="Set MOTO_SIMPLE_BATCH_FAIL_AFTER: every job fails after this many seconds.",
+    )
     args = parser.parse_args(argv)
+    if args.fail_after is not None:
+        os.environ["MOTO_SIMPLE_BATCH_FAIL_AFTER"] = args.fail_after
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 

@@ -13,8 +13,10 @@ the Job controller and the kubelet, talking plain HTTP to the API like a node wo
   (DeadlineExceeded), stops the process when its Job is deleted, and writes the Pod's
   and the Job's status back (phase, exit code, reason, conditions).
 
-Images ending in ``:no-pod`` never get a pod and images ending in ``:pull-fails`` get a
-pod stuck in ErrImagePull, so the launcher's handling of Jobs that never start can be
+Images ending in ``:no-pod`` never get a pod, images ending in ``:pull-fails`` get a
+pod stuck in ErrImagePull and images ending in ``:unschedulable`` get a pod that no node
+accepts (``PodScheduled=False``, reason ``Unschedulable``, as the scheduler reports a
+request larger than any node), so the launcher's handling of Jobs that never start can be
 tested too. The API server also serves Argo Workflows' resources (WorkflowTemplate,
 Workflow, CronWorkflow) for the Argo export; nothing runs them. Run
 ``python -m tests.kube_stand_in --help`` to start one by hand.
@@ -40,6 +42,13 @@ import uuid
 from pathlib import Path
 
 POLL = 0.1
+#: the condition the scheduler writes on a pod that fits no node
+UNSCHEDULABLE = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "Unschedulable",
+    "message": "0/1 nodes are available: 1 Insufficient cpu.",
+}
 
 
 class Api:
@@ -117,6 +126,8 @@ class NodeAgent:
         if image.endswith(":pull-fails"):  # visible with its reason from the start
             state = {"waiting": {"reason": "ErrImagePull", "message": f"pull {image}: not found"}}
             status = _pod_status("Pending", image, state)
+        elif image.endswith(":unschedulable"):  # the scheduler's verdict, no container yet
+            status = {"phase": "Pending", "conditions": [UNSCHEDULABLE]}
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -128,7 +139,7 @@ class NodeAgent:
         pod_path = f"/api/v1/namespaces/{ns}/pods/{pod_name}"
         job_path = f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"
         self.api.call("PATCH", job_path, {"status": {"active": 1, "startTime": _now()}})
-        if image.endswith(":pull-fails"):
+        if image.endswith((":pull-fails", ":unschedulable")):
             return
         with self.slots:
             if self.api.call("GET", job_path) is None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-SDK_PACKAGES = ("boto3",)
+#: what the stand-in "image" holds: the cloud SDK, and pip as in python:3.x images
+SDK_PACKAGES = ("boto3", "pip")
 
 
 def uv() -> str:
@@ -41,7 +42,8 @@ def make_sdk_python(venv: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sdk_python(tmp_path_factory) -> Path:
-    """Path of a Python that has boto3 but not metaflowlike, click or cloudpickle."""
+    """Path of a Python that has boto3 and pip but not metaflowlike, click, cloudpickle
+    or uv."""
     return make_sdk_python(tmp_path_factory.mktemp("sdk-venv"))
 
 
@@ -69,20 +71,36 @@ class KubeCluster:
         return (self.api.call("GET", "/api/v1/pods") or {}).get("items", [])
 
 
-def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
-    """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
-    own credentials (``AWS_KEY_ID``), never with the laptop's."""
-    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
-    from tests.kube_stand_in import Api, write_kubeconfig
+def network_settings() -> dict[str, str]:
+    """The package index and certificate settings of this machine's network, which a
+    node on the same network has too (the pods install uv and packages through it)."""
+    keep = ("PIP_", "UV_", "SSL_CERT_")
+    return {k: v for k, v in os.environ.items() if k.startswith(keep)}
 
-    port = free_port()
-    node_env = {
+
+def node_identity(s3_url: str) -> dict[str, str]:
+    """What every container of a stand-in node gets besides its own spec: the node's
+    credentials (an instance role's, never the laptop's) and its network settings."""
+    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
+
+    return {
         "AWS_ENDPOINT_URL": s3_url,
         "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        **network_settings(),
     }
+
+
+def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
+    """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
+    own credentials (``AWS_KEY_ID``), never with the laptop's."""
+    from tests.cloud_servers import _spawn, free_port
+    from tests.kube_stand_in import Api, write_kubeconfig
+
+    port = free_port()
+    node_env = node_identity(s3_url)
     argv = [
         sys.executable,
         str(Path(__file__).parent / "kube_stand_in.py"),
@@ -134,23 +152,38 @@ class BatchService:
             aws_secret_access_key=AWS_SECRET,
         )
 
+    def add_queue(self, name: str) -> None:
+        """A job queue ``name`` on a compute environment of its own (made once)."""
+        batch = self.client()
+        if batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+            return
+        role = self.client("iam").create_role(
+            RoleName=f"batch-service-{name}", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        env_arn = batch.create_compute_environment(
+            computeEnvironmentName=f"compute-{name}",
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=role,
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
+        )
 
-@pytest.fixture(scope="session")
-def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+
+def start_batch_stand_in(
+    sdk_python: Path, s3_url: str, base: Path, *, fail_after: str | None = None
+) -> BatchService:
     """moto's Batch API with a compute environment that really runs each job's command
-    (``tests/batch_stand_in.py``), one per session, with one job queue; jobs reach S3 on
-    ``moto_server`` with the node's own credentials, never with the laptop's."""
-    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, _spawn, free_port
+    (``tests/batch_stand_in.py``) and one job queue; jobs reach S3 at ``s3_url`` with the
+    node's own credentials, never with the laptop's. ``fail_after`` sets moto's
+    ``MOTO_SIMPLE_BATCH_FAIL_AFTER``: every job then fails without running."""
+    from tests.cloud_servers import _spawn, free_port
 
-    base = tmp_path_factory.mktemp("batch")
     port = free_port()
-    node_env = {
-        "AWS_ENDPOINT_URL": moto_server.url,
-        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
     argv = [
         sys.executable,
         str(Path(__file__).parent / "batch_stand_in.py"),
@@ -161,27 +194,25 @@ def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchSe
         "--log-dir",
         str(base / "jobs"),
     ]
-    for k, v in node_env.items():
+    if fail_after is not None:
+        argv += ["--fail-after", fail_after]
+    for k, v in node_identity(s3_url).items():
         argv += ["--node-env", f"{k}={v}"]
     server = _spawn("batch", argv, port, "/moto-api/")
     service = BatchService(server, base / "jobs", "test-queue")
     try:
-        batch = service.client()
-        role = service.client("iam").create_role(
-            RoleName="batch-service", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        env_arn = batch.create_compute_environment(
-            computeEnvironmentName="test-compute",
-            type="UNMANAGED",
-            state="ENABLED",
-            serviceRole=role,
-        )["computeEnvironmentArn"]
-        batch.create_job_queue(
-            jobQueueName=service.queue,
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env_arn}],
-        )
+        service.add_queue(service.queue)
+    except BaseException:
+        server.stop()
+        raise
+    return service
+
+
+@pytest.fixture(scope="session")
+def batch_service(sdk_python, moto_server, tmp_path_factory) -> Iterator[BatchService]:
+    """The stand-in AWS Batch, one per session, with one job queue."""
+    service = start_batch_stand_in(sdk_python, moto_server.url, tmp_path_factory.mktemp("batch"))
+    try:
         yield service
     finally:
-        server.stop()
+        service.server.stop()

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from metaflowlike import Flow
-from metaflowlike.datastore.content_store import ContentStore, blob_path
+from metaflowlike.datastore.content_store import ContentStore
+from metaflowlike.datastore.layout import LAYOUT
 from metaflowlike.datastore.local_storage import LocalStorage
 from metaflowlike.exceptions import CorruptArtifact, UnserializableArtifact
 
@@ -52,7 +53,7 @@ def test_unserializable_artifact_names_artifact_and_type(tmp_path):
 def test_corrupt_blob_is_reported_on_read(tmp_path):
     cas = ContentStore(LocalStorage(str(tmp_path)))
     key = cas.save([("x", list(range(100000)))])["x"].key
-    path = tmp_path / blob_path(key)
+    path = tmp_path / LAYOUT.blob(key)
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))

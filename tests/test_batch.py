@@ -7,9 +7,11 @@ or a submitted job."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +22,7 @@ import pytest
 
 from metaflowlike import Flow, client
 from metaflowlike.builtin_decorators import TimeoutDecorator
-from tests.remote_env import BatchService
+from tests.remote_env import BatchService, start_batch_stand_in
 
 LAPTOP_KEY = "AKIALAPTOPONLY000002"
 LAPTOP_SECRET = "laptop-only-secret-never-in-a-job-0123"
@@ -37,6 +39,19 @@ class Batch:
     service: BatchService
     root: str
     folder: Path
+
+    def start(self, source: str, *args: str) -> subprocess.Popen:
+        """Write ``source`` to flow.py and start it, its output merged on stdout."""
+        path = self.folder / "flow.py"
+        path.write_text(textwrap.dedent(HEADER + source))
+        return subprocess.Popen(
+            [sys.executable, str(path), *args],
+            cwd=self.folder,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def run(self, source: str | None, *args: str, check: bool = True):
         path = self.folder / "flow.py"
@@ -56,6 +71,7 @@ class Batch:
 
     def env(self) -> dict:
         env = dict(os.environ)
+        env.pop("METAFLOWLIKE_BATCH_JOB_QUEUE", None)
         env.pop("METAFLOWLIKE_DATASTORE", None)
         env.update(
             {
@@ -71,20 +87,24 @@ class Batch:
         )
         return env
 
-    def jobs(self, run_id: str) -> list[dict]:
-        """The Batch jobs of ``run_id``, described, oldest first."""
+    def jobs(self, run_id: str, queues: tuple[str, ...] = ()) -> list[dict]:
+        """The Batch jobs of ``run_id`` in ``queues`` (default: the configured one),
+        described, oldest first."""
         batch = self.service.client()
         ids = []
-        for status in (
-            "SUBMITTED",
-            "PENDING",
-            "RUNNABLE",
-            "STARTING",
-            "RUNNING",
-            "SUCCEEDED",
-            "FAILED",
+        for queue, status in itertools.product(
+            queues or (self.service.queue,),
+            (
+                "SUBMITTED",
+                "PENDING",
+                "RUNNABLE",
+                "STARTING",
+                "RUNNING",
+                "SUCCEEDED",
+                "FAILED",
+            ),
         ):
-            listed = batch.list_jobs(jobQueue=self.service.queue, jobStatus=status)
+            listed = batch.list_jobs(jobQueue=queue, jobStatus=status)
             ids += [j["jobId"] for j in listed["jobSummaryList"]]
         described = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
         mine = [j for j in described if f"-{run_id}-" in j["jobName"]]
@@ -98,6 +118,22 @@ def aws_batch(batch_service, s3_root, tmp_path):
     folder = tmp_path / "project"
     folder.mkdir()
     yield Batch(batch_service, s3_root, folder)
+    client.set_datastore(None, None)
+    client.default_namespace()
+
+
+@pytest.fixture
+def failing_batch(sdk_python, moto_server, s3_root, tmp_path):
+    """A second stand-in Batch where moto fails every job (MOTO_SIMPLE_BATCH_FAIL_AFTER)."""
+    service = start_batch_stand_in(sdk_python, moto_server.url, tmp_path, fail_after="0")
+    client.set_datastore("s3", s3_root)
+    client.namespace(None)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    try:
+        yield Batch(service, s3_root, folder)
+    finally:
+        service.server.stop()
     client.set_datastore(None, None)
     client.default_namespace()
 
@@ -229,3 +265,147 @@ def test_retry_is_a_new_batch_job_and_catch_records_the_failure(aws_batch):
     deadline = TimeoutDecorator(seconds=90).timeout_seconds()
     assert {j["timeout"]["attemptDurationSeconds"] for j in flaky} == {math.ceil(deadline) + 30}
     assert_no_laptop_credential(aws_batch, jobs)
+
+
+SLEEPER = """
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.nap)
+
+    @batch
+    @step
+    def nap(self):
+        import time
+        print("napping", flush=True)
+        time.sleep(120)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SleepyFlow()
+"""
+
+
+def test_ctrl_c_terminates_the_batch_jobs_it_started(aws_batch):
+    runtime = aws_batch.start(SLEEPER, "run")
+    try:
+        for line in runtime.stdout:
+            if "napping" in line:
+                break
+        run_id = Flow("SleepyFlow").latest_run.id
+        (job,) = aws_batch.jobs(run_id)
+        assert job["status"] == "RUNNING"
+        runtime.send_signal(signal.SIGINT)
+        out = runtime.communicate(timeout=60)[0]
+    finally:
+        if runtime.poll() is None:
+            runtime.kill()
+    assert runtime.returncode == 130, out
+    (job,) = aws_batch.jobs(run_id)
+    assert job["status"] == "FAILED"
+    assert job["statusReason"] == "cancelled by metaflowlike"
+    assert not Flow("SleepyFlow")[run_id].successful
+
+
+EVERYWHERE = """
+class QueuesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.where = {"start": os.environ["AWS_BATCH_JQ_NAME"]}
+        self.next(self.middle)
+
+    @batch(queue="own-queue", memory=512)
+    @step
+    def middle(self):
+        self.where["middle"] = os.environ["AWS_BATCH_JQ_NAME"]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.where["end"] = os.environ["AWS_BATCH_JQ_NAME"]
+
+if __name__ == "__main__":
+    QueuesFlow()
+"""
+
+
+def test_with_batch_runs_every_step_and_a_steps_own_batch_wins(aws_batch):
+    for queue in ("with-queue", "own-queue"):
+        aws_batch.service.add_queue(queue)
+    aws_batch.run(EVERYWHERE, "run", "--with", "batch:queue=with-queue,cpu=2")
+    run = Flow("QueuesFlow").latest_run
+    assert run.successful
+    assert run.data.where == {"start": "with-queue", "middle": "own-queue", "end": "with-queue"}
+    jobs = aws_batch.jobs(run.id, ("with-queue", "own-queue"))
+    assert len(jobs) == 3 and {j["status"] for j in jobs} == {"SUCCEEDED"}
+    for task in (run["start"].task, run["middle"].task, run["end"].task):
+        assert json.loads(task.metadata_dict["runs_on"])["platform"] == "batch"
+    # the step's own @batch is used whole: its resources, not those given with --with
+    batch = aws_batch.service.client()
+    sizes = {}
+    for job in jobs:
+        step = job["jobName"].split(f"-{run.id}-", 1)[1].split("-", 1)[0]
+        (definition,) = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+            "jobDefinitions"
+        ]
+        props = definition["containerProperties"]["resourceRequirements"]
+        sizes[step] = {r["type"]: r["value"] for r in props}
+    assert sizes["start"] == sizes["end"] == {"VCPU": "2", "MEMORY": "4096"}
+    assert sizes["middle"] == {"VCPU": "1", "MEMORY": "512"}
+    assert_no_laptop_credential(aws_batch, jobs)
+
+
+BROKEN = """
+class BrokenFlow(FlowSpec):
+    @step
+    def start(self):
+        self.value = 20
+        self.next(self.remote)
+
+    @batch
+    @step
+    def remote(self):
+        if FAIL:
+            raise RuntimeError("the remote step is broken")
+        self.doubled = self.value * 2
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    BrokenFlow()
+"""
+
+
+def test_resume_after_a_failed_batch_step(aws_batch):
+    failed = aws_batch.run(BROKEN.replace("FAIL", "True"), "run", check=False)
+    assert failed.returncode == 1
+    origin = Flow("BrokenFlow").latest_run
+    assert "the remote step is broken" in failed.stderr
+    assert "the remote step is broken" in str(origin["remote"].task.exception)
+    resumed = aws_batch.run(BROKEN.replace("FAIL", "False"), "resume")
+    assert "Cloned from" in resumed.stdout
+    run = Flow("BrokenFlow").latest_run
+    assert run.successful and run.id != origin.id
+    assert run["remote"].task.data.doubled == 40
+    assert run["start"].task.origin_pathspec == origin["start"].task.pathspec
+    (job,) = aws_batch.jobs(run.id)  # only the failed step ran again, on Batch
+    assert job["status"] == "SUCCEEDED" and "-remote-" in job["jobName"]
+
+
+def test_a_job_the_compute_environment_fails_is_reported_with_batchs_reason(failing_batch):
+    proc = failing_batch.run(BROKEN.replace("FAIL", "False"), "run", check=False)
+    assert proc.returncode == 1
+    run = Flow("BrokenFlow").latest_run
+    (job,) = failing_batch.jobs(run.id)
+    assert job["status"] == "FAILED"
+    message = str(run["remote"].task.exception)
+    assert f"AWS Batch job {job['jobId']}: Task failed to start" in message
+    assert "Task failed to start" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -258,17 +258,17 @@ class Stamp(StepDecorator):
     name = "stamp"
     defaults = {"label": "x"}
 
-    def task_pre_step(self, *, flow, step_name, retry_count):
-        flow.stamped_before = f"{self.attributes['label']}:{step_name}"
+    def task_pre_step(self, *, task):
+        task.flow.stamped_before = f"{self.attributes['label']}:{task.step_name}"
 
-    def task_decorate(self, func, *, flow, step_name):
+    def task_decorate(self, func, *, task):
         def wrapped():
-            flow.wrapped = True
+            task.flow.wrapped = True
             func()
         return wrapped
 
-    def task_post_step(self, *, flow, step_name):
-        flow.stamped_after = True
+    def task_post_step(self, *, task):
+        task.flow.stamped_after = True
 
 stamp = make_decorator(Stamp)
 

@@ -150,12 +150,12 @@ from metaflowlike.datastore.task_datastore import FlowDatastore
 POINT = os.environ.get("KILL_POINT", "")
 _write_task = FlowDatastore.write_task
 
-def write_task(self, pathspec, attempt, artifacts, info):
+def write_task(self, pathspec, attempt, info):
     hold = pathspec.split("/")[2] == "write" and POINT.endswith("-manifest")
     if hold and POINT == "before-manifest":
         print("HOLD", flush=True)
         time.sleep(60)
-    _write_task(self, pathspec, attempt, artifacts, info)
+    _write_task(self, pathspec, attempt, info)
     if hold and POINT == "after-manifest":
         print("HOLD", flush=True)
         time.sleep(60)

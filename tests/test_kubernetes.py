@@ -329,7 +329,11 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize(
     "image, cause",
-    [("example/none:no-pod", "no pod was created"), ("example/gone:pull-fails", "ErrImagePull")],
+    [
+        ("example/none:no-pod", "no pod was created"),
+        ("example/gone:pull-fails", "ErrImagePull"),
+        ("example/huge:unschedulable", "Unschedulable: 0/1 nodes are available"),
+    ],
 )
 def test_job_that_never_starts_is_reported_and_deleted(kube, image, cause):
     proc = kube.run(
@@ -446,3 +450,91 @@ def test_ctrl_c_deletes_the_jobs_it_started(kube):
         time.sleep(0.2)
     assert kube.jobs(run_id) == []
     assert not Run(f"SleepyFlow/{run_id}").successful
+
+
+PINNED = """
+from metaflowlike import environment, pypi
+
+CACHE = {"METAFLOWLIKE_ENVS_DIR": "POD_CACHE"}  # as if a volume were mounted there
+
+
+class PinnedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.remote)
+
+    @kubernetes
+    @environment(vars=CACHE)
+    @pypi(packages={"six": "1.15.0"})
+    @step
+    def remote(self):
+        import six
+
+        print("remote sees six", six.__version__)
+        self.six = six.__version__
+        self.python = sys.executable
+        try:
+            import kubernetes  # on the laptop and in its runtime, but not declared
+            self.undeclared = kubernetes.__file__
+        except ImportError:
+            self.undeclared = None
+        self.next(self.again)
+
+    @kubernetes
+    @environment(vars=CACHE)
+    @pypi(packages={"six": "1.15.0"})
+    @step
+    def again(self):
+        import six
+
+        self.again_six = six.__version__
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    PinnedFlow()
+"""
+
+
+def test_pypi_environment_is_built_in_the_pod_from_the_saved_lock(kube, tmp_path):
+    """The pod has a Python with boto3 and pip only: its command unpacks the code
+    package, installs uv from the package index, builds the step's environment from
+    the lock the run saved, and runs the step in it; a pod that finds the environment
+    in the cache it was given reuses it."""
+    pod_cache = tmp_path / "pod-envs"
+    laptop_cache = tmp_path / "laptop-envs"
+    kube.run(
+        PINNED.replace("POD_CACHE", str(pod_cache)),
+        "--environment=pypi",
+        "run",
+        env={"METAFLOWLIKE_ENVS_DIR": str(laptop_cache)},
+    )
+    run = Flow("PinnedFlow").latest_run
+    assert run.successful
+    remote = run["remote"].task
+    assert remote.data.six == "1.15.0" and run["again"].task.data.again_six == "1.15.0"
+    assert "remote sees six 1.15.0" in remote.stdout
+    assert remote.data.undeclared is None
+    key = remote.environment["key"]
+    assert remote.data.python.startswith(str(pod_cache / key))  # the pod's own build
+    assert {p.name for p in pod_cache.iterdir() if len(p.name) == 32} == {key}
+    jobs = {j["metadata"]["labels"]["metaflowlike.dev/step"]: j for j in kube.jobs(run.id)}
+    assert_clean_manifests(list(jobs.values()))
+    for job in jobs.values():
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        command = container["command"]
+        wrapper = ["-m", "metaflowlike.environments.bootstrap", "PinnedFlow", "--", "flow.py"]
+        assert command[5:10] == wrapper, command[:2] + command[3:]
+        text = json.dumps(container)
+        assert str(laptop_cache) not in text and "PYTHONPATH" not in text
+    logs = {
+        step: "".join(
+            p.read_text() for p in kube.cluster.pod_logs.glob(f"{job['metadata']['name']}-*.log")
+        )
+        for step, job in jobs.items()
+    }
+    assert "Installing uv" in logs["remote"]
+    assert "Installing uv" not in logs["again"]  # uv and the environment were cached

@@ -93,6 +93,7 @@ def _check_logged_runs(client, experiment: str, run_pathspec: str) -> None:
     assert [p.info.run_name for p in parents] == [run_pathspec]  # one MLflow run per flow run
     parent = parents[0]
     assert parent.data.params == {"lr": "0.3", "kind": "forest"}
+    assert parent.info.status == "FINISHED"  # closed at the run's end: `end` has no @mlflow
     assert parent.data.tags["metaflowlike.run_id"] == run_pathspec.split("/")[1]
     assert "exp:blue" in parent.data.tags["metaflowlike.tags"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -158,3 +159,27 @@ def test_default_store_is_an_embedded_sqlite_file(make_flow):
     assert len([r for r in runs if "mlflow.parentRunId" in r.data.tags]) == 5
     end = next(r for r in runs if r.info.run_name.startswith("end/"))
     assert end.data.metrics["final_score"] == 0.9
+
+
+def test_a_failed_flow_marks_its_mlflow_run_failed(make_flow):
+    """The flow run's MLflow run is closed at the run's end even when the failing step
+    does not carry ``@mlflow``: it never stays RUNNING."""
+    from mlflow import MlflowClient
+
+    from metaflowlike import Flow
+
+    failing = FLOW.replace(
+        "    def join(self, inputs):\n",
+        "    def join(self, inputs):\n        raise ValueError('boom')\n",
+    )
+    flow = make_flow(failing)
+    proc = flow.run("run", env={"MLFLOW_TRACKING_URI": ""}, check=False, timeout=600)
+    assert proc.returncode != 0 and "boom" in proc.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{flow.path.parent / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("MlflowTrain")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.run_name == Flow("MlflowTrain").latest_run.pathspec
+    assert parent.info.status == "FAILED"
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert [c.info.status for c in children] == ["FINISHED"] * 2  # the two fit tasks

@@ -327,7 +327,6 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(
     workdir, cache = tmp_path / "pod", tmp_path / "pod-envs"
     workdir.mkdir()
     step = [
-        "python",
         str(flow.path),
         "--datastore-root",
         str(flow.root),
@@ -346,7 +345,7 @@ def test_remote_bootstrap_builds_from_the_saved_lock_in_an_empty_folder(
     env.update(PATH="/usr/bin:/bin", METAFLOWLIKE_ENVS_DIR=str(cache), PYTHONPATH=code)
     bootstrap = [str(pod_python), "-m", "metaflowlike.environments.bootstrap"]
     proc = subprocess.run(
-        [*bootstrap, "TwoVersionsFlow", run.id, "older", "--", *step],
+        [*bootstrap, "TwoVersionsFlow", "--", *step],
         cwd=workdir,
         env=env,
         capture_output=True,

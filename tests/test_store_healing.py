@@ -17,8 +17,9 @@ import pytest
 
 from metaflowlike import Flow
 from metaflowlike.datastore import local_storage
-from metaflowlike.datastore.content_store import DAMAGED_PREFIX, blob_path
+from metaflowlike.datastore.layout import DAMAGED, LAYOUT
 from metaflowlike.datastore.local_storage import LocalStorage
+from metaflowlike.datastore.records import DoneMarker, TaskInfo
 from metaflowlike.datastore.task_datastore import FlowDatastore
 
 FLOW = """
@@ -44,7 +45,7 @@ if __name__ == "__main__":
 def _blob_of(flow, name="values"):
     run = Flow("HealFlow").latest_run
     key = run["start"].task[name].sha
-    return flow.root / blob_path(key), key
+    return flow.root / LAYOUT.blob(key), key
 
 
 def test_a_damaged_blob_is_set_aside_and_rewritten_by_the_next_save(make_flow):
@@ -60,7 +61,7 @@ def test_a_damaged_blob_is_set_aside_and_rewritten_by_the_next_save(make_flow):
     assert proc.returncode == 1
     assert "is corrupt" in proc.stdout + proc.stderr and "moved aside" in proc.stdout + proc.stderr
     assert not path.exists()
-    assert list((flow.root / DAMAGED_PREFIX).iterdir())[0].name.startswith(key)
+    assert list((flow.root / DAMAGED).iterdir())[0].name.startswith(key)
 
     # the next save of the same value writes it again: the store has healed
     flow.run("run")
@@ -104,11 +105,12 @@ def test_files_are_synced_before_and_after_their_rename_in_order(tmp_path, monke
     fds = FlowDatastore(LocalStorage(str(tmp_path / "ds")))
     events = _record_io(monkeypatch)
     stored = fds.cas.save([("x", list(range(100)))])
-    fds.write_task("F/1/start/2", 0, stored, {"status": "ok"})
-    fds.mark_done("F/1/start/2", 0, {"status": "ok"})
+    artifacts = {name: a.entry() for name, a in stored.items()}
+    fds.write_task("F/1/start/2", 0, TaskInfo(status="ok", artifacts=artifacts))
+    fds.mark_done("F/1/start/2", 0, DoneMarker(status="ok"))
 
     renames = [path for kind, path in events if kind == "rename"]
-    blob = str(tmp_path / "ds" / blob_path(stored["x"].key))
+    blob = str(tmp_path / "ds" / LAYOUT.blob(stored["x"].key))
     task_json = str(tmp_path / "ds/flows/F/1/start/2/0/task.json")
     done = str(tmp_path / "ds/flows/F/1/start/2/0.done")
     assert renames == [blob, task_json, done]  # blob, then record, then marker
@@ -124,7 +126,7 @@ def test_fsync_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv(local_storage.ENV_FSYNC, "0")
     fds = FlowDatastore(LocalStorage(str(tmp_path / "ds")))
     events = _record_io(monkeypatch)
-    fds.mark_done("F/1/start/2", 0, {"status": "ok"})
+    fds.mark_done("F/1/start/2", 0, DoneMarker(status="ok"))
     assert [kind for kind, _ in events] == ["rename"]
 
 

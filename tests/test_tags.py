@@ -120,13 +120,15 @@ def test_tag_changes_on_object_stores(kind, cloud_root):
     from concurrent.futures import ThreadPoolExecutor
 
     from metaflowlike import client, config
+    from metaflowlike.datastore.records import RunRecord
     from metaflowlike.tagging import TagStore
 
     root = cloud_root(kind)
     fds = config.open_datastore(None, root)
-    record = {"flow": "CloudTags", "user": "u", "tags": ["user:u", "first"]}
-    record["user_tags"] = ["first"]
-    fds.write_run("CloudTags", "1", record)
+    record = RunRecord(
+        flow="CloudTags", run_id="1", user="u", tags=["user:u", "first"], user_tags=["first"]
+    )
+    fds.write_run(record)
 
     def tag(i: int) -> None:
         TagStore(config.open_datastore(None, root)).mutate("CloudTags", "1", record, add=[f"t{i}"])

@@ -43,7 +43,7 @@ def sweep(tmp_path_factory):
     flow.run("run", "--tag", "best", "--lr", "0.3")
     client.set_datastore(None, str(folder / "ds"))
     client.namespace(None)
-    yield
+    yield folder / "ds"
     client.default_namespace()
     client.set_datastore()  # back to what the configuration says
 
@@ -96,3 +96,61 @@ def test_metric_curves_across_runs(sweep):
         r.pathspec for r in Flow("SweepFlow").runs(model="tree")
     }
     assert ax.get_ylabel() == "loss"
+
+
+REPORT = """
+from metaflowlike import FlowSpec, card, current, step
+from metaflowlike.cards import RunComparison
+
+
+class SweepReport(FlowSpec):
+    @card(type="blank")
+    @step
+    def start(self):
+        current.card.append(
+            RunComparison("SweepFlow", metrics=["loss"], params=["lr"], artifacts=["score"],
+                          where={"model": "tree"})
+        )
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SweepReport()
+"""
+
+
+def test_comparison_view_in_a_card(sweep, tmp_path):
+    """A step shows the sweep's runs side by side in its card: the table and a curve per
+    run, drawn by the bundled Vega scripts in a real browser."""
+    import re
+
+    from metaflowlike import Flow
+    from tests.chromium import dump_dom
+    from tests.flowrunner import FlowFile
+    from tests.html_checks import assert_self_contained
+
+    path = tmp_path / "report.py"
+    path.write_text(REPORT)
+    FlowFile(path, sweep).run("run")
+    html = Flow("SweepReport").latest_run["start"].task.cards[0].html
+    assert_self_contained(html)
+    tree = [r.pathspec for r in Flow("SweepFlow").runs(model="tree")]
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in body.split("</tr>")[:-1]]
+    # run, created_at, successful, params.lr, metrics.loss, artifacts.score; newest first
+    assert [(r[0], r[2:]) for r in rows] == [
+        (tree[0], ["True", "0.3", "0.3", "0.7"]),
+        (tree[1], ["True", "0.1", "0.1", "0.9"]),
+    ]  # the forest run (lr 0.2) is filtered out
+    spec = html.split('data-vega-for="', 1)[1]
+    assert spec.count('"run"') == 1 + 2 * 4  # the encoding + two curves of four points
+
+    page = tmp_path / "card.html"
+    page.write_text(html)
+    dom = dump_dom(page)
+    assert len(re.findall(r'class="mark-line', dom)) == 2  # a line per run
+    assert "role-axis" in dom and "mfl-vega mfl-error" not in dom

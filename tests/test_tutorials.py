@@ -115,6 +115,13 @@ def test_05_cloud_bursting(tutorial):
     assert out.count("Kubernetes Job default/") == 4
 
 
+def test_05_cloud_bursting_on_batch(tutorial):
+    script = TUTORIALS / "05-cloud-bursting" / "try_on_stand_in.py"
+    out = _run([str(script), "--batch"], tutorial("05-cloud-bursting")).stdout
+    assert "scores: [" in out and "in Batch job " in out
+    assert out.count("submitted to queue test-queue") == 3
+
+
 def test_06_production(tutorial):
     # the script starts the test suite's stand-ins, so it runs from the checkout
     script = TUTORIALS / "06-production" / "try_on_stand_in.py"
@@ -153,6 +160,9 @@ def test_09_tracking_and_models(tutorial):
     assert "champion -> regressor version 2" in out  # lr=0.2 diverges, 0.05 fits best
     assert "in 30 epochs" in out
     assert "scored with regressor version 2" in _run(["score.py", "run"], d, env).stdout
+    _run(["score.py", "card", "get", "end", "compare.html"], d, env)
+    page = (d / "compare.html").read_text()
+    assert "Scored with regressor version 2" in page and page.count("TrainRegressor/") >= 3
     console = Path(sys.executable).parent / "metaflowlike"
     moved = subprocess.run(
         [str(console), "model", "alias", "regressor", "champion", "1"],

@@ -2,6 +2,7 @@
 
     from metaflowlike import FlowSpec, step, card, current
     from metaflowlike.cards import Markdown, Table, Image, VegaChart, ProgressBar
+    from metaflowlike.cards import RunComparison  # runs side by side (Flow.compare)
 
 Components are imported here eagerly (they are light); reading cards back
 (``get_cards``) loads the client only when called.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .comparison import RunComparison
 from .components import (
     Artifact,
     CardComponent,
@@ -30,6 +32,7 @@ __all__ = [
     "Image",
     "Markdown",
     "ProgressBar",
+    "RunComparison",
     "Table",
     "Text",
     "VegaChart",

@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 from ..current import current
-from ..decorators import StepDecorator
+from ..decorators import StepDecorator, TaskContext
 from ..exceptions import MetaflowlikeException, did_you_mean
 from .card_types import CARD_TYPES, CardContext
 from .collector import CardCollector, CardHandle
@@ -78,17 +78,17 @@ class CardDecorator(StepDecorator):
 
     # --- task process -----------------------------------------------------------------
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+    def task_pre_step(self, *, task: TaskContext) -> None:
         collector = getattr(current, "card", None)
-        if not isinstance(collector, CardCollector) or collector.pathspec != current.pathspec:
-            collector = CardCollector(current.pathspec, retry_count)
+        if not isinstance(collector, CardCollector) or collector.pathspec != task.pathspec:
+            collector = CardCollector(task.pathspec, task.retry_count)
             collector.log_tail = LogTail()  # type: ignore[attr-defined]
             current._update(card=collector)
         handle = collector.add(self.attributes["type"], self.attributes["id"], self)
-        self._context[id(handle)] = {"flow": flow, "step_name": step_name}
+        self._context[id(handle)] = {"task": task}
 
     def task_finished(
-        self, *, flow: Any, step_name: str, ok: bool, artifacts: dict, info: dict
+        self, *, task: TaskContext, ok: bool, artifacts: dict[str, Any], info: dict[str, Any]
     ) -> None:
         collector = getattr(current, "card", None)
         if not isinstance(collector, CardCollector):
@@ -104,15 +104,16 @@ class CardDecorator(StepDecorator):
         """Render ``handle`` and store it; any failure ends up in the card, not the task."""
         ref = collector.ref(handle)
         title = f"{ref.pathspec} ({ref.type} card)"
-        ctx_facts = self._context.get(id(handle), {})
+        ctx_facts = self._context[id(handle)]
+        task: TaskContext = ctx_facts["task"]
         try:
             ctx = CardContext(
                 pathspec=ref.pathspec,
                 attempt=ref.attempt,
-                step_name=ctx_facts.get("step_name", ""),
-                flow=ctx_facts.get("flow"),
-                fds=current._datastore,
-                dag_svg=lambda: self._dag_for(ctx_facts),
+                step_name=task.step_name,
+                flow=task.flow,
+                fds=task.datastore,
+                dag_svg=lambda: self._dag_for(task),
                 log_tail=collector.log_tail.text,  # type: ignore[attr-defined]
                 artifacts=ctx_facts.get("artifacts") if final else None,
                 info=dict(ctx_facts.get("info") or {}) if final else {},
@@ -127,18 +128,15 @@ class CardDecorator(StepDecorator):
                   file=sys.stderr)  # fmt: skip
             page = error_page(title, e)
         try:
-            write_card(current._datastore, ref, page)
+            write_card(task.datastore, ref, page)
         except Exception as e:  # noqa: BLE001
             print(f"Card {_name(ref)} could not be stored: {type(e).__name__}: {e}",
                   file=sys.stderr)  # fmt: skip
 
-    def _dag_for(self, facts: dict) -> str:
-        step_name = facts.get("step_name", "")
-        if step_name not in self._dag:
-            from ..graph import FlowGraph
-
-            self._dag[step_name] = _dag_svg(FlowGraph(type(facts["flow"])), step_name)
-        return self._dag[step_name]
+    def _dag_for(self, task: TaskContext) -> str:
+        if task.step_name not in self._dag:
+            self._dag[task.step_name] = _dag_svg(task.graph, task.step_name)
+        return self._dag[task.step_name]
 
 
 def _name(ref: Any) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..datastore.records import ArtifactEntry
 from .components import CardComponent, preview
 from .page import page, render_components
 
@@ -27,8 +28,8 @@ class CardContext:
     fds: Any
     dag_svg: Callable[[], str]
     log_tail: Callable[[], str]
-    artifacts: dict[str, list] | None = None  # name -> [key, size, type], once stored
-    info: dict[str, Any] = field(default_factory=dict)  # task.json facts, once finished
+    artifacts: dict[str, ArtifactEntry] | None = None  # once stored
+    info: dict[str, Any] = field(default_factory=dict)  # the task's facts, once finished
     refresh_interval: float | None = None
 
 
@@ -94,10 +95,10 @@ def _task_section(ctx: CardContext) -> str:
 def _parameters_section(ctx: CardContext) -> str:
     flow, run_id = ctx.pathspec.split("/")[:2]
     try:
-        record = ctx.fds.read_run(flow, run_id) or {}
+        record = ctx.fds.read_run(flow, run_id)
     except Exception:  # noqa: BLE001 - a card shows what it can
-        record = {}
-    values = record.get("param_values") or {}
+        record = None
+    values = record.param_values if record is not None else {}
     if not values:
         return '<section><h2>Parameters</h2><p class="mfl-note">This flow has no parameters.</p></section>'
     rows = [(name, f"<code>{_esc(v)}</code>") for name, v in sorted(values.items())]
@@ -110,7 +111,8 @@ def _artifact_rows(ctx: CardContext) -> list[list[str]]:
         for name in sorted(ctx.artifacts):
             if name.startswith("_"):
                 continue
-            key, size, type_name = ctx.artifacts[name]
+            entry = ctx.artifacts[name]
+            key, size, type_name = entry.key, entry.size, entry.type
             shown = ""
             if size is not None and size <= PREVIEW_MAX_BYTES:
                 try:

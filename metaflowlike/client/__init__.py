@@ -3,11 +3,11 @@
 Objects form the hierarchy ``Metaflow > Flow > Run > Step > Task > DataArtifact`` and
 are *lazy*: building or iterating them lists folders and reads small JSON records only
 when a property needs them, and artifact bytes are read only through ``.data``. A loop
-over a thousand foreach tasks thus costs one folder listing, one ``task.json`` and one
+over a thousand foreach tasks thus costs one folder listing, one task record and one
 blob per task.
 
-Run records (``_run.json``) never change once written, so they are cached per process;
-what can still change while a run is in progress (task markers, folder listings) is
+Run records never change once written, so they are cached per process; what can still
+change while a run is in progress (task markers, folder listings) is
 cached on the object that read it, so a fresh object sees new results. Which datastore
 and namespace to read are process-wide settings, as in Metaflow.
 """

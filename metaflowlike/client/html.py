@@ -13,6 +13,8 @@ import html
 from datetime import datetime
 from typing import Any
 
+from ..datastore.records import RunRecord
+
 #: artifacts up to this stored size get a value preview in the views
 PREVIEW_MAX_BYTES = 4096
 MAX_ROWS = 50
@@ -89,11 +91,11 @@ def _artifacts_table(task: Any) -> str:
     return _table(["name", "type", "size", "value"], rows[:MAX_ROWS], len(rows) - MAX_ROWS)
 
 
-def dag_svg(record: dict, statuses: dict[str, str]) -> str:
+def dag_svg(record: RunRecord, statuses: dict[str, str]) -> str:
     """The run's DAG (from the graph shape stored in its record), colored by status."""
     from ..graph_render import GraphvizMissing, render_dot, render_picture, summary_nodes
 
-    summary = record.get("graph")
+    summary = record.graph
     if not summary:
         return ""
     styles = {
@@ -101,7 +103,7 @@ def dag_svg(record: dict, statuses: dict[str, str]) -> str:
         for step, s in statuses.items()
         if s in STATUS_COLORS
     }
-    dot = render_dot(summary_nodes(summary), name=record.get("flow", "flow"), styles=styles)
+    dot = render_dot(summary_nodes(summary), name=record.flow or "flow", styles=styles)
     try:
         return render_picture(dot, "svg").decode()
     except GraphvizMissing:
@@ -144,7 +146,7 @@ class RunViews:
             [[_badge(status), _when(self.created_at), _when(self.finished_at),  # type: ignore[attr-defined]
               _e(self.user or "-"), _e(", ".join(sorted(self.user_tags)) or "-")]],  # type: ignore[attr-defined]
         )  # fmt: skip
-        params = record.get("param_values") or {}
+        params = record.param_values
         param_table = (
             _table(["parameter", "value"], [[_e(k), f"<code>{_e(v)}</code>"] for k, v in sorted(params.items())])
             if params

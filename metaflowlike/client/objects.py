@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from ..datastore.records import RunRecord
 from ..exceptions import did_you_mean
 from ..ids import is_valid
 from ..tagging import TagStore
@@ -107,7 +108,7 @@ class Flow(FlowViews, CompareMixin, MetaflowObject):
                 continue
             if params and not parameters_match(rec, params):
                 continue
-            system = set(rec.get("tags", [])) - set(rec.get("user_tags", []))
+            system = set(rec.system_tags)
             user = None
             missing = [t for t in wanted if t not in system]
             if missing:  # user tags: the record's, unless operations changed them
@@ -139,7 +140,7 @@ class Flow(FlowViews, CompareMixin, MetaflowObject):
             ids = self._store.fds.list_runs(self.id)
             owners = sorted(
                 {
-                    rec.get("user", "?")
+                    rec.user or "?"
                     for rid in ids
                     if (rec := self._store.run_record(self.id, rid)) is not None
                 }
@@ -195,13 +196,13 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
             _check_namespace(self)
 
     @classmethod
-    def _make(cls, store: _Store, flow: Flow | None, run_id: str, rec: dict) -> Run:
+    def _make(cls, store: _Store, flow: Flow | None, run_id: str, rec: RunRecord) -> Run:
         obj = cls.__new__(cls)
-        obj._init(store, flow, rec.get("flow") or flow.id, run_id, rec)  # type: ignore[union-attr]
+        obj._init(store, flow, rec.flow or flow.id, run_id, rec)  # type: ignore[union-attr]
         return obj
 
     def _init(
-        self, store: _Store, flow: Flow | None, flow_name: str, run_id: str, rec: dict
+        self, store: _Store, flow: Flow | None, flow_name: str, run_id: str, rec: RunRecord
     ) -> None:
         self._store, self._flow, self._flow_name = store, flow, flow_name
         self.id, self.pathspec = run_id, f"{flow_name}/{run_id}"
@@ -254,7 +255,7 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
     def _list_steps(self) -> list[str]:
         """Existing steps, in graph order (as recorded at the start of the run)."""
         present = set(self._store.fds.list_steps(self._flow_name, self.id))
-        order = [s for s in self._record.get("steps", []) if s in present]
+        order = [s for s in self._record.steps if s in present]
         self._step_names = order + sorted(present.difference(order))
         return self._step_names
 
@@ -279,7 +280,7 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
     def __getitem__(self, name: str) -> Step:
         if name in self:
             return Step._make(self, name)
-        graph = self._record.get("steps", [])
+        graph = self._record.steps
         if name in graph:
             raise MetaflowNotFound(f'Run {self.pathspec} has not reached step "{name}" (yet).')
         known = ", ".join(self._step_names or []) or "none"
@@ -288,7 +289,7 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
 
     @property
     def created_at(self) -> datetime | None:
-        return _when(self._record.get("created_at"))
+        return _when(self._record.created_at)
 
     @property
     def end_task(self) -> Task | None:
@@ -319,18 +320,18 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
 
     @property
     def origin_pathspec(self) -> str | None:
-        origin = self._record.get("origin_run_id")
+        origin = self._record.origin_run_id
         return f"{self._flow_name}/{origin}" if origin else None
 
     @property
     def user(self) -> str | None:
-        return self._record.get("user")
+        return self._record.user
 
     @property
     def parameters(self) -> dict[str, Any]:
         """The run's parameter values, typed as the flow received them."""
         cas = self._store.fds.cas
-        return {name: cas.load(entry[0]) for name, entry in self._record.get("params", {}).items()}
+        return {name: cas.load(entry.key) for name, entry in self._record.params.items()}
 
     code = None  # code packages are not stored by the local runtime
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import config
+from ..datastore.records import RunRecord
 from ..datastore.task_datastore import FlowDatastore
 from ..exceptions import MetaflowlikeException, NotFound
 from ..ids import InvalidId, check_pathspec_parts, shown
@@ -45,10 +46,10 @@ class _Store:
     def __init__(self, fds: FlowDatastore) -> None:
         self.fds = fds
         self.storage = fds.storage
-        self.records: dict[tuple[str, str], dict] = {}
+        self.records: dict[tuple[str, str], RunRecord] = {}
         self.flow_names: list[str] | None = None
 
-    def run_record(self, flow: str, run_id: str) -> dict | None:
+    def run_record(self, flow: str, run_id: str) -> RunRecord | None:
         rec = self.records.get((flow, run_id))
         if rec is None:
             rec = self.fds.read_run(flow, run_id)
@@ -82,6 +83,15 @@ def set_datastore(type: str | None = None, root: str | None = None) -> str:
     global _STORE
     _STORE = _Store(config.open_datastore(type, root))
     return get_metadata()
+
+
+def read_from(fds: FlowDatastore) -> None:
+    """Read runs from ``fds``: a task calls this at its start, so a step that looks at
+    other runs (``Flow("Train").latest_run``) reads the datastore its own run writes to,
+    whatever the configuration says; ``set_datastore`` in the step still wins."""
+    global _STORE
+    if _STORE is None or _STORE.fds is not fds:
+        _STORE = _Store(fds)
 
 
 def get_datastore() -> FlowDatastore:
@@ -157,7 +167,7 @@ class MetaflowObject:
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.pathspec))
 
-    def _run_record(self) -> dict:
+    def _run_record(self) -> RunRecord:
         return self._run_obj()._record
 
     def _run_obj(self) -> Any:
@@ -182,8 +192,7 @@ class MetaflowObject:
     @property
     def system_tags(self) -> frozenset[str]:
         """Tags the runtime set (``user:...``, ``python_version:...``); never change."""
-        rec = self._run_record()
-        return frozenset(rec.get("tags", [])) - frozenset(rec.get("user_tags", []))
+        return frozenset(self._run_record().system_tags)
 
     def is_in_namespace(self) -> bool:
         ns = get_namespace()
@@ -193,7 +202,7 @@ class MetaflowObject:
 def _check_namespace(obj: MetaflowObject) -> None:
     ns = get_namespace()
     if ns is not None and not obj.is_in_namespace():
-        owner = obj._run_record().get("user", "?")
+        owner = obj._run_record().user or "?"
         raise MetaflowNamespaceMismatch(
             f"{obj._NAME} {obj.pathspec} is not in the current namespace '{ns}' (it was "
             f"run by {owner}). Call namespace('user:{owner}') or namespace(None) to see it."

@@ -1,27 +1,21 @@
 """``Task`` and its artifacts: where the bytes are, read only when asked for.
 
 A task learns its latest finished attempt from one folder listing, its status from the
-small ``<attempt>.done`` marker and its artifact manifest from ``task.json``, each read
-at most once per object and only when a property needs it. ``DataArtifact.data`` is
+small completion marker and its artifact manifest from its task record, each read at
+most once per object and only when a property needs it. ``DataArtifact.data`` is
 the one place artifact bytes are loaded.
 """
 
 from __future__ import annotations
 
 import builtins
-import os
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..datastore.task_datastore import (
-    DamagedRecord,
-    FlowDatastore,
-    finished_attempts,
-    is_manifest,
-    warn_damaged,
-)
+from ..datastore.records import ArtifactEntry, DoneMarker, TaskInfo
+from ..datastore.task_datastore import DamagedRecord, FlowDatastore, warn_damaged
 from ..exceptions import ArtifactLoadError, MetaflowlikeException, did_you_mean
 from ..tracking.series import TaskMetricsMixin
 from .html import DataArtifactViews, TaskViews
@@ -37,6 +31,7 @@ from .settings import (
 if TYPE_CHECKING:
     from .objects import Step
 
+R = TypeVar("R")
 
 #: one fact recorded about a task, as Metaflow's client returns them (``created_at`` in
 #: milliseconds since the epoch, ``value`` a string)
@@ -84,10 +79,10 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         flow, run_id, step, task_id = _parse(pathspec, 4, "task", "FlowName/RunID/StepName/TaskID")
         run = Run(f"{flow}/{run_id}", _namespace_check=_namespace_check)
         self._init(Step._make(run, step), task_id)
-        names = run._store.storage.list_dir(self._dir)
-        if not names:  # the folder appears when the first attempt starts
+        entries = self._fds.task_entries(self.pathspec)
+        if not entries:  # the folder appears when the first attempt starts
             raise MetaflowNotFound(f"Task {self.pathspec} does not exist in {get_metadata()}.")
-        self._attempts = finished_attempts(names)
+        self._attempts = self._fds.layout.finished_attempts(entries)
         if attempt is not None:
             if attempt not in self._attempts:
                 raise MetaflowNotFound(f"Task {self.pathspec} has no finished attempt {attempt}.")
@@ -102,13 +97,10 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
     def _init(self, step: Step, task_id: str) -> None:
         self._step, self.id = step, task_id
         self.pathspec = f"{step.pathspec}/{task_id}"
-        run = step._run
-        self._fds: FlowDatastore = run._store.fds
-        self._dir = FlowDatastore.task_dir(run._flow_name, run.id, step.id, task_id)
+        self._fds: FlowDatastore = step._run._store.fds
         self._attempts: list[int] | None = None
         self._attempt: int | None = None
-        self._marker: dict | None = None
-        self._info: dict | None = None
+        self._records: dict[str, Any] = {}  # "done" / "info" -> the record, once read
         self._damaged = False
 
     def _run_obj(self) -> Any:
@@ -121,48 +113,41 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         """The latest finished attempt (None while the first one is running)."""
         if self._attempt is None:
             if self._attempts is None:
-                run = self._step._run
-                self._attempts = self._fds.attempts(run._flow_name, run.id, self._step.id, self.id)
+                self._attempts = self._fds.attempts(self.pathspec)
             self._attempt = self._attempts[-1] if self._attempts else None
         return self._attempt
 
-    def _read(self, name: str) -> dict:
-        """One record of the current attempt, read lazily. A damaged one (a torn or
-        garbled file) makes the task unreadable: a warning says so, and the task then
-        looks unfinished, as it does to ``resume``."""
-        attempt = self.current_attempt
-        if attempt is None:
-            return {}
-        try:
-            doc = self._fds.read_record(f"{self._dir}/{attempt}{name}") or {}
-            if name == "/task.json" and not is_manifest(doc.get("artifacts", {})):
-                raise DamagedRecord("its artifact manifest is malformed")
-            return doc
-        except DamagedRecord as e:
-            self._damaged = True
-            warn_damaged(f"Task {self.pathspec}", self._fds.storage.url(self._dir), str(e))
-            return {}
+    def _read(self, name: str, read: Callable[[str, int], R | None]) -> R | None:
+        """One record of the current attempt, read lazily, at most once. A damaged one
+        (a torn or garbled file) makes the task unreadable: a warning says so, and the
+        task then looks unfinished, as it does to ``resume``."""
+        if name not in self._records:
+            attempt = self.current_attempt
+            try:
+                self._records[name] = None if attempt is None else read(self.pathspec, attempt)
+            except DamagedRecord as e:
+                self._damaged, self._records[name] = True, None
+                warn_damaged(f"Task {self.pathspec}", self._fds.task_url(self.pathspec), str(e))
+        return self._records[name]
 
-    def _done(self) -> dict:
-        if self._marker is None:
-            self._marker = self._read(".done")
-        return self._marker
+    def _done(self) -> DoneMarker | None:
+        """The completion marker of the current attempt; None while none ended."""
+        return self._read("done", self._fds.read_marker)
 
-    def _task_info(self) -> dict:
-        if self._info is None:
-            self._info = self._read("/task.json")
-        return self._info
+    def _task_info(self) -> TaskInfo:
+        """The task record of the current attempt (empty if it has none)."""
+        return self._read("info", self._fds.read_task_info) or TaskInfo()
 
-    def _manifest(self) -> dict[str, list]:
+    def _manifest(self) -> dict[str, ArtifactEntry]:
         info = self._task_info()  # first: a damaged manifest makes the task unfinished
-        return info.get("artifacts", {}) if self._ended() else {}
+        return info.artifacts if self._ended() else {}
 
     def _load(self, key: str, name: str) -> Any:
         try:
             return self._fds.cas.load(key)
         except ArtifactLoadError as e:
-            entry = self._manifest().get(name) or [key, 0, ""]
-            raise e.naming(name, self.pathspec, entry[2]) from None
+            entry = self._manifest().get(name)
+            raise e.naming(name, self.pathspec, entry.type if entry else "") from None
 
     # --- artifacts -------------------------------------------------------------------
 
@@ -215,41 +200,46 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
 
     def _ended(self) -> bool:
         """An attempt ended (well or not) and left a readable record."""
-        return bool(self._done()) and not self._damaged
+        return self._done() is not None and not self._damaged
 
     @property
     def successful(self) -> bool:
-        return self._done().get("status") == "ok" and not self._damaged
+        done = self._done()
+        return done is not None and done.status == "ok" and not self._damaged
 
     @property
     def created_at(self) -> datetime | None:
-        return _when(self._done().get("started_at") or self._task_info().get("started_at"))
+        done = self._done()
+        return _when((done and done.started_at) or self._task_info().started_at)
 
     @property
     def finished_at(self) -> datetime | None:
-        return _when(self._done().get("finished_at"))
+        done = self._done()
+        return _when(done.finished_at if done is not None else None)
 
     @property
     def exception(self) -> TaskException | None:
         """What made the task fail (type, message, traceback); None if it succeeded."""
         if not self._ended() or self.successful:
             return None
-        exc = self._task_info().get("exception")
+        exc = self._task_info().exception
         if exc:
             return TaskException(exc)
-        reason = self._done().get("reason") or f"exit status {self._done().get('exit_status')}"
+        done = self._done()
+        assert done is not None  # the attempt ended
+        reason = done.reason or f"exit status {done.exit_status}"
         return TaskException({"type": "TaskKilled", "message": f"The task process died: {reason}."})
 
     @property
     def index(self) -> int | None:
         """The index of the innermost foreach this task runs in, if any."""
-        stack = self._task_info().get("foreach_stack") or []
+        stack = self._task_info().foreach_stack
         return stack[-1].get("index") if stack else None
 
     @property
     def origin_pathspec(self) -> str | None:
         """The task of the origin run this one was cloned from by ``resume``."""
-        return self._task_info().get("origin_task")
+        return self._task_info().origin_task
 
     @property
     def checkpoints(self) -> list[dict]:
@@ -283,18 +273,18 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
     @property
     def runtime_name(self) -> str | None:
         """Where the task ran: ``dev`` for the local runtime (as in Metaflow)."""
-        return self._task_info().get("runtime")
+        return self._task_info().runtime
 
     @property
     def environment_info(self) -> dict[str, Any]:
         """The Python, platform and version the task ran with."""
-        return dict(self._task_info().get("environment_info") or {})
+        return dict(self._task_info().environment_info or {})
 
     @property
     def parent_task_pathspecs(self) -> Iterator[str]:
         """Pathspecs of the tasks whose output this task started from."""
         flow = self._step._run._flow_name
-        for path in self._task_info().get("input_paths", []):
+        for path in self._task_info().input_paths:
             yield f"{flow}/{path}"
 
     @property
@@ -304,7 +294,7 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
 
         run = self._step._run
         out = []
-        for path in self._task_info().get("input_paths", []):
+        for path in self._task_info().input_paths:
             _, step, task_id = path.split("/")
             out.append(Task._make(Step._make(run, step), task_id))
         return out
@@ -328,7 +318,7 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
             for step in run
             if step.id != self._step.id
             for t in step
-            if me in t._task_info().get("input_paths", [])
+            if me in t._task_info().input_paths
         ]
 
     def _log(self, stream: str) -> str:
@@ -347,16 +337,7 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
 
     def _log_size(self, stream: str) -> int:
         attempt = self.current_attempt
-        if attempt is None:
-            return 0
-        path = f"{self._dir}/{attempt}/{stream}.log"
-        local = self._fds.storage.local_path(path)
-        if local is not None:
-            try:
-                return os.path.getsize(local)
-            except OSError:
-                return 0
-        return len(self._fds.read_log(self.pathspec, attempt, stream))
+        return 0 if attempt is None else self._fds.log_size(self.pathspec, attempt, stream)
 
     @property
     def stdout_size(self) -> int:
@@ -403,15 +384,18 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         self._init(task, parts[4], manifest[parts[4]])
 
     @classmethod
-    def _make(cls, task: Task, name: str, entry: list) -> DataArtifact:
+    def _make(cls, task: Task, name: str, entry: ArtifactEntry) -> DataArtifact:
         obj = cls.__new__(cls)
         obj._init(task, name, entry)
         return obj
 
-    def _init(self, task: Task, name: str, entry: list) -> None:
+    def _init(self, task: Task, name: str, entry: ArtifactEntry) -> None:
         self._task, self.id = task, name
         self.pathspec = f"{task.pathspec}/{name}"
-        self.sha, self.size, self.type = entry[0], entry[1], entry[2]
+        self.sha, self.size, self.type = entry.key, entry.size, entry.type
+        #: repr of a small JSON-safe value, written when it was saved (None otherwise):
+        #: shows what the artifact holds without unpickling it
+        self.preview: str | None = entry.preview
 
     def _run_obj(self) -> Any:
         return self._task._run_obj()
@@ -448,7 +432,7 @@ class MetaflowData:
             if name == "name" and self._task.current_attempt is not None:
                 return self._task._step._run._flow_name  # Metaflow's `name` artifact
             raise MetaflowArtifactNotFound(self._task._missing(name))
-        return self._task._load(entry[0], name)
+        return self._task._load(entry.key, name)
 
     def __contains__(self, name: str) -> bool:
         return name in self._task._manifest() or name == "name"

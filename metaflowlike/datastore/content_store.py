@@ -11,7 +11,10 @@ produced it.
 On disk a blob is ``MFLB\\x02`` followed by frames:
 
 * ``z | u32 raw length | u32 stored length | data``: one zlib-compressed (level 1)
-  piece, used when a 64 KiB sample of the piece compresses well;
+  piece, used when a 16 KiB sample of the piece compresses well (zlib is about 10x
+  slower per byte on a 64 KiB sample of incompressible data than on a 16 KiB one, and
+  sampling was then the largest cost of saving a large array beyond hashing and
+  writing it);
 * ``r | u64 length | u8 pad | pad bytes | data``: consecutive raw pieces of one chunk,
   the data aligned to 64 bytes in the file.
 
@@ -41,6 +44,9 @@ from dataclasses import dataclass
 from .. import forksafe
 from ..exceptions import CorruptArtifact, DamagedBlob
 from . import scratch, serialization
+from .layout import LAYOUT
+from .preview import json_preview
+from .records import ArtifactEntry
 from .storage import Storage, StorageError
 
 BLOB_MAGIC = b"MFLB\x02"
@@ -50,8 +56,6 @@ ALIGN = 64
 PIECE_SIZE = 4 << 20
 SMALL_BLOB = 1 << 20
 PARALLEL_HASH_FROM = 16 << 20
-DATA_PREFIX = "data"
-DAMAGED_PREFIX = f"{DATA_PREFIX}/_damaged"
 
 _hash_pool: ThreadPoolExecutor | None = None
 
@@ -70,10 +74,11 @@ class StoredArtifact:
     size: int
     type: str
     new: bool = False  # True if this save wrote new bytes
+    preview: str | None = None  # repr of a small JSON-safe value (``preview.py``)
 
-
-def blob_path(key: str) -> str:
-    return f"{DATA_PREFIX}/{key[:2]}/{key}"
+    def entry(self) -> ArtifactEntry:
+        """The manifest entry that names these bytes (with the preview, if any)."""
+        return ArtifactEntry(self.key, self.size, self.type, self.preview)
 
 
 def _flat(chunk: memoryview) -> memoryview:
@@ -109,7 +114,7 @@ def _compressed(piece: memoryview) -> bytes | None:
     """zlib level 1 of ``piece`` if a sample says it pays off, else None."""
     if piece.nbytes < 512:
         return None
-    sample = piece[: 64 << 10]
+    sample = piece[: 16 << 10]
     if len(zlib.compress(sample, 1)) >= 0.8 * sample.nbytes:
         return None
     packed = zlib.compress(piece, 1)
@@ -161,29 +166,29 @@ class ContentStore:
         prepared = []
         for name, obj in items:
             ser = serialization.serialize(obj, name)
-            prepared.append((name, ser, content_key(pieces(ser.chunks))))
-        keys = sorted({key for *_, key in prepared})
+            prepared.append((name, ser, content_key(pieces(ser.chunks)), json_preview(obj)))
+        keys = sorted({key for _, _, key, _ in prepared})
         present = self._present(keys)
         to_write: dict[str, tuple] = {}
-        for _, ser, key in prepared:
+        for _, ser, key, _ in prepared:
             if present[key] is not True:
                 to_write.setdefault(key, (ser.chunks, ser.size, present[key] is None))
         self.storage._map(lambda kv: self._write(kv[0], *kv[1]), list(to_write.items()))
         return {
-            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write)
-            for name, ser, key in prepared
+            name: StoredArtifact(key, ser.size, ser.type_name, key in to_write, preview)
+            for name, ser, key, preview in prepared
         }
 
     def _present(self, keys: Sequence[str]) -> dict[str, bool | None]:
         """For each key: True if its blob exists and looks whole, False if it is
         absent, None if it exists but is visibly damaged (to be overwritten)."""
-        found = self.storage.exists_many([blob_path(k) for k in keys])
+        found = self.storage.exists_many([LAYOUT.blob(k) for k in keys])
         return {k: (self._looks_whole(k) or None) if ok else False for k, ok in zip(keys, found)}
 
     def _looks_whole(self, key: str) -> bool:
         """A cheap check of an existing blob where reading its first bytes is free
         (the local backend): a full check would cost a read and a hash per save."""
-        local = self.storage.local_path(blob_path(key))
+        local = self.storage.local_path(LAYOUT.blob(key))
         if local is None:
             return True  # remote: a damaged blob is set aside by the read that finds it
         try:
@@ -195,7 +200,7 @@ class ContentStore:
     def _write(
         self, key: str, chunks: Sequence[memoryview], size: int, replace: bool = False
     ) -> None:
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         if size <= SMALL_BLOB:
             self.storage.put_bytes(path, b"".join(_encode(chunks)), overwrite=replace)
             return
@@ -242,7 +247,11 @@ class ContentStore:
     # --- reading -----------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
-        return self.storage.exists(blob_path(key))
+        return self.storage.exists(LAYOUT.blob(key))
+
+    def exist_many(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each blob is there (one round of requests for all of them)."""
+        return list(self.storage.exists_many([LAYOUT.blob(k) for k in keys])) if keys else []
 
     def load(self, key: str) -> object:
         """Load and unpickle the artifact stored under ``key``."""
@@ -284,7 +293,7 @@ class ContentStore:
     def _set_aside(self, key: str, identity: tuple) -> str | None:
         """Move the damaged blob out of the way; None if it changed meanwhile (another
         process already healed it) or cannot be moved."""
-        path = blob_path(key)
+        path = LAYOUT.blob(key)
         local = self.storage.local_path(path)
         if local is not None and identity:
             try:
@@ -293,7 +302,7 @@ class ContentStore:
                 return None
             if (st.st_dev, st.st_ino) != identity:
                 return None  # not the file we read: leave the new one alone
-        aside = f"{DAMAGED_PREFIX}/{key}.{uuid.uuid4().hex[:12]}"
+        aside = LAYOUT.damaged_blob(key, uuid.uuid4().hex[:12])
         try:
             self.storage.move(path, aside)
         except (OSError, StorageError):
@@ -302,7 +311,24 @@ class ContentStore:
 
     def _blob(self, key: str) -> _Blob:
         """The blob's bytes: small ones read, large ones mapped copy-on-write."""
-        path = blob_path(key)
+        try:
+            return self._read_blob(key)
+        except CorruptArtifact:
+            if not self.restore_collected(key):
+                raise
+        return self._read_blob(key)
+
+    def restore_collected(self, key: str) -> bool:
+        """Move ``key`` back from where gc holds unreferenced blobs: a task that was
+        still running when gc looked referenced it. True if it is back in place."""
+        try:
+            self.storage.move(LAYOUT.collected_blob(key), LAYOUT.blob(key))
+        except (OSError, StorageError):
+            return self.storage.exists(LAYOUT.blob(key))  # another reader moved it back
+        return True
+
+    def _read_blob(self, key: str) -> _Blob:
+        path = LAYOUT.blob(key)
         where = self.storage.url(path)
         local = self.storage.local_path(path)
         tmp = None

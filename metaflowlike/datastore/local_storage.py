@@ -48,6 +48,7 @@ def fsync_enabled() -> bool:
 
 class LocalStorage(Storage):
     TYPE = "local"
+    SCHEMES = ("file",)
     consume_local_file = True
     parallelism = 1  # the page cache is faster than a thread pool
 

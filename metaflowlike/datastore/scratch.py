@@ -45,8 +45,19 @@ _NAME = re.compile("^(?:" + "|".join(map(re.escape, PREFIXES)) + r")([0-9.a-f]+)
 
 
 def mkstemp(prefix: str, dir: str | None = None) -> tuple[int, str]:
-    """``tempfile.mkstemp`` with an owned name (see the module docstring)."""
-    return tempfile.mkstemp(prefix=f"{prefix}{me().tag}-", dir=dir)
+    """``tempfile.mkstemp`` with an owned name (see the module docstring).
+
+    The random part comes from ``os.urandom``: ``tempfile`` seeds a generator of its own
+    in each new process, which a forked task would pay for at its first write."""
+    folder = tempfile.gettempdir() if dir is None else dir
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        path = os.path.join(folder, f"{prefix}{me().tag}-{os.urandom(6).hex()}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def mkdtemp(prefix: str, dir: str | None = None) -> str:

@@ -45,6 +45,9 @@ class Storage(ABC):
     """
 
     TYPE: str = ""
+    #: URL schemes of this backend's roots (``("s3",)`` for ``s3://bucket/prefix``): a
+    #: ``--datastore-root`` URL with one of them picks this backend
+    SCHEMES: tuple[str, ...] = ()
     #: how many requests the batched helpers run at once
     parallelism: int = 16
 

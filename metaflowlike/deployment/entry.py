@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from .. import config, ids
+from ..datastore.records import RunEnd, TaskInfo
 from ..decorators import step_decorators
 from ..exceptions import MetaflowlikeException
 from ..task import TaskSpec
@@ -50,8 +51,6 @@ ENV_OUTPUT_DIR = ENV_PREFIX + "OUTPUT_DIR"
 ENV_PARAM_PREFIX = ENV_PREFIX + "PARAM_"
 ENV_OUTPUT_TO_DATASTORE = ENV_PREFIX + "OUTPUT_TO_DATASTORE"
 ENV_TAGS = ENV_PREFIX + "TAGS"  # JSON list of extra run tags (the deployment's name...)
-#: the task's own output next to it in the datastore (leading "_": not an attempt)
-OUTPUT_NAME = "_deployed_output.json"
 
 
 class DeployedTaskError(MetaflowlikeException):
@@ -60,9 +59,9 @@ class DeployedTaskError(MetaflowlikeException):
 
 def output_path(flow: str, run_id: str, step: str, task_id: str) -> str:
     """Where ``ENV_OUTPUT_TO_DATASTORE`` puts a task's output, relative to the root."""
-    from ..datastore.task_datastore import FlowDatastore
+    from ..datastore.layout import LAYOUT
 
-    return f"{FlowDatastore.task_dir(flow, run_id, step, task_id)}/{OUTPUT_NAME}"
+    return LAYOUT.deployed_output(f"{flow}/{run_id}/{step}/{task_id}")
 
 
 def _need(env: dict[str, str], name: str) -> str:
@@ -99,7 +98,7 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
             f"Run {flow}/{run_id} has no run record in {state.fds.storage.url()}: its start "
             "task has not run."
         )
-    state.use_stored_configs(run.get("configs") or {})
+    state.use_stored_configs(run.configs)
     decos = step_decorators(state.graph[step], [])
     retries = max((d.max_retries() for d in decos), default=0)
     attempt = int(env.get(ENV_ATTEMPT) or 0)
@@ -119,9 +118,9 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
         attempt=attempt,
         input_paths=inputs,
         split_index=int(split) if split != "" else None,
-        user=run.get("user", ""),
-        tags=run.get("tags", []),
-        namespace=run.get("namespace"),
+        user=run.user or "",
+        tags=run.tags,
+        namespace=run.namespace,
         max_retries=retries,
         catch_fallback=fallback,
     )
@@ -163,23 +162,23 @@ def init_run(state: Any, run_id: str, env: dict[str, str]) -> None:
         origin_run_id=None,
         environment=None,
     )
-    fds.write_run(flow, run_id, record)
+    fds.write_run(record)
 
 
 def task_output(state: Any, spec: TaskSpec) -> dict[str, Any]:
     """What the orchestrator needs from a finished task."""
-    info = state.fds.read_json(f"flows/{spec.pathspec}/{spec.attempt}/task.json") or {}
+    info = state.fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
     out: dict[str, Any] = {"task": f"{spec.step_name}/{spec.task_id}", "task_id": spec.task_id}
     node = state.graph[spec.step_name]
     if node.split_type == "foreach":
-        n = int(info.get("foreach_num_splits") or 0)
+        n = int(info.foreach_num_splits or 0)
         if n == 0:
             raise DeployedTaskError(
                 f'foreach="{node.foreach_param}" in step "{node.name}" produced no splits.'
             )
         out["splits"] = list(range(n))
     if node.is_switch:
-        out["next_step"] = info.get("next_step")
+        out["next_step"] = info.next_step
     return out
 
 
@@ -211,9 +210,7 @@ def run_deployed_step(state: Any, step: str, env: dict[str, str] | None = None) 
         path = output_path(spec.flow_name, spec.run_id, step, spec.task_id)
         state.fds.storage.put_bytes(path, data)
     if step == "end":
-        state.fds.write_run_done(
-            spec.flow_name, spec.run_id, {"status": "ok", "finished_at": time.time()}
-        )
+        state.fds.write_run_end(spec.flow_name, spec.run_id, RunEnd("ok", time.time()))
     return 0
 
 

@@ -1,20 +1,33 @@
 """Rebuild a step's environment from the lock its run saved, then run the step in it.
 
-What a remote machine (a pod, a Batch job) runs in place of ``python flow.py step``::
+What a remote machine (a pod, a Batch job) runs, once the code package is unpacked in
+its working directory, in place of ``python flow.py ... step STEP ...``::
 
-    python -m metaflowlike.environments.bootstrap FLOW RUN_ID STEP -- python flow.py ... step STEP ...
+    python -m metaflowlike.environments.bootstrap FLOW -- flow.py ... step STEP --run-id=R ...
 
-It reads the run's record from the datastore named in the step command (or the
-configured one), builds the environment with uv from the saved lock (exact versions
-and hashes, so the step gets what the laptop resolved), caching it under
-``METAFLOWLIKE_ENVS_DIR`` where the target keeps that folder, and replaces itself with
-the step command run by the environment's interpreter. A step without a saved lock
-runs unchanged.
+The step command's own arguments follow ``--``; the bootstrap reads the run id and step
+from them (with the one parser of step commands) and the datastore from their top
+options (or the configured one), reads the run's record, builds the environment with uv
+from the lock saved there (exact versions and hashes, so the step gets what the laptop
+resolved), and replaces itself with the step command run by the environment's
+interpreter. A step without a saved lock runs with this interpreter, unchanged.
+
+Where it caches: built environments and uv's download cache go under
+``METAFLOWLIKE_ENVS_DIR`` when the container has it (point it at a volume that outlives
+the container, and tasks after the first start at once), else under the user's cache
+folder when it is writable, else in the working directory, which lives as long as the
+task. uv itself is a native program, so it does not travel in the code package (the
+laptop's build may not run in the container): the image provides it (``pip install
+uv``), or the bootstrap installs it from the package index into the cache, once.
+
+The runtime puts this in the container command through ``StepEnvironment``'s
+``remote_wrapper`` (see ``metaflowlike.launchers``): no launcher knows about it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -25,19 +38,14 @@ from .lock import Lock, envs_root
 from .plan import saved_lock
 from .uv_tool import uv_binary
 
+MODULE = "metaflowlike.environments.bootstrap"
+#: the environment cache of a container that was given none
+LOCAL_CACHE = ".metaflowlike-envs"
 
-def bootstrap_command(flow: str, run_id: str, step: str, command: Sequence[str]) -> list[str]:
-    """``command`` (a ``python flow.py ... step ...`` line) wrapped in the bootstrap."""
-    return [
-        "python",
-        "-m",
-        "metaflowlike.environments.bootstrap",
-        flow,
-        run_id,
-        step,
-        "--",
-        *command,
-    ]
+
+def remote_wrapper(flow: str) -> tuple[str, ...]:
+    """The interpreter arguments that run a step command's arguments through here."""
+    return ("-m", MODULE, flow, "--")
 
 
 def _datastore_args(command: Sequence[str]) -> tuple[str | None, str | None]:
@@ -50,12 +58,25 @@ def _datastore_args(command: Sequence[str]) -> tuple[str | None, str | None]:
     return ds_type, root
 
 
-def prepare(flow: str, run_id: str, step: str, command: Sequence[str]) -> tuple[list[str], dict]:
-    """The command to run and the variables to add: the step command under the
-    environment's interpreter, or unchanged when the step has no saved lock."""
+def _task(flow: str, args: Sequence[str]) -> tuple[str, str]:
+    """(run id, step) of a step command's arguments ``flow.py [TOP] step STEP ...``."""
+    from ..step_command import parse_step_args
+
+    if "step" not in args:
+        raise MetaflowlikeException(
+            f"The environment bootstrap runs step commands only; got {' '.join(args)}."
+        )
+    spec, _ = parse_step_args(flow, list(args[list(args).index("step") + 1 :]))
+    return spec.run_id, spec.step_name
+
+
+def prepare(flow: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command to run and the variables to add: the step command's arguments under
+    the environment's interpreter, or under this one when the step has no saved lock."""
     from .. import config
 
-    fds = config.open_datastore(*_datastore_args(command))
+    run_id, step = _task(flow, args)
+    fds = config.open_datastore(*_datastore_args(args))
     record = fds.read_run(flow, run_id)
     if record is None:
         raise MetaflowlikeException(
@@ -63,25 +84,43 @@ def prepare(flow: str, run_id: str, step: str, command: Sequence[str]) -> tuple[
         )
     saved = saved_lock(record, step)
     if saved is None:
-        return list(command), {}
+        return [sys.executable, *args], {}
     lock = Lock.from_dict(saved)
+    use_cache()
     ensure_uv()
-    python = _local_python(lock)
-    folder = ensure_built(lock, python=python)
-    paths = [shim_dir(), os.environ.get("PYTHONPATH", "")]
-    return [env_python(folder), *command[1:]], {
+    folder = ensure_built(lock, python=_local_python(lock))
+    # metaflowlike comes from the unpacked code package (the working directory), or
+    # from this machine's installation when there is one
+    code = shim_dir() or os.getcwd()
+    paths = [code, os.environ.get("PYTHONPATH", "")]
+    return [env_python(folder), *args], {
         "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "PYTHONNOUSERSITE": "1",
     }
 
 
-def ensure_uv() -> None:
-    """Make uv available: an image with only Python and pip gets it installed once into
-    the environment cache (kept across tasks where the target keeps that folder)."""
-    import subprocess
+def use_cache() -> None:
+    """Choose the environment cache (see the module's docstring) and put uv's own
+    download cache beside it, so that a kept cache also spares the downloads."""
+    if not os.environ.get("METAFLOWLIKE_ENVS_DIR") and not _writable(envs_root()):
+        os.environ["METAFLOWLIKE_ENVS_DIR"] = os.path.abspath(LOCAL_CACHE)
+    os.environ.setdefault("UV_CACHE_DIR", os.path.join(envs_root(), ".uv-cache"))
 
+
+def _writable(folder: str) -> bool:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def ensure_uv() -> None:
+    """Make uv available: from the image, else installed once from the package index
+    into the environment cache (kept across tasks where the target keeps that folder)."""
     target = os.path.join(envs_root(), ".uv")
     os.environ["PATH"] = os.pathsep.join([os.path.join(target, "bin"), os.environ["PATH"]])
+    uv_binary.cache_clear()
     try:
         uv_binary()
         return
@@ -95,9 +134,11 @@ def ensure_uv() -> None:
     )
     if proc.returncode != 0:
         raise MissingUv(
-            f"This machine has no uv and `pip install uv` failed ({proc.stderr.strip()[-500:]}). "
-            f"Install uv in the image (pip install uv) to run steps with @pypi here."
+            "This machine has no uv to build the step's environment with, and installing "
+            f"it with pip failed ({proc.stderr.strip()[-500:] or 'no pip'}). Use an image "
+            "that has uv (pip install uv), or one with pip and access to the package index."
         )
+    uv_binary.cache_clear()
     uv_binary()
 
 
@@ -110,21 +151,18 @@ def _local_python(lock: Lock) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in args or args.index("--") != 3 or len(args) < 5:
-        sys.stderr.write(
-            "usage: python -m metaflowlike.environments.bootstrap FLOW RUN STEP -- CMD\n"
-        )
+    if len(args) < 3 or args[1] != "--":
+        sys.stderr.write(f"usage: python -m {MODULE} FLOW -- flow.py [OPTIONS] step STEP ...\n")
         sys.exit(2)
-    flow, run_id, step = args[:3]
     try:
-        command, env = prepare(flow, run_id, step, args[4:])
+        command, env = prepare(args[0], args[2:])
     except MetaflowlikeException as e:
         sys.stderr.write(f"{e.headline}: {e}\n")
         sys.exit(1)
     os.environ.update(env)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(command[0], command, os.environ)
+    os.execve(command[0], command, os.environ)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def register(cli: Any) -> None:
     def show(state: Any, run_id: str | None):
         """Print the environment of each step: resolved now (from the cache if
         possible), or as saved by the run given with --run-id."""
-        from .plan import RECORD_FIELD, EnvironmentPlan, _saved_locks, plan_environments
+        from .plan import EnvironmentPlan, _saved_environment, _saved_locks, plan_environments
 
         if run_id:
             flow = state.flow_cls.__name__
@@ -122,7 +122,7 @@ def register(cli: Any) -> None:
                 from ..exceptions import MetaflowlikeException
 
                 raise MetaflowlikeException(f"No run {flow}/{run_id} in {state.fds.storage.url()}.")
-            env = record.get(RECORD_FIELD) or {}
+            env = _saved_environment(record)
             plan = EnvironmentPlan(env.get("type") or "local", _saved_locks(record))
         else:
             plan = plan_environments(

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..datastore.records import RunRecord
 from ..exceptions import MetaflowlikeException
+from ..launchers import StepEnvironment
 from .build import ensure_built, env_python, is_built, shim_dir
 from .lock import Lock, resolve
 from .request import EnvRequest, runtime_requirements, step_request, uses_pypi
-
-RECORD_FIELD = "environment"  # in the run record
 
 
 class UnsupportedEnvironment(MetaflowlikeException):
@@ -36,7 +36,8 @@ class EnvironmentPlan:
     kind: str
     locks: dict[str, Lock] = field(default_factory=dict)  # step -> lock
     requests: dict[str, EnvRequest] = field(default_factory=dict)
-    _launch: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict, repr=False)
+    flow: str = ""  # the flow's name, under which the run record holds the locks
+    _launch: dict[str, StepEnvironment] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict[str, Any] | None:
         if not self.locks:
@@ -59,16 +60,23 @@ class EnvironmentPlan:
                 say(f"Building environment {lock.key[:12]} for step {step} ({pins})...")
                 ensure_built(lock)
 
-    def launch(self, step: str) -> tuple[str, dict[str, str]] | None:
-        """(interpreter, extra environment variables) for a task of ``step``, or None
-        when the step runs in the flow's own interpreter."""
+    def launch(self, step: str) -> StepEnvironment | None:
+        """How a task of ``step`` starts in its environment, here and on a remote
+        machine (which rebuilds it from the saved lock), or None when the step runs in
+        the flow's own interpreter."""
         lock = self.locks.get(step)
         if lock is None:
             return None
         if step not in self._launch:
+            from .bootstrap import remote_wrapper  # it reads saved locks with this module
+
             python = env_python(ensure_built(lock))
             code = shim_dir() or _code_path()
-            self._launch[step] = (python, {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"})
+            self._launch[step] = StepEnvironment(
+                python,
+                {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"},
+                remote_wrapper(self.flow),
+            )
         return self._launch[step]
 
 
@@ -80,7 +88,7 @@ def plan_environments(
     *,
     datastore: str,
     flow_file: str,
-    origin: dict[str, Any] | None = None,
+    origin: RunRecord | None = None,
     force: bool = False,
 ) -> EnvironmentPlan:
     """Check the declarations against ``kind`` and resolve a lock per step.
@@ -105,7 +113,7 @@ def plan_environments(
                 f"{os.path.basename(flow_file)} --environment=pypi run` (or remove @pypi)."
             )
         return EnvironmentPlan(kind)
-    plan = EnvironmentPlan(kind)
+    plan = EnvironmentPlan(kind, flow=graph.name)
     if kind == "uv":
         if declared:
             raise MetaflowlikeException(
@@ -155,8 +163,8 @@ def _any_enabled(flow_cls, graph, extra_decorators, datastore) -> bool:
     )
 
 
-def _saved_locks(record: dict[str, Any] | None) -> dict[str, Lock]:
-    env = (record or {}).get(RECORD_FIELD) or {}
+def _saved_locks(record: RunRecord | None) -> dict[str, Lock]:
+    env = _saved_environment(record)
     locks = env.get("locks") or {}
     return {
         step: Lock.from_dict(locks[key])
@@ -165,9 +173,13 @@ def _saved_locks(record: dict[str, Any] | None) -> dict[str, Lock]:
     }
 
 
-def saved_lock(record: dict[str, Any] | None, step: str) -> dict[str, Any] | None:
+def _saved_environment(record: RunRecord | None) -> dict[str, Any]:
+    return (record.environment if record is not None else None) or {}
+
+
+def saved_lock(record: RunRecord | None, step: str) -> dict[str, Any] | None:
     """The lock a run saved for ``step`` (what the client shows), or None."""
-    env = (record or {}).get(RECORD_FIELD) or {}
+    env = _saved_environment(record)
     key = (env.get("steps") or {}).get(step)
     lock = (env.get("locks") or {}).get(key) if key else None
     return dict(lock, type=env.get("type")) if lock else None

@@ -58,9 +58,9 @@ def runtime_requirements(datastore: str) -> tuple[str, ...]:
     (click, cloudpickle) and the SDK of the datastore plugin in use."""
     from importlib import metadata
 
-    from ..plugins import EXTRAS
+    from ..plugins import DATASTORES, extra_of
 
-    extra = EXTRAS.get(datastore)
+    extra = extra_of(DATASTORES, datastore)
     lines = []
     for req in metadata.requires("metaflowlike") or []:
         spec, _, marker = req.partition(";")

@@ -13,6 +13,7 @@ import ast
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..datastore.records import RunRecord
 from ..exceptions import MetaflowlikeException
 
 if TYPE_CHECKING:
@@ -32,9 +33,9 @@ def parameter_value(shown: str) -> Any:
         return shown
 
 
-def parameters_match(record: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+def parameters_match(record: RunRecord, wanted: Mapping[str, Any]) -> bool:
     """True if the run record's parameters equal every value in ``wanted``."""
-    have = record.get("param_values", {})
+    have = record.param_values
     for name, value in wanted.items():
         if name not in have:
             return False

@@ -2,7 +2,7 @@
 
 Training loops call ``track`` every iteration, so a call must cost a few list appends and
 no I/O. Points collect in memory, one column list per name, and the task writes them in
-one ``metrics.json`` inside its attempt folder when the step ends (successfully or not).
+one record inside its attempt folder when the step ends (successfully or not).
 The attempt's completion marker is written after it, so readers see a task's metrics
 exactly when they see its artifacts, and a task killed mid-step leaves none behind.
 """
@@ -18,9 +18,6 @@ from typing import Any
 
 from ..exceptions import MetaflowlikeException
 from ..forksafe import reset_in_child
-
-#: file name of the series inside an attempt folder
-METRICS_FILE = "metrics.json"
 
 
 class TrackingError(MetaflowlikeException):
@@ -115,6 +112,5 @@ def save(fds: Any, pathspec: str, attempt: int) -> None:
     written when nothing was tracked."""
     if not _buffer.series:
         return
-    folder = fds.task_dir(*pathspec.split("/"))
-    fds.storage.put_bytes(f"{folder}/{attempt}/{METRICS_FILE}", _buffer.to_json())
+    fds.write_metrics(pathspec, attempt, _buffer.to_json())
     _buffer.clear()

@@ -92,8 +92,8 @@ def task_lineage() -> dict[str, Any]:
     """Where a model saved by the running task comes from."""
     from .metrics import _buffer
 
-    record = _datastore().read_run(current.flow_name or "", current.run_id or "") or {}
-    params = dict(record.get("param_values", {}))
+    record = _datastore().read_run(current.flow_name or "", current.run_id or "")
+    params = dict(record.param_values) if record is not None else {}
     return {
         "flow": current.flow_name,
         "run": current.run_id,
@@ -149,7 +149,7 @@ def register_artifact(
         "environment": _environment(),
     }
     fds = task._fds
-    return _register(fds, name, {"key": entry[0], "kind": "object"}, metadata, lineage)
+    return _register(fds, name, {"key": entry.key, "kind": "object"}, metadata, lineage)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, int | None]:

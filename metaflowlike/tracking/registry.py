@@ -28,9 +28,7 @@ from typing import Any
 from ..datastore.task_datastore import FlowDatastore
 from ..exceptions import MetaflowlikeException, did_you_mean
 
-MODELS = "models"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
-_RECORD = re.compile(r"([1-9][0-9]{0,8})\.json\Z")
 
 
 class ModelError(MetaflowlikeException):
@@ -77,12 +75,6 @@ class AliasMove:
     at: float
 
 
-def _numbers(storage, folder: str) -> list[int]:
-    return sorted(
-        int(m.group(1)) for n, d in storage.list_dir(folder) if not d and (m := _RECORD.match(n))
-    )
-
-
 def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, default=str).encode()
 
@@ -91,27 +83,30 @@ class Registry:
     """Reads and writes the registry of one datastore."""
 
     def __init__(self, fds: FlowDatastore) -> None:
-        self.fds, self.storage = fds, fds.storage
+        self.fds, self.storage, self.layout = fds, fds.storage, fds.layout
+
+    def _numbers(self, folder: str) -> list[int]:
+        return self.layout.numbers(self.storage.list_dir(folder))
 
     # --- names and versions ---------------------------------------------------------
 
     def names(self) -> list[str]:
-        return sorted(n for n, is_dir in self.storage.list_dir(MODELS) if is_dir)
+        return sorted(n for n, is_dir in self.storage.list_dir(self.layout.models()) if is_dir)
 
     def versions(self, name: str) -> list[int]:
-        return _numbers(self.storage, f"{MODELS}/{name}/versions")
+        return self._numbers(self.layout.model_versions(name))
 
     def add_version(self, name: str, fields: dict[str, Any]) -> ModelVersion:
         """Record a new version of ``name`` with the next free number."""
         check_name("model", name)
-        folder = f"{MODELS}/{name}/versions"
+        folder = self.layout.model_versions(name)
         existing = self.versions(name)
         number = existing[-1] + 1 if existing else 1
         token = uuid.uuid4().hex  # makes a retried create of our own record recognisable
         while True:
             version = ModelVersion(name=name, version=number, **fields)
             doc = dict(version.to_json(), token=token)
-            if self.storage.create_bytes(f"{folder}/{number}.json", _dumps(doc)):
+            if self.storage.create_bytes(self.layout.numbered(folder, number), _dumps(doc)):
                 return version
             number += 1  # another writer took it: the next one
 
@@ -121,7 +116,7 @@ class Registry:
         numbers = self.versions(name)
         if not numbers:
             raise ModelError(
-                f'There is no model "{name}" in {self.storage.url(MODELS)}.'
+                f'There is no model "{name}" in {self.storage.url(self.layout.models())}.'
                 + did_you_mean(name, self.names())
             )
         number = numbers[-1] if version is None else int(version)
@@ -130,7 +125,10 @@ class Registry:
                 f'Model "{name}" has no version {number}: it has versions '
                 f"{', '.join(map(str, numbers))}."
             )
-        doc = self.fds.read_record(f"{MODELS}/{name}/versions/{number}.json") or {}
+        doc = (
+            self.fds.read_record(self.layout.numbered(self.layout.model_versions(name), number))
+            or {}
+        )
         doc.pop("token", None)
         return ModelVersion(**doc)
 
@@ -139,7 +137,7 @@ class Registry:
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of ``name`` and the version it points at now."""
         out = {}
-        for alias, is_dir in self.storage.list_dir(f"{MODELS}/{name}/aliases"):
+        for alias, is_dir in self.storage.list_dir(self.layout.model_aliases(name)):
             if is_dir:
                 moves = self.history(name, alias, last_only=True)
                 if moves:
@@ -148,13 +146,15 @@ class Registry:
 
     def history(self, name: str, alias: str, last_only: bool = False) -> list[AliasMove]:
         """The moves of ``alias``, oldest first (only the latest with ``last_only``)."""
-        folder = f"{MODELS}/{name}/aliases/{alias}"
-        seqs = _numbers(self.storage, folder)
+        folder = self.layout.alias_moves(name, alias)
+        seqs = self._numbers(folder)
         if last_only:
             seqs = seqs[-1:]
         moves = []
         for seq in seqs:
-            doc = self.fds.read_json(f"{folder}/{seq}.json", f"Alias {name}@{alias} move {seq}")
+            doc = self.fds.read_json(
+                self.layout.numbered(folder, seq), f"Alias {name}@{alias} move {seq}"
+            )
             if doc is not None:
                 moves.append(
                     AliasMove(
@@ -179,7 +179,7 @@ class Registry:
         record; on a race, re-read who moved it and try the number after."""
         check_name("alias", alias)
         self.get_version(name, version)  # the version must exist
-        folder = f"{MODELS}/{name}/aliases/{alias}"
+        folder = self.layout.alias_moves(name, alias)
         token, tried = uuid.uuid4().hex, 0
         while True:
             last = self.history(name, alias, last_only=True)
@@ -187,5 +187,7 @@ class Registry:
             tried = seq
             previous = last[-1].version if last else None
             doc = {"version": int(version), "previous": previous, "user": user, "at": time.time()}
-            if self.storage.create_bytes(f"{folder}/{seq}.json", _dumps(dict(doc, token=token))):
+            if self.storage.create_bytes(
+                self.layout.numbered(folder, seq), _dumps(dict(doc, token=token))
+            ):
                 return AliasMove(alias, seq, int(version), previous, user, doc["at"])

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..datastore.task_datastore import DamagedRecord, warn_damaged
-from .metrics import METRICS_FILE
 
 if TYPE_CHECKING:
     from ..client.objects import Run
@@ -54,9 +53,8 @@ def task_metrics(task: Task) -> dict[str, MetricSeries]:
     attempt = task.current_attempt
     if attempt is None or not task.finished:
         return {}
-    path = f"{task._dir}/{attempt}/{METRICS_FILE}"
     try:
-        doc = task._fds.read_record(path) or {}
+        doc = task._fds.read_metrics(task.pathspec, attempt) or {}
         out = {}
         for name, cols in doc.items():
             steps, values, stamps = cols["steps"], cols["values"], cols["timestamps"]
@@ -70,7 +68,8 @@ def task_metrics(task: Task) -> dict[str, MetricSeries]:
         return out
     except (DamagedRecord, KeyError, TypeError, ValueError) as e:
         why = str(e) if isinstance(e, DamagedRecord) else "malformed series"
-        warn_damaged(f"The metrics of task {task.pathspec}", task._fds.storage.url(path), why)
+        where = task._fds.metrics_url(task.pathspec, attempt)
+        warn_damaged(f"The metrics of task {task.pathspec}", where, why)
         return {}
 
 

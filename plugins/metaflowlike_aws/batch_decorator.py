@@ -61,6 +61,9 @@ class BatchDecorator(StepDecorator):
 
 def merged_resources(decorators: list) -> dict[str, float]:
     """cpu, memory (MB), gpu: for each, the larger of @batch and @resources (Metaflow's
-    rule), with @batch's defaults as the floor."""
-    floor = {k: float(BatchDecorator.defaults[k]) for k in RESOURCE_FIELDS}
-    return larger_requests(decorators, "batch", floor)  # type: ignore[return-value]
+    rule); @batch's defaults only where neither asks. A smaller value than the default
+    asked for on @batch alone (``@batch(memory=512)``) is used as asked, as in Metaflow."""
+    asked = larger_requests(decorators, "batch", dict.fromkeys(RESOURCE_FIELDS))
+    return {
+        k: float(BatchDecorator.defaults[k]) if v is None else float(v) for k, v in asked.items()
+    }

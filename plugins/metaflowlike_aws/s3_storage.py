@@ -62,6 +62,7 @@ def _import_boto3() -> Any:
 
 class S3Storage(RemoteStorage):
     TYPE = "s3"
+    SCHEMES = ("s3",)
 
     def __init__(self, root: str) -> None:
         super().__init__(root)

@@ -1,7 +1,7 @@
 """``S3``: the data tool of Metaflow, for reading and writing S3 objects from steps.
 
-``with S3(run=self) as s3:`` scopes keys under the run (``<root>/data/<Flow>/<run id>``,
-where ``<root>`` is the run's S3 datastore root, or ``METAFLOWLIKE_DATATOOLS_S3ROOT`` /
+``with S3(run=self) as s3:`` scopes keys under the run (a folder of its own in the
+run's S3 datastore, or ``<Flow>/<run id>`` under ``METAFLOWLIKE_DATATOOLS_S3ROOT`` /
 ``METAFLOW_DATATOOLS_S3ROOT``); ``S3(s3root="s3://b/p")`` and
 ``S3(bucket="b", prefix="p")`` scope them anywhere, and a bare ``S3()`` takes full
 ``s3://`` URLs. Downloads land in a temporary folder that the ``with`` block deletes,
@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from metaflowlike.datastore.layout import LAYOUT
 from metaflowlike.exceptions import MetaflowlikeException, NotFound
 from metaflowlike.plugins import MissingExtra
 
@@ -148,7 +149,8 @@ def _split_url(url: str) -> tuple[str, str]:
 
 
 def _run_root(run: Any) -> str:
-    """``<s3 root>/data/<Flow>/<run id>`` for a running flow (``self``) or a client Run."""
+    """The S3 folder of a running flow (``self``) or a client Run: under the datatools
+    root if one is set, else the run's own folder for data in the S3 datastore."""
     from metaflowlike.current import current
 
     base = os.environ.get("METAFLOWLIKE_DATATOOLS_S3ROOT") or os.environ.get(
@@ -163,7 +165,7 @@ def _run_root(run: Any) -> str:
         flow, run_id = current.flow_name, current.run_id
         storage = current._datastore.storage  # type: ignore[attr-defined]
     if base is None and storage.TYPE == "s3":
-        base = storage.root.rstrip("/") + "/data"
+        return f"{storage.root.rstrip('/')}/{LAYOUT.run_data(flow, run_id)}"
     if base is None:
         raise MetaflowS3Exception(
             "S3(run=...) needs an S3 location: run with an s3 datastore, or set "

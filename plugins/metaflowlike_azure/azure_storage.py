@@ -53,6 +53,7 @@ def _import_sdk() -> None:
 
 class AzureBlobStorage(RemoteStorage):
     TYPE = "azure"
+    SCHEMES = ("azure",)
 
     def __init__(self, root: str) -> None:
         super().__init__(root)

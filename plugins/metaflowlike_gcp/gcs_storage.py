@@ -49,6 +49,7 @@ def _import_sdk() -> None:
 
 class GCSStorage(RemoteStorage):
     TYPE = "gs"
+    SCHEMES = ("gs", "gcs")
 
     def __init__(self, root: str) -> None:
         super().__init__(root)

@@ -10,7 +10,6 @@ the MLflow run it made.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import tempfile
@@ -18,14 +17,15 @@ import time
 from typing import Any
 
 from metaflowlike.current import current
-from metaflowlike.decorators import StepDecorator
+from metaflowlike.datastore.task_datastore import FlowDatastore
+from metaflowlike.decorators import StepDecorator, TaskContext
 from metaflowlike.exceptions import MetaflowlikeException
 from metaflowlike.tracking import metrics as tracked
 from metaflowlike.tracking.compare import parameter_value
 
 from .connection import experiment_id, mlflow_client, tracking_uri
 
-PARENT_RECORD = "_mlflow.json"
+PLUGIN = "mlflow"  # names its record of each run in the datastore
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -45,38 +45,40 @@ class MlflowDecorator(StepDecorator):
             )
         mlflow_client()  # fails here, before the run, when mlflow is missing
 
-    def task_pre_step(self, *, flow: Any, step_name: str, retry_count: int) -> None:
+    def task_pre_step(self, *, task: TaskContext) -> None:
         self._client = mlflow_client()
-        self._parent = _parent_run(self._client, self.attributes["experiment"])
+        self._parent = _parent_run(self._client, self.attributes["experiment"], task.datastore)
         tags = {
             "mlflow.parentRunId": self._parent,
-            "metaflowlike.pathspec": current.pathspec or "",
-            "metaflowlike.attempt": str(retry_count),
+            "metaflowlike.pathspec": task.pathspec,
+            "metaflowlike.attempt": str(task.retry_count),
         }
         run = self._client.create_run(
-            self._experiment_id(), run_name=f"{step_name}/{current.task_id}", tags=tags
+            self._experiment_id(), run_name=f"{task.step_name}/{task.task_id}", tags=tags
         )
         self._task_run = run.info.run_id
 
     def _experiment_id(self) -> str:
         return experiment_id(self._client, self.attributes["experiment"] or current.flow_name)
 
-    def task_post_step(self, *, flow: Any, step_name: str) -> None:
+    def task_post_step(self, *, task: TaskContext) -> None:
         self._log_metrics()
-        self._log_artifacts(flow)
+        self._log_artifacts(task.flow)
         self._client.set_terminated(self._task_run, "FINISHED")
-        if step_name == "end":
+        if task.step_name == "end":
             self._client.set_terminated(self._parent, "FINISHED")
 
-    def task_exception(
-        self,
-        *,
-        flow: Any,
-        step_name: str,
-        exception: BaseException,
-        retry_count: int,
-        max_retries: int,
-    ) -> bool:
+    def run_finished(self, *, fds: Any, flow_name: str, run_id: str, ok: bool) -> None:
+        """Close the flow run's MLflow run, whichever steps carried ``@mlflow`` and however
+        the run ended; one the ``end`` step already closed is left as it is."""
+        record = fds.read_plugin_record(flow_name, run_id, PLUGIN)
+        if record is None:
+            return  # no decorated task ran
+        client = mlflow_client(record.get("tracking_uri"))
+        if client.get_run(record["run_id"]).info.status == "RUNNING":
+            client.set_terminated(record["run_id"], "FINISHED" if ok else "FAILED")
+
+    def task_exception(self, *, task: TaskContext, exception: BaseException) -> bool:
         if getattr(self, "_task_run", None):
             self._log_metrics()
             self._client.set_tag(self._task_run, "metaflowlike.exception", repr(exception)[:500])
@@ -109,15 +111,14 @@ class MlflowDecorator(StepDecorator):
                 self._client.log_artifact(self._task_run, path, artifact_path="artifacts")
 
 
-def _parent_run(client: Any, experiment: str | None) -> str:
+def _parent_run(client: Any, experiment: str | None, fds: FlowDatastore) -> str:
     """The MLflow run of this flow run: read from the run folder, or created once."""
-    fds = current._datastore
-    path = f"{fds.run_dir(current.flow_name, current.run_id)}/{PARENT_RECORD}"
-    record = fds.read_json(path, "The MLflow record of this run")
+    flow, flow_run = current.flow_name, current.run_id
+    record = fds.read_plugin_record(flow, flow_run, PLUGIN)
     if record is not None:
         return record["run_id"]
     exp = experiment_id(client, experiment or current.flow_name)
-    run_record = fds.read_run(current.flow_name, current.run_id) or {}
+    run_record = fds.read_run(flow, flow_run)
     tags = {
         "metaflowlike.flow": current.flow_name,
         "metaflowlike.run_id": current.run_id,
@@ -127,14 +128,14 @@ def _parent_run(client: Any, experiment: str | None) -> str:
     run = client.create_run(exp, run_name=f"{current.flow_name}/{current.run_id}", tags=tags)
     run_id = run.info.run_id
     doc = {"run_id": run_id, "tracking_uri": tracking_uri(), "created_at": time.time()}
-    if not fds.storage.create_bytes(path, json.dumps(doc).encode()):
+    if not fds.create_plugin_record(flow, flow_run, PLUGIN, doc):
         client.delete_run(run_id)  # another task made the parent first: use theirs
-        return (fds.read_json(path, "The MLflow record of this run") or {})["run_id"]
+        return (fds.read_plugin_record(flow, flow_run, PLUGIN) or {})["run_id"]
     from mlflow.entities import Param
 
     params = [
         Param(name, str(parameter_value(shown))[:6000])
-        for name, shown in sorted(run_record.get("param_values", {}).items())
+        for name, shown in sorted(run_record.param_values.items() if run_record else ())
     ]
     if params:
         client.log_batch(run_id, params=params)

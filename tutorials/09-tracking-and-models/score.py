@@ -1,6 +1,8 @@
-"""Score new data with whichever model `regressor@champion` points at."""
+"""Score new data with whichever model `regressor@champion` points at, and show in a
+card how the training runs compare."""
 
-from metaflowlike import FlowSpec, Model, step
+from metaflowlike import FlowSpec, Model, card, current, namespace, step
+from metaflowlike.cards import Markdown, RunComparison
 
 
 class ScoreNewData(FlowSpec):
@@ -13,9 +15,12 @@ class ScoreNewData(FlowSpec):
         print(f"scored with regressor version {self.version}: {self.predictions}")
         self.next(self.end)
 
+    @card(type="blank")
     @step
     def end(self):
-        pass
+        namespace(None)  # every user's training runs
+        current.card.append(Markdown(f"# Scored with regressor version {self.version}"))
+        current.card.append(RunComparison("TrainRegressor", metrics=["loss"], params=["lr"]))
 
 
 if __name__ == "__main__":
