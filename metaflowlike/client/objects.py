@@ -1,9 +1,9 @@
 """``Metaflow``, ``Flow``, ``Run`` and ``Step``: the containers above a task.
 
 They read only what the question at hand needs: a folder listing to know which runs,
-steps or tasks exist, and the (cached) run record for tags and namespaces. Listings
-are kept on the object that made them and refreshed on a miss, so a run that is still
-in progress shows its new steps and tasks.
+steps or tasks exist, and the (cached) run record for tags and namespaces. How they
+nest (iteration, ``in``, ``[]``, ``parent``) is declared once, in ``MetaflowObject``;
+each class says which children it has and how to make one.
 """
 
 from __future__ import annotations
@@ -75,16 +75,9 @@ class Flow(FlowViews, CompareMixin, MetaflowObject):
             )
         self._init(store, name)
 
-    @classmethod
-    def _make(cls, store: _Store, name: str) -> Flow:
-        obj = cls.__new__(cls)
-        obj._init(store, name)
-        return obj
-
     def _init(self, store: _Store, name: str) -> None:
         self._store, self.id, self.pathspec = store, name, name
 
-    parent = None
     tags = user_tags = system_tags = frozenset()  # type: ignore[assignment]
     origin_pathspec = None
 
@@ -120,14 +113,20 @@ class Flow(FlowViews, CompareMixin, MetaflowObject):
             yield run
 
     def __iter__(self) -> Iterator[Run]:
+        """The runs in the current namespace (``runs()``), newest first."""
         return self.runs()
 
-    def __getitem__(self, run_id: str) -> Run:
-        return Run(f"{self.id}/{run_id}")
-
-    def __contains__(self, run_id: str) -> bool:
+    def __contains__(self, run_id: object) -> bool:
+        """A run exists once its record does (its folder appears a moment before)."""
         run_id = str(run_id)
         return is_valid("run id", run_id) and self._store.run_record(self.id, run_id) is not None
+
+    def _child(self, run_id: str) -> Run:
+        return Run(f"{self.id}/{run_id}")  # checks the namespace
+
+    def _no_child(self, run_id: str) -> str:
+        _parse(f"{self.id}/{run_id}", 2, "run", "FlowName/RunID")  # an invalid id says so
+        return f"Run {self.id}/{run_id} does not exist in {get_metadata()}."
 
     @property
     def latest_run(self) -> Run | None:
@@ -179,6 +178,7 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
     """One execution of a flow: its steps, its ``end`` data and its tags."""
 
     _NAME = "Run"
+    _PARENT = "_flow"
 
     def __init__(self, pathspec: str, _namespace_check: bool = True) -> None:
         flow, run_id = _parse(pathspec, 2, "run", "FlowName/RunID")
@@ -191,23 +191,22 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
                     f"{get_metadata()}." + did_you_mean(flow, store.flows())
                 )
             raise MetaflowNotFound(f"Run {flow}/{run_id} does not exist in {get_metadata()}.")
-        self._init(store, None, flow, run_id, rec)
+        self._init(store, None, run_id, rec, flow)
         if _namespace_check:
             _check_namespace(self)
 
-    @classmethod
-    def _make(cls, store: _Store, flow: Flow | None, run_id: str, rec: RunRecord) -> Run:
-        obj = cls.__new__(cls)
-        obj._init(store, flow, rec.flow or flow.id, run_id, rec)  # type: ignore[union-attr]
-        return obj
-
     def _init(
-        self, store: _Store, flow: Flow | None, flow_name: str, run_id: str, rec: RunRecord
+        self,
+        store: _Store,
+        flow: Flow | None,
+        run_id: str,
+        rec: RunRecord,
+        flow_name: str | None = None,
     ) -> None:
+        flow_name = flow_name or rec.flow or flow.id  # type: ignore[union-attr]
         self._store, self._flow, self._flow_name = store, flow, flow_name
         self.id, self.pathspec = run_id, f"{flow_name}/{run_id}"
         self._record = rec
-        self._step_names: list[str] | None = None
         self._user_tags: list[str] | None = None
         self._tag_ops: _TagOperations | None = None  # shared by the runs of one listing
 
@@ -252,12 +251,23 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
 
     # --- steps -----------------------------------------------------------------------
 
-    def _list_steps(self) -> list[str]:
-        """Existing steps, in graph order (as recorded at the start of the run)."""
+    def _child_ids(self) -> list[str]:
+        """Existing steps newest first (``end`` before ``start``), as Metaflow lists
+        them: the graph order recorded at the start of the run, reversed."""
         present = set(self._store.fds.list_steps(self._flow_name, self.id))
         order = [s for s in self._record.steps if s in present]
-        self._step_names = order + sorted(present.difference(order))
-        return self._step_names
+        return list(reversed(order + sorted(present.difference(order))))
+
+    def _child(self, name: str) -> Step:
+        return Step._make(self, name)
+
+    def _no_child(self, name: str) -> str:
+        graph = self._record.steps
+        if name in graph:
+            return f'Run {self.pathspec} has not reached step "{name}" (yet).'
+        known = ", ".join(reversed(self._listing())) or "none"
+        hint = did_you_mean(name, graph) or f" Its steps: {known}."
+        return f'Run {self.pathspec} has no step "{name}".' + hint
 
     @property
     def parent(self) -> Flow:
@@ -265,27 +275,9 @@ class Run(RunViews, RunMetricsMixin, MetaflowObject):
             self._flow = Flow._make(self._store, self._flow_name)
         return self._flow
 
-    def __iter__(self) -> Iterator[Step]:
-        """Steps newest first (``end`` before ``start``), as Metaflow lists them."""
-        for name in reversed(self._list_steps()):
-            yield Step._make(self, name)
-
     def steps(self, *tags: str) -> Iterator[Step]:
         if all(t in self.tags for t in tags):
             yield from self
-
-    def __contains__(self, name: str) -> bool:
-        return name in (self._step_names or ()) or name in self._list_steps()
-
-    def __getitem__(self, name: str) -> Step:
-        if name in self:
-            return Step._make(self, name)
-        graph = self._record.steps
-        if name in graph:
-            raise MetaflowNotFound(f'Run {self.pathspec} has not reached step "{name}" (yet).')
-        known = ", ".join(self._step_names or []) or "none"
-        hint = did_you_mean(name, graph) or f" Its steps: {known}."
-        raise MetaflowNotFound(f'Run {self.pathspec} has no step "{name}".' + hint)
 
     @property
     def created_at(self) -> datetime | None:
@@ -343,62 +335,41 @@ class Step(StepViews, MetaflowObject):
     """The tasks one step of a run executed (one, or one per foreach split)."""
 
     _NAME = "Step"
+    _PARENT = "_run"
 
     def __init__(self, pathspec: str, _namespace_check: bool = True) -> None:
         flow, run_id, name = _parse(pathspec, 3, "step", "FlowName/RunID/StepName")
         run = Run(f"{flow}/{run_id}", _namespace_check=_namespace_check)
         self._init(run, name)
-        if not self._list_tasks():
+        if not self._listing():
             raise MetaflowNotFound(
                 f'Step {self.pathspec} does not exist: run {run.pathspec} has no task for "{name}".'
-                + did_you_mean(name, run._list_steps())
+                + did_you_mean(name, run._listing(refresh=True))
             )
-
-    @classmethod
-    def _make(cls, run: Run, name: str) -> Step:
-        obj = cls.__new__(cls)
-        obj._init(run, name)
-        return obj
 
     def _init(self, run: Run, name: str) -> None:
         self._run, self.id = run, name
         self.pathspec = f"{run.pathspec}/{name}"
-        self._task_ids: list[str] | None = None
 
-    def _run_obj(self) -> Run:
-        return self._run
-
-    def _list_tasks(self) -> list[str]:
+    def _child_ids(self) -> list[str]:
         """Task ids newest first, as Metaflow lists them."""
         ids = self._run._store.fds.list_tasks(self._run._flow_name, self._run.id, self.id)
-        self._task_ids = sorted(ids, key=_id_key, reverse=True)
-        return self._task_ids
+        return sorted(ids, key=_id_key, reverse=True)
 
-    @property
-    def parent(self) -> Run:
-        return self._run
+    def _child(self, task_id: str) -> Task:
+        return Task._make(self, task_id)
 
-    def __iter__(self) -> Iterator[Task]:
-        for task_id in self._list_tasks():
-            yield Task._make(self, task_id)
+    def _no_child(self, task_id: str) -> str:
+        return f"Step {self.pathspec} has no task {task_id}."
 
     def tasks(self, *tags: str) -> Iterator[Task]:
         if all(t in self.tags for t in tags):
             yield from self
 
-    def __contains__(self, task_id: str) -> bool:
-        task_id = str(task_id)
-        return task_id in (self._task_ids or ()) or task_id in self._list_tasks()
-
-    def __getitem__(self, task_id: str) -> Task:
-        if str(task_id) in self:
-            return Task._make(self, str(task_id))
-        raise MetaflowNotFound(f"Step {self.pathspec} has no task {task_id}.")
-
     @property
     def task(self) -> Task | None:
         """The newest task (the only one, for a step outside a foreach)."""
-        ids = self._task_ids if self._task_ids is not None else self._list_tasks()
+        ids = self._listing()
         return Task._make(self, ids[0]) if ids else None
 
     @property

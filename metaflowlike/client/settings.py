@@ -7,14 +7,17 @@ written. ``set_datastore`` swaps it (and the caches) for another one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import config
 from ..datastore.records import RunRecord
 from ..datastore.task_datastore import FlowDatastore
 from ..exceptions import MetaflowlikeException, NotFound
 from ..ids import InvalidId, check_pathspec_parts, shown
+
+Obj = TypeVar("Obj", bound="MetaflowObject")
 
 
 class MetaflowNotFound(NotFound, KeyError):
@@ -152,11 +155,67 @@ def _id_key(task_or_run_id: str) -> tuple:
 
 
 class MetaflowObject:
-    """What every client object shares: ``id``, ``pathspec``, tags and equality."""
+    """What every client object shares: ``id``, ``pathspec``, tags, equality, and its
+    place in the hierarchy ``Flow > Run > Step > Task > DataArtifact``.
+
+    The hierarchy is declared once, here: a class names the attribute that holds its
+    parent (``_PARENT``) and says which ids its children have (``_child_ids``, a fresh
+    listing in iteration order) and how to make one (``_child``); iteration, ``in``,
+    ``[]`` and ``parent`` follow. A listing is kept on the object that made it and
+    refreshed on a miss, so an object of a run in progress sees its new children."""
 
     _NAME = "object"
+    #: the attribute holding the parent object; None at the top of the hierarchy
+    _PARENT: str | None = None
     id: str
     pathspec: str
+    _listed: list[str] | None = None  # the ids of the last listing of the children
+
+    @classmethod
+    def _make(cls: type[Obj], *args: Any) -> Obj:
+        """An object over what the caller already knows: no check, no I/O (the public
+        constructors check that it exists and is in the namespace)."""
+        obj = cls.__new__(cls)
+        obj._init(*args)
+        return obj
+
+    def _init(self, *args: Any) -> None:
+        raise TypeError(f"{type(self).__name__} is made by its own constructor")
+
+    @property
+    def parent(self) -> MetaflowObject | None:
+        return getattr(self, self._PARENT) if self._PARENT else None
+
+    # --- children -----------------------------------------------------------------
+
+    def _child_ids(self) -> list[str]:
+        """The ids of the children, listed afresh, in the order iteration yields them."""
+        return []
+
+    def _child(self, child_id: str) -> MetaflowObject:
+        raise MetaflowNotFound(self._no_child(child_id))
+
+    def _no_child(self, child_id: str) -> str:
+        """What to say when ``self[child_id]`` does not exist."""
+        return f"{self._NAME} {self.pathspec} has no {child_id!r}."
+
+    def _listing(self, refresh: bool = False) -> list[str]:
+        if self._listed is None or refresh:
+            self._listed = self._child_ids()
+        return self._listed
+
+    def __iter__(self) -> Iterator[Any]:
+        for child_id in self._listing(refresh=True):
+            yield self._child(child_id)
+
+    def __contains__(self, child_id: object) -> bool:
+        child_id = str(child_id)
+        return child_id in self._listing() or child_id in self._listing(refresh=True)
+
+    def __getitem__(self, child_id: str) -> Any:
+        if child_id in self:
+            return self._child(str(child_id))
+        raise MetaflowNotFound(self._no_child(str(child_id)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.pathspec}')"
@@ -172,7 +231,10 @@ class MetaflowObject:
 
     def _run_obj(self) -> Any:
         """The ``Run`` this object belongs to (tags and namespace are the run's)."""
-        raise TypeError(f"{type(self).__name__} belongs to no run")
+        parent = self.parent
+        if parent is None:
+            raise TypeError(f"{type(self).__name__} belongs to no run")
+        return parent._run_obj()
 
     @property
     def path_components(self) -> list[str]:

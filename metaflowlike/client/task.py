@@ -70,6 +70,9 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
     """One task: its artifacts, logs, status and timing (latest finished attempt)."""
 
     _NAME = "Task"
+    _PARENT = "_step"
+    _attempts: list[int] | None  # finished attempts, read when first needed
+    _attempt: int | None
 
     def __init__(
         self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
@@ -88,23 +91,14 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
                 raise MetaflowNotFound(f"Task {self.pathspec} has no finished attempt {attempt}.")
             self._attempt = attempt
 
-    @classmethod
-    def _make(cls, step: Step, task_id: str) -> Task:
-        obj = cls.__new__(cls)
-        obj._init(step, task_id)
-        return obj
-
     def _init(self, step: Step, task_id: str) -> None:
         self._step, self.id = step, task_id
         self.pathspec = f"{step.pathspec}/{task_id}"
         self._fds: FlowDatastore = step._run._store.fds
-        self._attempts: list[int] | None = None
-        self._attempt: int | None = None
+        self._attempts = None
+        self._attempt = None
         self._records: dict[str, Any] = {}  # "done" / "info" -> the record, once read
         self._damaged = False
-
-    def _run_obj(self) -> Any:
-        return self._step._run
 
     # --- lazily read records ---------------------------------------------------------
 
@@ -161,21 +155,13 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         """``DataArtifact`` objects by attribute: ``task.artifacts.accuracy.data``."""
         return MetaflowArtifacts(self)
 
-    def __iter__(self) -> Iterator[DataArtifact]:
-        manifest = self._manifest()
-        for name in sorted(manifest):
-            yield DataArtifact._make(self, name, manifest[name])
+    def _child_ids(self) -> list[str]:
+        return sorted(self._manifest())
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._manifest()
+    def _child(self, name: str) -> DataArtifact:
+        return DataArtifact._make(self, name, self._manifest()[name])
 
-    def __getitem__(self, name: str) -> DataArtifact:
-        manifest = self._manifest()
-        if name not in manifest:
-            raise MetaflowNotFound(self._missing(name))
-        return DataArtifact._make(self, name, manifest[name])
-
-    def _missing(self, name: str) -> str:
+    def _no_child(self, name: str) -> str:
         if self._damaged:
             return (
                 f"Task {self.pathspec} is unreadable (its record is damaged): no artifact '{name}'."
@@ -187,10 +173,6 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         )
 
     # --- status ----------------------------------------------------------------------
-
-    @property
-    def parent(self) -> Step:
-        return self._step
 
     @property
     def finished(self) -> bool:
@@ -372,6 +354,7 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
     """One named value of a task; ``.data`` reads it, the rest is free."""
 
     _NAME = "DataArtifact"
+    _PARENT = "_task"
 
     def __init__(
         self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
@@ -380,14 +363,8 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         task = Task("/".join(parts[:4]), attempt, _namespace_check=_namespace_check)
         manifest = task._manifest()
         if parts[4] not in manifest:
-            raise MetaflowNotFound(task._missing(parts[4]))
+            raise MetaflowNotFound(task._no_child(parts[4]))
         self._init(task, parts[4], manifest[parts[4]])
-
-    @classmethod
-    def _make(cls, task: Task, name: str, entry: ArtifactEntry) -> DataArtifact:
-        obj = cls.__new__(cls)
-        obj._init(task, name, entry)
-        return obj
 
     def _init(self, task: Task, name: str, entry: ArtifactEntry) -> None:
         self._task, self.id = task, name
@@ -397,17 +374,10 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
         #: shows what the artifact holds without unpickling it
         self.preview: str | None = entry.preview
 
-    def _run_obj(self) -> Any:
-        return self._task._run_obj()
-
     @property
     def data(self) -> Any:
         """The value, read from the datastore on every access."""
         return self._task._load(self.sha, self.id)
-
-    @property
-    def parent(self) -> Task:
-        return self._task
 
     @property
     def created_at(self) -> datetime | None:
@@ -431,7 +401,7 @@ class MetaflowData:
         if entry is None:
             if name == "name" and self._task.current_attempt is not None:
                 return self._task._step._run._flow_name  # Metaflow's `name` artifact
-            raise MetaflowArtifactNotFound(self._task._missing(name))
+            raise MetaflowArtifactNotFound(self._task._no_child(name))
         return self._task._load(entry.key, name)
 
     def __contains__(self, name: str) -> bool:
@@ -457,7 +427,7 @@ class MetaflowArtifacts:
             raise AttributeError(name)
         entry = self._task._manifest().get(name)
         if entry is None:
-            raise MetaflowArtifactNotFound(self._task._missing(name))
+            raise MetaflowArtifactNotFound(self._task._no_child(name))
         return DataArtifact._make(self._task, name, entry)
 
     def __iter__(self) -> Iterator[DataArtifact]:
