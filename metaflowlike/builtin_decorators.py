@@ -9,10 +9,14 @@ from __future__ import annotations
 import signal
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
+
+if TYPE_CHECKING:
+    from .flowspec import FlowSpec
+    from .graph import FlowGraph
 
 
 class ResourcesDecorator(StepDecorator):
@@ -48,7 +52,7 @@ class RetryDecorator(StepDecorator):
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         times = self.attributes["times"]
         if not isinstance(times, int) or not 0 <= times <= 100:
             raise MetaflowlikeException(
@@ -57,6 +61,9 @@ class RetryDecorator(StepDecorator):
 
     def max_retries(self) -> int:
         return int(self.attributes["times"])
+
+    def retry_delay_seconds(self) -> float:
+        return float(self.attributes["minutes_between_retries"] or 0) * 60
 
 
 def qualified_name(exc_type: type) -> str:
@@ -96,7 +103,7 @@ class CatchDecorator(StepDecorator):
     name = "catch"
     defaults = {"var": None, "print_exception": True}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         if graph[step_name].is_switch:  # as in Metaflow: no case to go on with
             raise MetaflowlikeException(
                 f'@catch cannot be used on the switch step "{step_name}": a caught failure '
@@ -144,7 +151,7 @@ class TimeoutDecorator(StepDecorator):
             float(a["seconds"] or 0) + 60 * float(a["minutes"] or 0) + 3600 * float(a["hours"] or 0)
         )
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         if self.limit() <= 0:
             raise MetaflowlikeException(f'@timeout on step "{step_name}" needs a positive limit.')
 
@@ -154,7 +161,7 @@ class TimeoutDecorator(StepDecorator):
     def task_decorate(self, func: Callable[[], None], *, task: TaskContext) -> Callable[[], None]:
         limit, step_name = self.limit(), task.step_name
 
-        def on_alarm(signum, frame):
+        def on_alarm(signum: int, frame: object) -> None:
             raise TimeoutException(f'Step "{step_name}" timed out after {limit:g} seconds.')
 
         def run() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .current import current
@@ -116,7 +117,7 @@ class Checkpointer:
                 return rec
         raise CheckpointError(f"No checkpoint {reference!r} in task {self._pathspec}.")
 
-    def _restore_latest(self, pathspecs: list[str]) -> None:
+    def _restore_latest(self, pathspecs: Sequence[str]) -> None:
         for pathspec in pathspecs:
             records = [r for r in list_checkpoints(self._fds, pathspec) if r.get("latest", True)]
             if records:

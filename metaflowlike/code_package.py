@@ -29,16 +29,11 @@ from importlib import metadata
 from pathlib import Path
 
 from .datastore.layout import LAYOUT
-from .exceptions import MetaflowlikeException
 
 DIST = "metaflowlike"
 DEFAULT_SUFFIXES = (".py",)
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 _NATIVE = (".so", ".pyd", ".dylib")
-
-
-class PackageError(MetaflowlikeException):
-    headline = "Cannot build the code package"
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ class DelayedEvaluator:
     def _walk(self) -> Any:
         root = self._root
         assert root is not None
-        value = _VALUES.get(root._attr_name)
+        value: Any = _VALUES.get(root._attr_name)
         if value is None and root._attr_name not in _VALUES:
             raise ConfigError(f'The config "{root._name}" is used before its value was read.')
         for step in self._path:
@@ -351,8 +351,3 @@ def _decorators(flow_cls: type) -> Iterator[Any]:
         if id(deco) not in seen:
             seen.add(id(deco))
             yield deco
-
-
-def current_values() -> dict[str, Any]:
-    """The configs of this process as plain data (for the run record)."""
-    return dict(_VALUES)

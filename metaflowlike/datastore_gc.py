@@ -64,7 +64,8 @@ class Plan:
 
 def _walk(storage: Any, path: str) -> list[str]:
     """Every object under ``path`` (recursively), as full paths."""
-    out, todo = [], [path]
+    out: list[str] = []
+    todo = [path]
     while todo:
         folder = todo.pop()
         for name, is_dir in storage.list_dir(folder):
@@ -140,7 +141,7 @@ def parse_size(text: str, option: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def _size_text(n: int) -> str:
+def _size_text(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,10 +72,10 @@ class StepDecorator:
       wraps the step function, so the topmost decorator's wrapper runs outermost;
       ``task_exception`` is offered to every decorator, and the failure counts as
       handled if any of them returns True.
-    - *Single-owner policies* give one answer per step: ``max_retries`` (the largest
-      asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
+    - *Single-owner policies* give one answer per step: ``max_retries`` and
+      ``retry_delay_seconds`` (the largest asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
       names one), ``resources`` (per resource, the largest) and ``handles_crash``
-      (any).
+      (any); :class:`StepPolicy` combines all but ``launcher_name`` and ``resources``.
     """
 
     name: str = ""
@@ -146,6 +146,11 @@ class StepDecorator:
         """How many extra attempts the runtime may make for this step."""
         return 0
 
+    def retry_delay_seconds(self) -> float:
+        """How long a scheduler waits before a retry. The local runtime retries at once,
+        as Metaflow's does; orchestrators honour it."""
+        return 0.0
+
     def timeout_seconds(self) -> float | None:
         """The longest a task may run before the runtime kills it (None: no limit)."""
         return None
@@ -161,10 +166,37 @@ class StepDecorator:
         return False
 
 
-def make_decorator(cls: type[StepDecorator]) -> Callable:
+StepFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """What the decorators of one step decide together: the single-owner policies,
+    combined here once for the runtime, the launchers and the orchestrators alike."""
+
+    #: the most retries any decorator asks for, and the longest wait before one
+    max_retries: int
+    retry_delay_seconds: float
+    #: the shortest limit any decorator sets (None: no limit)
+    timeout_seconds: float | None
+    #: does any decorator record a crashed task (``@catch``)
+    handles_crash: bool
+
+    @classmethod
+    def of(cls, decorators: Iterable[StepDecorator]) -> StepPolicy:
+        decos = list(decorators)
+        return cls(
+            max_retries=max((d.max_retries() for d in decos), default=0),
+            retry_delay_seconds=max((d.retry_delay_seconds() for d in decos), default=0.0),
+            timeout_seconds=min((t for d in decos if (t := d.timeout_seconds())), default=None),
+            handles_crash=any(d.handles_crash() for d in decos),
+        )
+
+
+def make_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
     """Turn a decorator class into something usable as ``@name`` and ``@name(k=v)``."""
 
-    def attach(func: Callable, **kwargs: Any) -> Callable:
+    def attach(func: StepFunction, **kwargs: Any) -> StepFunction:
         decos = func.__dict__.setdefault("decorators", [])
         if not cls.allow_multiple and any(d.name == cls.name for d in decos):
             raise MetaflowlikeException(f'@{cls.name} is applied twice to step "{func.__name__}".')
@@ -172,7 +204,9 @@ def make_decorator(cls: type[StepDecorator]) -> Callable:
         return func
 
     @functools.wraps(cls, updated=())
-    def decorator(func: Callable | None = None, **kwargs: Any):
+    def decorator(
+        func: StepFunction | None = None, **kwargs: Any
+    ) -> StepFunction | Callable[[StepFunction], StepFunction]:
         if func is not None and callable(func):
             return attach(func, **kwargs)
         return lambda f: attach(f, **kwargs)
@@ -182,7 +216,7 @@ def make_decorator(cls: type[StepDecorator]) -> Callable:
     return decorator
 
 
-def step(func: Callable) -> Callable:
+def step(func: StepFunction) -> StepFunction:
     """Mark a method of a FlowSpec as a step."""
     func.is_step = True  # type: ignore[attr-defined]
     func.__dict__.setdefault("decorators", [])
@@ -203,7 +237,8 @@ def decorator_class(name: str) -> type[StepDecorator]:
     from . import plugins
 
     try:
-        return plugins.load(plugins.STEP_DECORATORS, name, "decorator")
+        cls: type[StepDecorator] = plugins.load(plugins.STEP_DECORATORS, name, "decorator")
+        return cls
     except plugins.MissingExtra:
         raise
     except MetaflowlikeException as e:

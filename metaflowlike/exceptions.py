@@ -76,10 +76,6 @@ class MergeArtifactsError(MetaflowlikeException):
     headline = "Conflicting artifacts in merge_artifacts"
 
 
-class TaskFailed(MetaflowlikeException):
-    headline = "Task failed"
-
-
 class NotFound(MetaflowlikeException):
     headline = "Not found"
 

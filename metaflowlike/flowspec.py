@@ -9,7 +9,7 @@ become the task's new artifacts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .config_values import Config
@@ -48,8 +48,12 @@ class ArtifactSource:
     """Where a flow object reads inherited artifacts from (set by the task runner)."""
 
     def __init__(
-        self, manifest: dict[str, ArtifactEntry], load, foreach_stack: list[dict], input_loader=None
-    ):
+        self,
+        manifest: dict[str, ArtifactEntry],
+        load: Callable[[str], Any],
+        foreach_stack: list[dict[str, Any]],
+        input_loader: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         self.manifest = manifest
         self.load = load  # key -> object
         self.foreach_stack = foreach_stack
@@ -163,7 +167,7 @@ class FlowSpec:
             self.__dict__["_num_parallel"] = num_parallel
         self.__dict__["_transition"] = (tuple(names), foreach)
 
-    def _switch_target(self, steps: tuple, condition: str | None) -> str:
+    def _switch_target(self, steps: tuple[Any, ...], condition: str | None) -> str:
         if len(steps) != 1 or not isinstance(steps[0], dict):
             raise MetaflowlikeException(
                 "condition= goes with one dict of cases: "
@@ -210,9 +214,10 @@ class FlowSpec:
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
         """``[(index, num_splits, value), ...]`` from the outermost foreach inwards."""
         src = self.__dict__.get("_source")
-        return [(f["index"], f["num_splits"], src.input_loader(f)) for f in self._stack()]
+        load = src.input_loader if src is not None else None
+        return [(f["index"], f["num_splits"], load and load(f)) for f in self._stack()]
 
-    def _stack(self) -> list[dict]:
+    def _stack(self) -> list[dict[str, Any]]:
         src = self.__dict__.get("_source")
         return src.foreach_stack if src else []
 
@@ -275,7 +280,7 @@ class FlowSpec:
 
 def _step_name(target: Any) -> str:
     name = getattr(target, "__name__", None)
-    if name is None or not callable(target):
+    if not isinstance(name, str) or not callable(target):
         raise MetaflowlikeException(f"self.next() takes steps such as self.a, got {target!r}.")
     return name
 
@@ -294,7 +299,7 @@ class Inputs:
     def __len__(self) -> int:
         return len(self._views)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> FlowSpec:
         return self._views[i]
 
     def __getattr__(self, name: str) -> FlowSpec:
@@ -316,7 +321,7 @@ class InputView:
 def input_view(flow_cls: type, step_name: str, source: ArtifactSource) -> FlowSpec:
     """A read-only object of the user's flow class over one input task's artifacts."""
     view_cls = _view_class(flow_cls)
-    view = object.__new__(view_cls)
+    view: FlowSpec = object.__new__(view_cls)
     view.__dict__["_source"] = source
     view.__dict__["_step_name"] = step_name
     return view
@@ -328,7 +333,7 @@ _VIEW_CLASSES: dict[type, type] = {}
 def _view_class(flow_cls: type) -> type:
     if flow_cls not in _VIEW_CLASSES:
 
-        def __setattr__(self, name, value):
+        def __setattr__(self: object, name: str, value: Any) -> None:
             raise MetaflowlikeException(
                 f"Cannot set '{name}' on an input of a join: inputs are read-only. "
                 f"Set it on self instead."

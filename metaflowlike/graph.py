@@ -20,9 +20,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import did_you_mean
 from .graph_parse import GraphProblem, Parsed, StepParser, class_location, first_paragraph
+
+if TYPE_CHECKING:
+    from .decorators import StepDecorator
 
 __all__ = ["FlowGraph", "GraphProblem", "StepNode", "StepSource", "RESERVED_NAMES"]
 
@@ -61,7 +65,7 @@ class StepNode:
     lineno: int
     next_lineno: int | None
     doc: str
-    decorators: tuple = ()
+    decorators: tuple[StepDecorator, ...] = ()
     #: a switch: the artifact whose value picks the case, and ``(key, step)`` per case
     condition: str | None = None
     switch_cases: tuple[tuple[object, str], ...] = ()
@@ -102,12 +106,14 @@ def _walk(roots: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[st
     return seen
 
 
-def _collect(flow_cls: type) -> tuple[dict[str, Callable], frozenset[str], frozenset[str]]:
+def _collect(
+    flow_cls: type,
+) -> tuple[dict[str, Callable[..., Any]], frozenset[str], frozenset[str]]:
     """Step functions (MRO-resolved), other class attribute names, reserved names.
 
     Only class ``__dict__``s are read, so no descriptor or property runs.
     """
-    steps: dict[str, Callable] = {}
+    steps: dict[str, Callable[..., Any]] = {}
     attrs: set[str] = set()
     reserved = set(RESERVED_NAMES)
     for klass in reversed(flow_cls.__mro__):
@@ -214,7 +220,9 @@ class FlowGraph:
         # steps whose transitions are already reported as broken: a branch through them
         # that never reaches its join is a consequence, not another problem
         dead_ends = {
-            p.step for p in self.problems if p.code in ("unknown-step", "no-next", "bad-next-arg")
+            p.step
+            for p in self.problems
+            if p.step is not None and p.code in ("unknown-step", "no-next", "bad-next-arg")
         }
         analysis = _SplitAnalysis(self.name, parsed, out, split_types, joins, dead_ends)
         analysis.run(order, dag_preds)
@@ -358,7 +366,15 @@ class _SplitAnalysis:
     every branch of the split on top of the stack and nothing else.
     """
 
-    def __init__(self, flow, parsed, out, split_types, joins, dead_ends) -> None:
+    def __init__(
+        self,
+        flow: str,
+        parsed: dict[str, Parsed],
+        out: dict[str, tuple[str, ...]],
+        split_types: dict[str, str | None],
+        joins: set[str],
+        dead_ends: set[str],
+    ) -> None:
         self.flow = flow
         self.dead_ends: set[str] = dead_ends
         self.parsed: dict[str, Parsed] = parsed
@@ -441,9 +457,10 @@ class _SplitAnalysis:
                 f"a step that joins nothing is written def {name}(self)",
             )
             return stacks[0]
+        frames = [t for t in tops if t is not None]
         if (
-            any(t is None for t in tops)
-            or len({t[0] for t in tops}) > 1
+            len(frames) < len(tops)
+            or len({t[0] for t in frames}) > 1
             or len({s[:-1] for s in stacks}) > 1
         ):
             where = ", ".join(
@@ -458,8 +475,8 @@ class _SplitAnalysis:
             closed = next(s for s in stacks if s)
             self.matching_split[name] = closed[-1][0]
             return closed[:-1]
-        split = tops[0][0]
-        got = {t[1] for t in tops}
+        split = frames[0][0]
+        got = {t[1] for t in frames}
         missing = [b for b in self.out[split] if b not in got]
         if missing and not all(self._reaches_dead_end(b) for b in missing):
             names = ", ".join(f'"{b}"' for b in missing)
@@ -477,7 +494,7 @@ class _SplitAnalysis:
             self._problem(name, "join-missing-branch", msg)
         self.matching_join.setdefault(split, name)
         self.matching_split[name] = split
-        self.join_branches[name] = tuple((p, t[1]) for p, t in zip(preds, tops, strict=True))
+        self.join_branches[name] = tuple((p, t[1]) for p, t in zip(preds, frames, strict=True))
         return stacks[0][:-1]
 
     def _reaches_dead_end(self, root: str) -> bool:

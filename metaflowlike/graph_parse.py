@@ -18,6 +18,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .exceptions import did_you_mean
 
@@ -78,14 +79,14 @@ def _index_source(filename: str, source: str) -> _FileIndex:
     return index
 
 
-def _file_index(filename: str, module_globals: dict | None = None) -> _FileIndex | None:
+def _file_index(filename: str, module_globals: dict[str, Any] | None = None) -> _FileIndex | None:
     lines = linecache.getlines(filename, module_globals)
     if not lines:
         return None
     return _index_source(filename, "".join(lines))
 
 
-def _function_ast(fn: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def _function_ast(fn: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The ``def`` node of ``fn`` with line numbers of its file."""
     code = getattr(fn, "__code__", None)
     if code is None:
@@ -101,8 +102,8 @@ def _function_ast(fn: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
     except (OSError, TypeError, SyntaxError):
         return None
     ast.increment_lineno(tree, code.co_firstlineno - 1)
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    first = tree.body[0] if tree.body else None
+    return first if isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
 def class_location(flow_cls: type, fallback: tuple[str, int]) -> tuple[str, int]:
@@ -146,7 +147,7 @@ class Parsed:
         "condition", "switch_cases", "is_parallel",
     )  # fmt: skip
 
-    def __init__(self, name: str, func: Callable, file: str, lineno: int) -> None:
+    def __init__(self, name: str, func: Callable[..., Any], file: str, lineno: int) -> None:
         self.name, self.func, self.file, self.lineno = name, func, file, lineno
         self.doc = ""
         self.num_args = 1
@@ -198,7 +199,7 @@ class StepParser:
             GraphProblem(code, msg, p.file, lineno or p.lineno, step=p.name, flow=self.flow)
         )
 
-    def parse(self, name: str, func: Callable) -> Parsed:
+    def parse(self, name: str, func: Callable[..., Any]) -> Parsed:
         fn = inspect.unwrap(func)
         code = getattr(fn, "__code__", None)
         file = code.co_filename if code else "<unknown>"
@@ -316,6 +317,20 @@ class StepParser:
             return node.attr
         return None
 
+    def _artifact_name(self, p: Parsed, kw: ast.keyword, example: str) -> str | None:
+        """The artifact a ``foreach=`` or ``condition=`` names: a string literal, else a
+        problem is recorded and None returned."""
+        if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+            return kw.value.value
+        self._problem(
+            p,
+            f"{kw.arg}-not-literal",
+            f"{kw.arg}= must be a string literal naming an artifact, as in "
+            f"{kw.arg}='{example}', not `{ast.unparse(kw.value)}`",
+            kw.value.lineno,
+        )
+        return None
+
     def _parse_next_args(self, call: ast.Call, self_name: str, p: Parsed) -> None:
         if len(call.args) == 1 and isinstance(call.args[0], ast.Dict):
             self._parse_switch(call.args[0], self_name, p)
@@ -325,16 +340,7 @@ class StepParser:
         for kw in call.keywords:
             if kw.arg == "foreach":
                 p.is_foreach = True
-                if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                    p.foreach_param = kw.value.value
-                else:
-                    self._problem(
-                        p,
-                        "foreach-not-literal",
-                        "foreach= must be a string literal naming an artifact, as in "
-                        f"foreach='items', not `{ast.unparse(kw.value)}`",
-                        kw.value.lineno,
-                    )
+                p.foreach_param = self._artifact_name(p, kw, example="items")
             elif kw.arg == "num_parallel":
                 p.is_parallel = True
             elif kw.arg == "condition":
@@ -347,16 +353,8 @@ class StepParser:
                         'condition="attr")',
                         kw.value.lineno,
                     )
-                elif isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                    p.condition = kw.value.value
                 else:
-                    self._problem(
-                        p,
-                        "condition-not-literal",
-                        "condition= must be a string literal naming an artifact, as in "
-                        f"condition='route', not `{ast.unparse(kw.value)}`",
-                        kw.value.lineno,
-                    )
+                    p.condition = self._artifact_name(p, kw, example="route")
             elif kw.arg is None:
                 self._problem(
                     p,

@@ -116,29 +116,25 @@ def check_pathspec_parts(parts: list[str], where: str = "") -> list[str]:
     return parts
 
 
+def _check_path(value: str, what: str, form: str, shown_where: str, where: str) -> str:
+    """``value`` split on "/" into the last parts of a task pathspec, each checked;
+    ``form`` shows the expected shape (``run_id/step/task_id``)."""
+    parts = value.split("/")
+    if len(parts) != form.count("/") + 1:
+        raise InvalidId(f"Invalid {what} {shown(value)}{shown_where}: expected {form}.")
+    for kind, part in zip(PATHSPEC_PARTS[-len(parts) :], parts):
+        _check(kind, part, where)
+    return value
+
+
 def check_input_path(value: str, where: str = "--input-paths") -> str:
     """A task input ``run_id/step/task_id``."""
-    parts = value.split("/")
-    if len(parts) != 3:
-        raise InvalidId(
-            f"Invalid input path {shown(value)} (in {where}): expected run_id/step/task_id."
-        )
-    check_run_id(parts[0], where)
-    check_step_name(parts[1], where)
-    check_task_id(parts[2], where)
-    return value
+    return _check_path(value, "input path", "run_id/step/task_id", f" (in {where})", where)
 
 
 def check_task_pathspec(value: str, where: str = "") -> str:
     """A full task pathspec ``Flow/run_id/step/task_id``."""
-    parts = value.split("/")
-    if len(parts) != 4:
-        raise InvalidId(
-            f"Invalid task pathspec {shown(value)}{_where(where)}: "
-            "expected Flow/run_id/step/task_id."
-        )
-    check_pathspec_parts(parts, where)
-    return value
+    return _check_path(value, "task pathspec", "Flow/run_id/step/task_id", _where(where), where)
 
 
 def check_storage_path(path: str) -> str:

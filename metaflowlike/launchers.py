@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import io
 import os
 import signal
 import subprocess
@@ -62,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import lifeline, plugins
+from .datastore.records import ArtifactEntry
 from .task import TaskSpec, run_task
 
 
@@ -111,7 +113,7 @@ class LaunchContext:
     flow_cls: type
     graph: Any
     fds: Any  # FlowDatastore
-    params: dict[str, list]
+    params: dict[str, ArtifactEntry]
     with_decorators: list
     with_specs: list[str]
     flow_file: str
@@ -186,6 +188,7 @@ class SubprocessLauncher(Launcher):
                 lifeline.RUNTIME_PID_ENV: str(os.getpid()),
             },
         )
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
         return Started(
             proc.pid, {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}, proc
         )
@@ -226,8 +229,9 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
                     os.close(fd)
                 except OSError:
                     pass
-            sys.stdout.reconfigure(line_buffering=True)
-            sys.stderr.reconfigure(line_buffering=True)
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, io.TextIOWrapper):
+                    stream.reconfigure(line_buffering=True)
             os.environ.update(env)
             code = 0 if body() else 1
         except lifeline.TaskStopped:

@@ -10,9 +10,10 @@ a non-empty list into one :class:`InvalidGraph` whose message has one problem pe
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from .exceptions import InvalidGraph, did_you_mean
-from .graph import FlowGraph, GraphProblem
+from .graph import FlowGraph, GraphProblem, StepNode
 
 __all__ = ["GraphProblem", "check", "validate"]
 
@@ -49,7 +50,9 @@ def validate(graph: FlowGraph) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-def _step_problem(graph: FlowGraph, step: str, code: str, msg: str, at_next: bool = False):
+def _step_problem(
+    graph: FlowGraph, step: str, code: str, msg: str, at_next: bool = False
+) -> GraphProblem:
     node = graph.nodes[step]
     line = (node.next_lineno if at_next else None) or node.lineno
     return GraphProblem(code, msg, node.source_file, line, step=step, flow=graph.name)
@@ -59,7 +62,7 @@ def _flow_problem(graph: FlowGraph, code: str, msg: str) -> GraphProblem:
     return GraphProblem(code, msg, graph.source_file, graph.lineno, step=None, flow=graph.name)
 
 
-def _check_start_end(graph: FlowGraph):
+def _check_start_end(graph: FlowGraph) -> Iterator[GraphProblem]:
     for name in ("start", "end"):
         if name not in graph:
             yield _flow_problem(
@@ -70,7 +73,7 @@ def _check_start_end(graph: FlowGraph):
             )
 
 
-def _check_names(graph: FlowGraph):
+def _check_names(graph: FlowGraph) -> Iterator[GraphProblem]:
     for node in graph:
         if node.name.startswith("_"):
             yield _step_problem(
@@ -92,7 +95,7 @@ def _check_names(graph: FlowGraph):
             )
 
 
-def _check_arguments(graph: FlowGraph):
+def _check_arguments(graph: FlowGraph) -> Iterator[GraphProblem]:
     for node in graph:
         num_args = graph.sources[node.name].num_args
         if num_args == 0:
@@ -132,7 +135,7 @@ def _check_arguments(graph: FlowGraph):
             )
 
 
-def _check_reachable(graph: FlowGraph):
+def _check_reachable(graph: FlowGraph) -> Iterator[GraphProblem]:
     if any(p.code == "no-source" for p in graph.problems):
         return  # transitions unknown: "unreachable" would only repeat "no source"
     # nothing to measure from without start; missing-start says it all
@@ -151,7 +154,7 @@ def _check_reachable(graph: FlowGraph):
             )
 
 
-def _check_cycles(graph: FlowGraph):
+def _check_cycles(graph: FlowGraph) -> Iterator[GraphProblem]:
     """Flows do not loop, except a switch that goes back to its own step (a recursive
     switch: each pass is a new task), as in Metaflow."""
     for cycle in graph.cycles:
@@ -173,7 +176,7 @@ def _check_cycles(graph: FlowGraph):
         )
 
 
-def _check_foreach_names(graph: FlowGraph):
+def _check_foreach_names(graph: FlowGraph) -> Iterator[GraphProblem]:
     """foreach='x' and condition='x' need self.x: assigned in the step or in a step
     before it, or a class attribute (a Parameter, a constant). Dynamic setattr()
     disables the check."""
@@ -199,7 +202,7 @@ def _check_foreach_names(graph: FlowGraph):
             )
 
 
-def _check_split_into_join(graph: FlowGraph):
+def _check_split_into_join(graph: FlowGraph) -> Iterator[GraphProblem]:
     for node in graph:
         if not node.split_type:
             continue
@@ -220,11 +223,11 @@ def _check_split_into_join(graph: FlowGraph):
             yield _step_problem(graph, node.name, "split-into-join", msg, at_next=True)
 
 
-def _is_parallel_step(node) -> bool:
+def _is_parallel_step(node: StepNode) -> bool:
     return any(getattr(d, "name", None) == "parallel" for d in node.decorators)
 
 
-def _check_parallel(graph: FlowGraph):
+def _check_parallel(graph: FlowGraph) -> Iterator[GraphProblem]:
     """``num_parallel=`` starts a gang of a ``@parallel`` step, which a join closes."""
     for node in graph:
         if node.is_parallel:

@@ -155,7 +155,7 @@ class FlowMutator(_Mutator):
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = super().__new__(cls)
         if len(args) == 1 and not kwargs and isinstance(args[0], type):
-            obj.__init__(*args)
+            cls.__init__(obj, *args)
             return args[0]  # bare @Mutator above a class: the class itself
         return obj
 
@@ -180,7 +180,7 @@ class StepMutator(_Mutator):
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = super().__new__(cls)
         if len(args) == 1 and not kwargs and callable(args[0]) and not isinstance(args[0], type):
-            obj.__init__(*args)
+            cls.__init__(obj, *args)
             return args[0]  # bare @Mutator above a step: the function itself
         return obj
 
@@ -219,7 +219,7 @@ def apply_mutators(flow_cls: type) -> None:
     decorators, so running them again would find nothing to do)."""
     if flow_cls.__dict__.get("_mutated"):
         return
-    flow_cls._mutated = True
+    setattr(flow_cls, "_mutated", True)  # noqa: B010 - not declared on type
     mutators = [m for k in reversed(flow_cls.__mro__) for m in k.__dict__.get("_flow_mutators", [])]
     mutable = MutableFlow(flow_cls)
     for m in mutators:

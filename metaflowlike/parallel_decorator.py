@@ -12,11 +12,15 @@ task, whose address ``main_ip`` the others connect to (``127.0.0.1`` locally).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .current import Parallel, current
 from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
+
+if TYPE_CHECKING:
+    from .flowspec import FlowSpec
+    from .graph import FlowGraph
 
 #: where every member of a local gang finds the control task
 LOCAL_MAIN_IP = "127.0.0.1"
@@ -28,7 +32,7 @@ class ParallelDecorator(StepDecorator):
     name = "parallel"
     defaults: dict[str, Any] = {}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         if any(d.name == "retry" for d in graph[step_name].decorators):
             raise MetaflowlikeException(
                 f'@retry on the @parallel step "{step_name}" is not supported yet: a gang '

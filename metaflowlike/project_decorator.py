@@ -41,7 +41,7 @@ def project(name: Any = None) -> Callable[[type], type]:
     def attach(flow_cls: type) -> type:
         decos = dict(getattr(flow_cls, "_flow_decorators", {}))
         decos["project"] = ProjectDecorator(name)
-        flow_cls._flow_decorators = decos
+        setattr(flow_cls, "_flow_decorators", decos)  # noqa: B010 - not declared on type
         return flow_cls
 
     if name is None or isinstance(name, type):

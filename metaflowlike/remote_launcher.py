@@ -7,7 +7,8 @@ mode (``task_supervisor.py``): it saves its own logs and completion marker.
 On the laptop each remote task is watched by one forked process, so the runtime treats
 it like any local task: the watcher submits the job, relays the task's logs from the
 datastore to its stdout/stderr (the runtime prefixes them ``[run/step/task]``), and
-exits when the job ends. A SIGTERM (Ctrl-C on the runtime, or the runtime dying) makes
+exits when the job ends. It polls every ``METAFLOWLIKE_REMOTE_POLL_INTERVAL`` seconds
+(default 1) while the task prints, backing off to five times that while it is quiet. A SIGTERM (Ctrl-C on the runtime, or the runtime dying) makes
 the watcher cancel the job it started. How the task ended, when the task could not say
 it itself (never scheduled, out of memory, deadline), is written to a small result file
 the runtime reads to record the attempt.
@@ -39,6 +40,11 @@ from .task_supervisor import SELF_SUFFICIENT_ENV
 
 POLL_INTERVAL_ENV = "METAFLOWLIKE_REMOTE_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = 1.0
+#: while a job is quiet (no new output), each poll waits this much longer than the last,
+#: up to POLL_BACKOFF_CAP times the interval: a wide foreach whose jobs wait for nodes
+#: costs the laptop (and the API server) a fraction of polling every second
+POLL_BACKOFF = 1.5
+POLL_BACKOFF_CAP = 5.0
 #: consecutive failed status requests after which the job is given up
 POLL_ERRORS_TOLERATED = 5
 
@@ -163,7 +169,7 @@ class RemoteLauncher(Launcher):
         relay = LogRelay(self.context.fds, spec)
         try:
             job = self.submit(spec, plan, command, env)
-            interval = self.poll_interval()
+            base = interval = self.poll_interval()
             errors = 0
             while True:
                 try:
@@ -177,7 +183,10 @@ class RemoteLauncher(Launcher):
                         raise
                     time.sleep(interval)
                     continue
-                relay.pump()
+                if relay.pump():  # output arrives: keep streaming it promptly
+                    interval = base
+                else:
+                    interval = min(interval * POLL_BACKOFF, base * POLL_BACKOFF_CAP)
                 if status.finished:
                     break
                 time.sleep(interval)
@@ -210,7 +219,9 @@ class LogRelay:
         self.fds, self.spec = fds, spec
         self.offsets = {"stdout": 0, "stderr": 0}
 
-    def pump(self) -> None:
+    def pump(self) -> int:
+        """Relay what is new; the number of bytes relayed."""
+        relayed = 0
         for stream, fd in (("stdout", 1), ("stderr", 2)):
             try:
                 data = self.fds.read_log(self.spec.pathspec, self.spec.attempt, stream)
@@ -220,6 +231,8 @@ class LogRelay:
             if new:
                 os.write(fd, new)
                 self.offsets[stream] = len(data)
+                relayed += len(new)
+        return relayed
 
 
 def _write_result(path: str, reason: str | None) -> None:

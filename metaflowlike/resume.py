@@ -84,7 +84,7 @@ class Cloner:
             path = older.split("/", 1)[1] if "/" in older else ""
         return out
 
-    def __call__(self, runtime: Any, spec: Any) -> dict | None:
+    def __call__(self, runtime: Any, spec: Any) -> TaskInfo | None:
         rec = self._find(spec)
         if rec is not None:
             spec.origin_task = rec.pathspec  # lets @checkpoint find the origin's progress

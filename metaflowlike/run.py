@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .datastore.records import ArtifactEntry, RunEnd, RunRecord
@@ -23,13 +23,16 @@ from .project_decorator import project_tags
 from .reporter import make_reporter
 from .runtime import Runtime, check_resources, new_run_id
 
+if TYPE_CHECKING:
+    from .cli import _State
+
 
 def system_tags(user: str) -> list[str]:
     return [f"user:{user}", f"python_version:{sys.version.split()[0]}"]
 
 
 def run_record(
-    state: Any,
+    state: _State,
     run_id: str,
     user: str,
     tags: list[str],
@@ -74,7 +77,7 @@ def store_params(fds: Any, param_values: dict[str, Any]) -> dict[str, ArtifactEn
 
 
 def execute(
-    state: Any,
+    state: _State,
     params: dict[str, ArtifactEntry],
     param_values: dict[str, Any],
     *,
@@ -185,12 +188,14 @@ def _tell_decorators(
                 reporter.warning(f"@{deco.name} could not record the end of the run: {e}")
 
 
-def start_run(state: Any, param_values: dict[str, Any], **kwargs: Any) -> bool:
+def start_run(state: _State, param_values: dict[str, Any], **kwargs: Any) -> bool:
     params = store_params(state.fds, param_values)
     return execute(state, params, param_values, **kwargs)
 
 
-def step_cache(state: Any, params: dict, with_decorators: list, environments: Any, run_wide: bool):
+def step_cache(
+    state: _State, params: dict, with_decorators: list, environments: Any, run_wide: bool
+):
     """The run's ``StepCache`` if ``--cache`` or some ``@cache`` turns caching on."""
     from .stepcache.key import KeyMaker
     from .stepcache.step_cache import StepCache

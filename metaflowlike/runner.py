@@ -107,7 +107,9 @@ def declared_parameters(source: str) -> dict[str, _DeclaredParameter]:
                 (
                     k.value.value
                     for k in call.keywords
-                    if k.arg == "separator" and isinstance(k.value, ast.Constant)
+                    if k.arg == "separator"
+                    and isinstance(k.value, ast.Constant)
+                    and isinstance(k.value.value, str)
                 ),
                 None,
             )

@@ -40,9 +40,11 @@ from .datastore.local_storage import describe_os_error
 from .datastore.records import ArtifactEntry, TaskInfo
 from .datastore.storage import StorageError
 from .datastore.task_datastore import FlowDatastore
-from .decorators import step_decorators
+from .decorators import StepDecorator, StepPolicy, step_decorators
 from .environment_info import task_facts
 from .exceptions import MetaflowlikeException
+from .flowspec import FlowSpec
+from .graph import FlowGraph
 from .launchers import (
     LaunchContext,
     Launcher,
@@ -96,8 +98,8 @@ class _Splits:
 class Runtime:
     def __init__(
         self,
-        flow_cls: type,
-        graph: Any,
+        flow_cls: type[FlowSpec],
+        graph: FlowGraph,
         fds: FlowDatastore,
         *,
         run_id: str,
@@ -181,7 +183,7 @@ class Runtime:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
-        retries = 0 if self._in_gang(step) else max((d.max_retries() for d in decos), default=0)
+        retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
         return TaskSpec(
             flow_name=self.flow_name,
             run_id=self.run_id,
@@ -201,7 +203,8 @@ class Runtime:
         """The next task of the queue, made now if it is one of a fan-out's splits."""
         head = self.queue[0]
         if isinstance(head, TaskSpec):
-            return self.queue.popleft()
+            self.queue.popleft()
+            return head
         index = head.done
         head.done += 1
         if head.done == head.count:
@@ -231,7 +234,10 @@ class Runtime:
             self.task_counter += n
             return
         # a switch goes on with the one case its task picked
-        outs = [info.next_step] if node.is_switch else node.out_funcs
+        outs = list(node.out_funcs)
+        if node.is_switch:
+            assert info.next_step is not None  # a switch's task that succeeded picked one
+            outs = [info.next_step]
         for out in outs:
             target = self.graph[out]
             if not target.is_join:
@@ -244,6 +250,7 @@ class Runtime:
                 # one input per branch of the split it closes: after a switch inside a
                 # branch, any of several steps may be the one that ends it
                 key = (out, tuple(f["index"] for f in stack))
+                assert target.matching_split is not None  # checked: a join closes a split
                 branches = self.graph[target.matching_split].out_funcs
                 branch = dict(target.join_branches)[spec.step_name]
                 slot, expected = branches.index(branch), len(branches)
@@ -330,6 +337,7 @@ class Runtime:
         return _need(self._decorators(spec.step_name))
 
     def _try_clone(self, spec: TaskSpec) -> bool:
+        assert self.clone is not None
         info = self.clone(spec)
         if info is None:
             return False
@@ -346,7 +354,7 @@ class Runtime:
     def _launch(self, spec: TaskSpec, need: dict[str, float]) -> None:
         self.reporter.task_started(spec)
         decos = self._decorators(spec.step_name)
-        timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        timeout = StepPolicy.of(decos).timeout_seconds
         command = task_command(sys.executable, self.flow_file, self.top_args, spec, self.with_specs)
         inside = self.task_interpreter(spec.step_name) if self.task_interpreter else None
         plan = plan_task(
@@ -356,7 +364,9 @@ class Runtime:
         if need["gpu"]:
             plan.env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
         launcher = self._launcher(plan.launcher)
-        started = launcher.start(spec, plan, inherited_fds=list(self.selector.get_map()))
+        started = launcher.start(
+            spec, plan, inherited_fds=[k.fd for k in self.selector.get_map().values()]
+        )
         pid, fds = started.pid, started.fds
         worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
         worker.upload_at = worker.started + self.log_interval
@@ -486,8 +496,9 @@ class Runtime:
         if worker.proc is None:
             os.close(fd)  # our own pipe end
         elif not worker.fds:
-            worker.proc.stdout.close()  # Popen owns its pipe ends
-            worker.proc.stderr.close()
+            for pipe in (worker.proc.stdout, worker.proc.stderr):
+                if pipe is not None:
+                    pipe.close()  # Popen owns its pipe ends
 
     def _finish(self, worker: Worker) -> None:
         del self.running[worker.pid]
@@ -535,8 +546,9 @@ class Runtime:
             self.reporter.task_retry(spec, marker.reason)
             spec.attempt += 1
             self.queue.appendleft(spec)
-        elif not spec.catch_fallback and any(
-            d.handles_crash() for d in self._decorators(spec.step_name)
+        elif (
+            not spec.catch_fallback
+            and StepPolicy.of(self._decorators(spec.step_name)).handles_crash
         ):
             # The task died before @catch could act inside it (killed, timed out hard,
             # out of memory): one more attempt records the failure without user code.
@@ -655,7 +667,9 @@ def _need(decorators: list) -> dict[str, float]:
 
 
 def check_resources(
-    graph: Any, with_decorators: list | None = None, default_launcher: str = "fork"
+    graph: FlowGraph,
+    with_decorators: list[StepDecorator] | None = None,
+    default_launcher: str = "fork",
 ) -> None:
     """Refuse up front a step that asks for more than this machine has (before the run
     exists: a refused run leaves nothing behind). A step that runs elsewhere

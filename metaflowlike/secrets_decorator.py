@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decorators import StepDecorator, TaskContext
 from .exceptions import MetaflowlikeException
+
+if TYPE_CHECKING:
+    from .flowspec import FlowSpec
+    from .graph import FlowGraph
 
 PROVIDERS = "metaflowlike.secrets_providers"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -92,7 +96,7 @@ class SecretsDecorator(StepDecorator):
     name = "secrets"
     defaults = {"sources": [], "role": None}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         sources = self.attributes["sources"]
         if not isinstance(sources, (list, tuple)):
             raise SecretsError(f'@secrets on step "{step_name}": sources must be a list.')

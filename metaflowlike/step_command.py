@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from .exceptions import MetaflowlikeException
 from .task import TaskSpec
@@ -72,7 +72,7 @@ def build_step_args(spec: TaskSpec, with_specs: list[str] | tuple[str, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise BadStepCommand(f"{message}.")
 
 

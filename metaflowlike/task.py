@@ -30,6 +30,7 @@ from .decorators import TaskContext, step_decorators
 from .environment_info import task_facts
 from .exceptions import ArtifactLoadError, MetaflowlikeException
 from .flowspec import ArtifactSource, FlowSpec, Inputs, input_view
+from .graph import FlowGraph
 from .lifeline import TaskStopped
 from .tracking import metrics as tracked_metrics
 
@@ -127,20 +128,20 @@ class _InputSource(ArtifactSource):
         self.input_loader = loader.foreach_item
         self.loaded = {}
 
-    @property  # type: ignore[override]
-    def manifest(self) -> dict[str, ArtifactEntry]:
+    @property
+    def manifest(self) -> dict[str, ArtifactEntry]:  # type: ignore[override]
         if self._manifest is None:
             self._manifest = dict(self._loader.info(self._path).artifacts)
         return self._manifest
 
-    @property  # type: ignore[override]
-    def foreach_stack(self) -> list[dict]:
+    @property
+    def foreach_stack(self) -> list[dict]:  # type: ignore[override]
         return self._loader.info(self._path).foreach_stack
 
 
 def run_task(
     flow_cls: type[FlowSpec],
-    graph: Any,
+    graph: FlowGraph,
     spec: TaskSpec,
     fds: FlowDatastore,
     params: dict[str, ArtifactEntry],

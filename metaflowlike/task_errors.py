@@ -73,7 +73,7 @@ def _in_framework(filename: str) -> bool:
 
 def _plugin_dirs() -> list[str]:
     return [
-        os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+        os.path.dirname(os.path.abspath(str(m.__file__))) + os.sep
         for name, m in list(sys.modules.items())
         if name.startswith("metaflowlike_") and "." not in name and getattr(m, "__file__", None)
     ]

@@ -78,7 +78,7 @@ class _UserStepDecorator(StepDecorator):
         return run
 
 
-def user_step_decorator(func: Callable[..., Any]) -> Callable:
+def user_step_decorator(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn a generator function into a step decorator usable as ``@name`` and
     ``@name(key=value)``."""
     if not inspect.isgeneratorfunction(func):

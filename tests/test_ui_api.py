@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 from tests.cloud_servers import REPO_ROOT as REPO
 from tests.cloud_servers import client_env, create_bucket, new_bucket_name, root_url
-from tests.ui_server import UiServer
+from tests.ui_server import UiServer, start_live_run
 
 FLOW = '''
 import os
@@ -299,36 +298,7 @@ def test_non_loopback_host_prints_a_warning(filled):
 
 
 def test_live_run_logs_follow_while_the_task_runs(tmp_path):
-    (tmp_path / "liveflow.py").write_text(
-        textwrap.dedent(
-            """
-            import time
-            from metaflowlike import FlowSpec, step
-
-            class LiveFlow(FlowSpec):
-                @step
-                def start(self):
-                    for i in range(40):
-                        print("tick", i, flush=True)
-                        time.sleep(0.25)
-                    self.next(self.end)
-
-                @step
-                def end(self):
-                    pass
-
-            if __name__ == "__main__":
-                LiveFlow()
-            """
-        )
-    )
-    root = str(tmp_path / "ds")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
-    env["METAFLOWLIKE_LOG_UPLOAD_INTERVAL"] = "0.5"
-    run = subprocess.Popen(
-        [sys.executable, "liveflow.py", "--datastore-root", root, "run"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    run, root = start_live_run(tmp_path, ticks=40)
     try:
         with UiServer("--datastore-root", root) as ui:
             seen: list[str] = []
@@ -429,3 +399,32 @@ def test_tutorial_03_browses_its_runs(tmp_path):
         model = {a["name"]: a["preview"] for a in end["artifacts"]}["model"]
         assert model.startswith("{'a': ") and "'noise': " in model
         assert [c["type"] for c in end["cards"]] == ["default"]
+
+
+def test_client_artifacts_carry_their_saved_preview(make_flow):
+    flow = make_flow(
+        """
+        from metaflowlike import FlowSpec, step
+
+        class PreviewFlow(FlowSpec):
+            @step
+            def start(self):
+                self.config = {"lr": 0.1, "layers": [64, 32]}
+                self.blob = bytes(100)
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            PreviewFlow()
+        """
+    )
+    flow.run("run")
+    from metaflowlike import Flow
+
+    end = Flow("PreviewFlow").latest_run["end"].task
+    # carried from start to end by key, with the preview made when start saved it
+    assert end.artifacts.config.preview == "{'lr': 0.1, 'layers': [64, 32]}"
+    assert end.artifacts.blob.preview is None

@@ -6,10 +6,7 @@ A screenshot of each page is saved in the test's temporary folder (``tmp_path``)
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -26,7 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.chromium import FLAGS, chromium
 from tests.test_ui_api import filled  # noqa: F401 - the module-wide datastore of real runs
-from tests.ui_server import UiServer
+from tests.ui_server import UiServer, start_live_run
 
 
 @pytest.fixture
@@ -183,38 +180,10 @@ def test_click_through_runs_run_task_and_card(filled, browser, tmp_path):  # noq
     ]  # fmt: skip
 
 
-LIVE = """
-import time
-from metaflowlike import FlowSpec, step
-
-class LiveFlow(FlowSpec):
-    @step
-    def start(self):
-        for i in range(24):
-            print("tick", i, flush=True)
-            time.sleep(0.25)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    LiveFlow()
-"""
-
-
 def test_a_running_task_updates_without_reloading_the_page(browser, tmp_path):
     """The task page of a running task: its log grows, then it turns succeeded, and the
     page was never reloaded (a mark left on ``window`` survives)."""
-    (tmp_path / "liveflow.py").write_text(LIVE)
-    root = tmp_path / "ds"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
-    env["METAFLOWLIKE_LOG_UPLOAD_INTERVAL"] = "0.5"
-    run = subprocess.Popen(
-        [sys.executable, "liveflow.py", "--datastore-root", str(root), "run"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    run, root = start_live_run(tmp_path, ticks=24)
     d = browser
     try:
         with UiServer("--datastore-root", str(root)) as ui:

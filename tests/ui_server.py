@@ -17,6 +17,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONSOLE = Path(sys.executable).with_name("metaflowlike")
+
+#: a flow whose ``start`` prints ``tick i`` every 0.25 s, TICKS times: a running task
+LIVE_FLOW = """
+import time
+from metaflowlike import FlowSpec, step
+
+class LiveFlow(FlowSpec):
+    @step
+    def start(self):
+        for i in range(TICKS):
+            print("tick", i, flush=True)
+            time.sleep(0.25)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    LiveFlow()
+"""
+
+
+def start_live_run(folder: Path, ticks: int) -> tuple[subprocess.Popen, Path]:
+    """Start ``LiveFlow`` in ``folder`` (its logs saved every 0.5 s while it runs);
+    returns the ``run`` process, which the caller waits for, and the datastore root."""
+    (folder / "liveflow.py").write_text(LIVE_FLOW.replace("TICKS", str(ticks)))
+    root = folder / "ds"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
+    env["METAFLOWLIKE_LOG_UPLOAD_INTERVAL"] = "0.5"
+    run = subprocess.Popen(
+        [sys.executable, "liveflow.py", "--datastore-root", str(root), "run"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    return run, root
+
+
 _URL = re.compile(r"at (http://\S+/) ")
 
 

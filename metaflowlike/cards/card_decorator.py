@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..current import current
 from ..decorators import StepDecorator, TaskContext
@@ -23,6 +23,10 @@ from .collector import CardCollector, CardHandle
 from .logtail import LogTail
 from .page import error_page
 from .store import CARD_ID, write_card
+
+if TYPE_CHECKING:
+    from ..flowspec import FlowSpec
+    from ..graph import FlowGraph
 
 
 class CardDecorator(StepDecorator):
@@ -48,7 +52,7 @@ class CardDecorator(StepDecorator):
 
     # --- runtime process ------------------------------------------------------------------
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         """Check the arguments (the error names the step's file and line), and draw the
         flow once here: forked tasks inherit the picture instead of each running
         Graphviz again."""

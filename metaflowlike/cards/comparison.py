@@ -71,7 +71,7 @@ def _runs(runs: Any, tags: Iterable[str], where: Mapping[str, Any] | None) -> It
 
 
 def _newest(runs: Iterable[Any], limit: int) -> list[Any]:
-    chosen = []
+    chosen: list[Any] = []
     for run in runs:  # the client yields newest first
         if len(chosen) >= limit:
             break

@@ -53,8 +53,8 @@ def escape(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-class Markdown(CardComponent):
-    """Markdown text (CommonMark; raw HTML in the text is shown as text, not run)."""
+class _TextComponent(CardComponent):
+    """A component that shows one text, replaced by ``update``."""
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
@@ -62,6 +62,10 @@ class Markdown(CardComponent):
 
     def update(self, text: str) -> None:
         self.text = str(text)
+
+
+class Markdown(_TextComponent):
+    """Markdown text (CommonMark; raw HTML in the text is shown as text, not run)."""
 
     def render(self) -> str:
         from markdown_it import MarkdownIt
@@ -70,15 +74,8 @@ class Markdown(CardComponent):
         return f'<div class="mfl-markdown">{body}</div>'
 
 
-class Text(CardComponent):
+class Text(_TextComponent):
     """Plain text, shown as written (whitespace kept)."""
-
-    def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self.text = str(text)
-
-    def update(self, text: str) -> None:
-        self.text = str(text)
 
     def render(self) -> str:
         return f'<pre class="mfl-text">{escape(self.text)}</pre>'
@@ -98,11 +95,11 @@ class Table(CardComponent):
     ) -> None:
         super().__init__()
         if hasattr(data, "itertuples") and hasattr(data, "columns"):  # a pandas DataFrame
-            frame = Table.from_dataframe(data)
+            frame: Table = Table.from_dataframe(data)
             data, headers = frame.rows, headers or frame.headers
             self.omitted = frame.omitted
-        self.rows = [list(r) for r in (data if data is not None else [])]
-        self.headers = list(headers or [])
+        self.rows: list[list[Any]] = [list(r) for r in (data if data is not None else [])]
+        self.headers: list[Any] = list(headers or [])
 
     @classmethod
     def from_dataframe(cls, dataframe: Any, truncate: bool = True, max_rows: int = 100) -> Table:
@@ -114,7 +111,7 @@ class Table(CardComponent):
         table.omitted = max(0, len(dataframe) - len(frame))
         return table
 
-    omitted = 0
+    omitted: int = 0
 
     def update(self, data: Iterable[Iterable[Any]]) -> None:
         self.rows = [list(r) for r in data]

@@ -57,7 +57,9 @@ document.querySelectorAll('script[data-vega-for]').forEach(function (el) {
 
 @functools.cache
 def _static(name: str) -> str:
-    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+    return (
+        resources.files(__package__).joinpath("static").joinpath(name).read_text(encoding="utf-8")
+    )
 
 
 def render_components(components: Iterable[CardComponent]) -> tuple[str, bool, list[str]]:

@@ -137,7 +137,7 @@ def make_handler(server: CardServer) -> type[BaseHTTPRequestHandler]:
 def serve(fds: Any, flow_name: str, host: str, port: int, run_id: str | None = None) -> None:
     httpd = ThreadingHTTPServer((host, port), make_handler(CardServer(fds, flow_name, run_id)))
     httpd.daemon_threads = True
-    host_shown, port_shown = httpd.server_address[:2]
+    host_shown, port_shown = str(httpd.server_address[0]), httpd.server_address[1]
     print(
         f"Serving the cards of {flow_name} at http://{host_shown}:{port_shown}/ (Ctrl-C stops)",
         flush=True,

@@ -171,7 +171,7 @@ class RunViews:
 
 class StepViews:
     def _repr_html_(self) -> str:
-        tasks = list(self)  # type: ignore[attr-defined]
+        tasks = list(self)  # type: ignore[call-overload]
         rows = [
             [
                 _e(t.id),
@@ -215,7 +215,7 @@ class TaskViews:
             text = _tail(getattr(self, stream))
             if text:
                 parts.append(f"<h4>{stream} (tail)</h4><pre>{_e(text)}</pre>")
-        cards = self.cards if self.finished else []
+        cards = self.cards if self.finished else None  # type: ignore[attr-defined]
         if cards:
             parts.append("<h4>Cards</h4>" + cards._repr_html_())
         return _view(f"Task {self.pathspec}", *parts)  # type: ignore[attr-defined]

@@ -71,6 +71,8 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
 
     _NAME = "Task"
     _PARENT = "_step"
+    _attempts: list[int] | None  # finished attempts, read when first needed
+    _attempt: int | None
 
     def __init__(
         self, pathspec: str, attempt: int | None = None, _namespace_check: bool = True
@@ -93,8 +95,8 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         self._step, self.id = step, task_id
         self.pathspec = f"{step.pathspec}/{task_id}"
         self._fds: FlowDatastore = step._run._store.fds
-        self._attempts: list[int] | None = None
-        self._attempt: int | None = None
+        self._attempts = None
+        self._attempt = None
         self._records: dict[str, Any] = {}  # "done" / "info" -> the record, once read
         self._damaged = False
 

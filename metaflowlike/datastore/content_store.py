@@ -87,7 +87,7 @@ def _flat(chunk: memoryview) -> memoryview:
 
 def pieces(chunks: Sequence[memoryview]) -> list[memoryview]:
     """Cut logical chunks into pieces of at most PIECE_SIZE, none crossing a chunk."""
-    out = []
+    out: list[memoryview] = []
     for chunk in chunks:
         chunk = _flat(chunk)
         out.extend(chunk[i : i + PIECE_SIZE] for i in range(0, chunk.nbytes, PIECE_SIZE))
@@ -446,7 +446,7 @@ class _Blob:
         if hlen != len(head):
             raise self.corrupt("bad artifact header")
         chunks = [self._chunk(n) for n in lengths]
-        self._check([memoryview(head), *map(memoryview, chunks)])
+        self._check([memoryview(head), *(memoryview(c) for c in chunks)])
         return chunks[0], chunks[1:]
 
     def whole(self) -> memoryview | bytearray:

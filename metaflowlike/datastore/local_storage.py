@@ -49,7 +49,6 @@ def fsync_enabled() -> bool:
 class LocalStorage(Storage):
     TYPE = "local"
     SCHEMES = ("file",)
-    consume_local_file = True
     parallelism = 1  # the page cache is faster than a thread pool
 
     def __init__(self, root: str, durable: bool | None = None) -> None:

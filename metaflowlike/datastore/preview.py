@@ -43,7 +43,7 @@ def _plain(obj: object, budget: list[int], depth: int) -> bool:
     if t in _SCALARS:
         return True
     if t is list or t is tuple:
-        return len(obj) <= budget[0] and all(_plain(x, budget, depth + 1) for x in obj)  # type: ignore[attr-defined]
+        return len(obj) <= budget[0] and all(_plain(x, budget, depth + 1) for x in obj)  # type: ignore[arg-type,attr-defined]
     if t is dict:
         return len(obj) <= budget[0] and all(  # type: ignore[arg-type]
             type(k) is str and _plain(k, budget, depth + 1) and _plain(v, budget, depth + 1)

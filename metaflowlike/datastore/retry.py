@@ -122,7 +122,7 @@ class RetryPolicy:
         after = f" after {tries} attempts" if tries > 1 else ""
         kind = StorageUnreachable if self.is_transient(exc) else StorageError
         err = kind(f"{self.backend} datastore: cannot {op} {url}{after}: {reason}")
-        err.original = exc  # for debugging; not chained so tracebacks print no secrets
+        err.__dict__["original"] = exc  # for debugging; not chained so tracebacks print no secrets
         return err
 
     def call(self, op: str, url: str, fn: Callable[[], T]) -> T:
@@ -182,7 +182,8 @@ def _net_errno(exc: OSError) -> bool:
 def chain(exc: BaseException) -> Iterable[BaseException]:
     """``exc`` and the exceptions it was raised from / during (SDKs wrap a lot)."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

@@ -34,7 +34,6 @@ class Serialized:
     chunks: list[memoryview]
     size: int
     type_name: str
-    encoding: str  # "pickle" or "cloudpickle"
 
 
 def _type_name(obj: object) -> str:
@@ -108,7 +107,6 @@ def _cloudpickle(obj: object, buffers: list) -> bytes:
 def serialize(obj: object, name: str = "artifact") -> Serialized:
     """Serialize ``obj``; raise ``UnserializableArtifact`` naming ``name`` on failure."""
     buffers: list[pickle.PickleBuffer] = []
-    encoding = "pickle"
     kind = handle_kind(obj)
     if kind is not None:
         raise _refused(name, obj, kind, obj)
@@ -116,7 +114,6 @@ def serialize(obj: object, name: str = "artifact") -> Serialized:
         payload = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     except Exception:
         buffers = []
-        encoding = "cloudpickle"
         try:
             payload = _cloudpickle(obj, buffers)
         except _RefusedHandle as e:
@@ -134,7 +131,7 @@ def serialize(obj: object, name: str = "artifact") -> Serialized:
     for v in views:
         header += _U64.pack(v.nbytes)
     chunks = [memoryview(bytes(header)), memoryview(payload), *views]
-    return Serialized(chunks, sum(c.nbytes for c in chunks), _type_name(obj), encoding)
+    return Serialized(chunks, sum(c.nbytes for c in chunks), _type_name(obj))
 
 
 def _refused(name: str, obj: object, kind: str, handle: object) -> UnserializableArtifact:

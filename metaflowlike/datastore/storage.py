@@ -76,8 +76,8 @@ class Storage(ABC):
     def put_file(self, path: str, local_path: str, overwrite: bool = True) -> None:
         """Store the local file at ``path`` atomically, streaming it (large blobs).
 
-        The caller owns ``local_path`` and may delete it afterwards; a backend is
-        allowed to *move* it instead of copying when ``consume_local_file`` is set."""
+        A backend may *move* ``local_path`` into place instead of copying it (the local
+        one does, within a filesystem), so the caller must not use it afterwards."""
 
     @abstractmethod
     def create_bytes(self, path: str, data: bytes) -> bool:
@@ -106,9 +106,6 @@ class Storage(ABC):
         """Move an object to another path (object stores: copy, then delete)."""
         self.put_bytes(new_path, self.get_bytes(path))
         self.delete(path)
-
-    #: set by backends whose put_file may rename the local file into place
-    consume_local_file: bool = False
 
     def local_path(self, path: str) -> str | None:
         """A filesystem path where the object can be read directly, if any.

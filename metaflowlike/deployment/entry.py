@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import config, ids
 from ..datastore.records import RunEnd, TaskInfo
-from ..decorators import step_decorators
+from ..decorators import StepPolicy, step_decorators
 from ..exceptions import MetaflowlikeException
 from ..task import TaskSpec
 
@@ -93,7 +93,7 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
         )
     state.use_stored_configs(run.configs)
     decos = step_decorators(state.graph[step], [])
-    retries = max((d.max_retries() for d in decos), default=0)
+    retries = StepPolicy.of(decos).max_retries
     attempt = int(env.get(ENV_ATTEMPT) or 0)
     fallback = None
     if env.get(ENV_CATCH_FALLBACK):

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import code_package
 from ..bootstrap import bootstrap_command
-from ..decorators import step_decorators
+from ..decorators import StepPolicy, step_decorators
 from ..exceptions import MetaflowlikeException
 from ..remote_requests import larger_requests
 from ..task import closes_foreach
@@ -121,10 +121,8 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
     """The orchestrator's view of ``node``, from its decorators; ``platform`` is the
     decorator whose requests join @resources' (``batch``, ``kubernetes``)."""
     decos = step_decorators(node, [])
-    retry = next((d for d in decos if d.name == "retry"), None)
-    retries = max((d.max_retries() for d in decos), default=0)
-    delay = int(float(retry.attributes.get("minutes_between_retries") or 0) * 60) if retry else 0
-    timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+    policy = StepPolicy.of(decos)
+    retries, timeout = policy.max_retries, policy.timeout_seconds
     env: dict[str, str] = {}
     for d in decos:
         if d.name == "environment":
@@ -141,9 +139,9 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
         closes_foreach=node.is_join and closes_foreach(graph, node),
         switch_cases=tuple(node.switch_cases),
         retries=retries,
-        retry_delay_seconds=delay,
+        retry_delay_seconds=int(policy.retry_delay_seconds),
         timeout_seconds=None if timeout is None else int(-(-timeout // 1)),
-        catch=any(d.name == "catch" for d in decos),
+        catch=policy.handles_crash,
         resources=larger_requests(decos, platform, RESOURCE_FLOOR),
         env=env,
         decorators=tuple(d.name for d in decos),

@@ -94,18 +94,7 @@ def register(cli: Any) -> None:
     @click.pass_obj
     def resolve(state: Any, force: bool):
         """Resolve every step's environment (cached for later runs) and print it."""
-        from .plan import plan_environments
-
-        plan = plan_environments(
-            selected_kind(),
-            state.flow_cls,
-            state.graph,
-            [],
-            datastore=state.fds.storage.TYPE,
-            flow_file=sys.argv[0],
-            force=force,
-        )
-        click.echo(describe(plan, state.graph))
+        click.echo(describe(_plan_now(state, force=force), state.graph))
 
     @environment.command()
     @click.option("--run-id", default=None, help="Show what this run's tasks ran with.")
@@ -113,7 +102,7 @@ def register(cli: Any) -> None:
     def show(state: Any, run_id: str | None):
         """Print the environment of each step: resolved now (from the cache if
         possible), or as saved by the run given with --run-id."""
-        from .plan import EnvironmentPlan, _saved_environment, _saved_locks, plan_environments
+        from .plan import EnvironmentPlan, _saved_environment, _saved_locks
 
         if run_id:
             flow = state.flow_cls.__name__
@@ -125,14 +114,7 @@ def register(cli: Any) -> None:
             env = _saved_environment(record)
             plan = EnvironmentPlan(env.get("type") or "local", _saved_locks(record))
         else:
-            plan = plan_environments(
-                selected_kind(),
-                state.flow_cls,
-                state.graph,
-                [],
-                datastore=state.fds.storage.TYPE,
-                flow_file=sys.argv[0],
-            )
+            plan = _plan_now(state)
         click.echo(describe(plan, state.graph))
 
 
@@ -153,3 +135,19 @@ def describe(plan: EnvironmentPlan, graph: Any) -> str:
         )
         lines += [f"    {name}=={version}" for name, version in lock.packages().items()]
     return "\n".join(lines)
+
+
+def _plan_now(state: Any, force: bool = False) -> Any:
+    """The environments the selected ``--environment`` gives every step of the flow
+    now (cached resolutions reused unless ``force``), without ``--with`` decorators."""
+    from .plan import plan_environments
+
+    return plan_environments(
+        selected_kind(),
+        state.flow_cls,
+        state.graph,
+        [],
+        datastore=state.fds.storage.TYPE,
+        flow_file=sys.argv[0],
+        force=force,
+    )

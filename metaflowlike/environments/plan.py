@@ -132,9 +132,9 @@ def plan_environments(
             plan.requests[node.name] = request
     else:
         for node in graph:
-            request = step_request(flow_cls, node, extra_decorators, datastore)
-            if request is not None:
-                plan.requests[node.name] = request
+            asked = step_request(flow_cls, node, extra_decorators, datastore)
+            if asked is not None:
+                plan.requests[node.name] = asked
     saved = _saved_locks(origin)
     resolved: dict[str, Lock] = {}
     for step, request in plan.requests.items():

@@ -8,10 +8,14 @@ that option is a mistake reported before the run starts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..decorators import StepDecorator
 from ..exceptions import MetaflowlikeException
+
+if TYPE_CHECKING:
+    from ..flowspec import FlowSpec
+    from ..graph import FlowGraph
 
 #: where ``@pypi_base`` leaves its arguments on the flow class
 BASE_ATTRIBUTE = "_metaflowlike_pypi_base"
@@ -47,7 +51,7 @@ class PypiDecorator(StepDecorator):
     name = "pypi"
     defaults = {"packages": {}, "python": None, "disabled": False}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         check_arguments(f'@pypi on step "{step_name}"', self.attributes)
 
 

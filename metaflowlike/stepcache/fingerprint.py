@@ -131,7 +131,7 @@ def _module_digest(module: types.ModuleType) -> str | None:
 
 def _unwrap(func: Any) -> list[Any]:
     """``func`` and the functions it wraps (``functools.wraps`` chains)."""
-    out = []
+    out: list[Any] = []
     while func is not None and len(out) < 20:
         if isinstance(func, (staticmethod, classmethod)):
             func = func.__func__
@@ -327,9 +327,7 @@ def _self_uses(code: types.CodeType, self_name: str) -> Reads:
         if nxt is not None and nxt.opname == "COPY" and n + 2 < len(instrs):
             nxt = instrs[n + 2]  # self.x += ...
         if nxt is None or nxt.opname not in _ATTR_OPS:
-            return Reads(
-                None, f"{code.co_name} passes {self_name} on (line {ins.positions.lineno})"
-            )
+            return Reads(None, f"{code.co_name} passes {self_name} on (line {_line(ins)})")
         attr = str(nxt.argval)
         if attr.startswith("__"):
             return Reads(None, f"{code.co_name} uses {self_name}.{attr}")
@@ -373,3 +371,10 @@ def self_reads(flow_cls: type, step_name: str) -> Reads:
         names |= found.names
         todo.extend(found.names)
     return Reads(names)
+
+
+def _line(ins: dis.Instruction) -> object:
+    """The source line of an instruction (``positions`` is Python 3.11+; 3.10 has only
+    ``starts_line`` on the first instruction of a line)."""
+    positions = getattr(ins, "positions", None)
+    return getattr(positions, "lineno", None) or ins.starts_line or "?"

@@ -27,6 +27,7 @@ import sys
 from typing import Any
 
 from ..datastore.content_store import content_key, pieces
+from ..datastore.records import ArtifactEntry
 from ..datastore.serialization import serialize
 from ..decorators import step_decorators
 from ..task import TaskSpec, _build_inputs, _Loader
@@ -67,7 +68,7 @@ class KeyMaker:
         flow_cls: type,
         graph: Any,
         *,
-        params: dict[str, list],
+        params: dict[str, ArtifactEntry],
         with_decorators: list,
         environment: dict | None,
         configs: dict | None,

@@ -134,9 +134,9 @@ def register_artifact(
 ) -> Model:
     """Register an artifact a finished task stored (``Task(...)["clf"]``) as the next
     version of ``name``; its bytes are not copied."""
-    task = artifact.parent
+    task: Any = artifact.parent  # the client's parent is typed generically: a Task
     entry = task._manifest()[artifact.id]
-    run = task.parent.parent
+    run: Any = task.parent.parent
     lineage = {
         "flow": run.parent.id,
         "run": run.id,

@@ -186,8 +186,9 @@ class Registry:
             seq = max(last[-1].seq + 1 if last else 1, tried + 1)
             tried = seq
             previous = last[-1].version if last else None
-            doc = {"version": int(version), "previous": previous, "user": user, "at": time.time()}
+            at = time.time()
+            doc = {"version": int(version), "previous": previous, "user": user, "at": at}
             if self.storage.create_bytes(
                 self.layout.numbered(folder, seq), _dumps(dict(doc, token=token))
             ):
-                return AliasMove(alias, seq, int(version), previous, user, doc["at"])
+                return AliasMove(alias, seq, int(version), previous, user, at)

@@ -15,6 +15,7 @@ each card in a sandboxed ``<iframe>`` whose content cannot reach the API.
 from __future__ import annotations
 
 import sys
+from collections.abc import MutableMapping
 from importlib import resources
 from typing import Any
 
@@ -189,7 +190,7 @@ def create_app(browser: RunBrowser) -> Starlette:
     )
 
     async def secure_headers(scope: Any, receive: Any, send: Any) -> None:
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}

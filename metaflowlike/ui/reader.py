@@ -257,7 +257,7 @@ class RunBrowser:
         status = (
             attempts[-1]["status"] if attempts else (RUNNING if run_status == RUNNING else FAILED)
         )
-        state = {
+        task_state = {
             "step": step,
             "id": task_id,
             "pathspec": pathspec,
@@ -265,8 +265,8 @@ class RunBrowser:
             "attempts": attempts,
         }
         if status == SUCCEEDED or run_status != RUNNING:
-            self._final.put(pathspec, state)  # nothing can change it any more
-        return state
+            self._final.put(pathspec, task_state)  # nothing can change it any more
+        return task_state
 
     def tasks(
         self, flow: str, run_id: str, step: str | None = None, offset: Any = 0, limit: Any = 200

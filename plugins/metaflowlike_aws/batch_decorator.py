@@ -6,11 +6,15 @@ This module imports no AWS SDK: the decorator is also parsed inside the containe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metaflowlike.decorators import StepDecorator
 from metaflowlike.exceptions import MetaflowlikeException
 from metaflowlike.remote_requests import check_numbers, larger_requests
+
+if TYPE_CHECKING:
+    from metaflowlike.flowspec import FlowSpec
+    from metaflowlike.graph import FlowGraph
 
 
 class BatchDecoratorError(MetaflowlikeException):
@@ -44,7 +48,7 @@ class BatchDecorator(StepDecorator):
     def launcher_name(self) -> str | None:
         return "batch"
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         a = self.attributes
         where = f'@batch on step "{step_name}"'
         check_numbers(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metaflowlike import config
-from metaflowlike.decorators import step_decorators
+from metaflowlike.decorators import StepPolicy, step_decorators
 from metaflowlike.exceptions import MetaflowlikeException
 from metaflowlike.plugins import MissingExtra
 from metaflowlike.remote_launcher import RemoteLauncher, RemoteStatus
@@ -175,7 +175,7 @@ class BatchLauncher(RemoteLauncher):
 
     def timeout(self, spec: Any) -> int | None:
         decos = self._decorators(spec)
-        seconds = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        seconds = StepPolicy.of(decos).timeout_seconds
         if seconds is None:
             return None
         return max(MIN_TIMEOUT, math.ceil(seconds) + STARTUP_SLACK)

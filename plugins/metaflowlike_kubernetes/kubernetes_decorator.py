@@ -6,11 +6,15 @@ This module imports no Kubernetes SDK: the decorator is also parsed inside the p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metaflowlike.decorators import StepDecorator
 from metaflowlike.exceptions import MetaflowlikeException
 from metaflowlike.remote_requests import check_numbers, larger_requests
+
+if TYPE_CHECKING:
+    from metaflowlike.flowspec import FlowSpec
+    from metaflowlike.graph import FlowGraph
 
 
 class KubernetesDecoratorError(MetaflowlikeException):
@@ -49,7 +53,7 @@ class KubernetesDecorator(StepDecorator):
     def launcher_name(self) -> str | None:
         return "kubernetes"
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         a = self.attributes
         where = f'@kubernetes on step "{step_name}"'
         check_numbers(

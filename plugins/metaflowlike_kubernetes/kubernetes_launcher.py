@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metaflowlike import config
-from metaflowlike.decorators import step_decorators
+from metaflowlike.decorators import StepPolicy, step_decorators
 from metaflowlike.plugins import MissingExtra
 from metaflowlike.remote_launcher import RemoteLauncher, RemoteStatus
 
@@ -87,7 +87,7 @@ class KubernetesLauncher(RemoteLauncher):
         own = next((d for d in decos if d.name == "kubernetes"), None) or KubernetesDecorator()
         a = own.attributes
         k = self.settings.kubernetes
-        timeout = min((t for d in decos if (t := d.timeout_seconds())), default=None)
+        timeout = StepPolicy.of(decos).timeout_seconds
         return JobRequest(
             spec=spec,
             command=command,

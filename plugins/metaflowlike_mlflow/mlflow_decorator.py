@@ -14,7 +14,7 @@ import os
 import pickle
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metaflowlike.current import current
 from metaflowlike.datastore.task_datastore import FlowDatastore
@@ -24,6 +24,10 @@ from metaflowlike.tracking import metrics as tracked
 from metaflowlike.tracking.compare import parameter_value
 
 from .connection import experiment_id, mlflow_client, tracking_uri
+
+if TYPE_CHECKING:
+    from metaflowlike.flowspec import FlowSpec
+    from metaflowlike.graph import FlowGraph
 
 PLUGIN = "mlflow"  # names its record of each run in the datastore
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -35,7 +39,7 @@ class MlflowDecorator(StepDecorator):
     name = "mlflow"
     defaults: dict[str, Any] = {"artifacts": [], "experiment": None}
 
-    def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
+    def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         names = self.attributes["artifacts"]
         if isinstance(names, str):
             self.attributes["artifacts"] = names = [n for n in names.split(",") if n]
