@@ -411,3 +411,47 @@ def test_resume_with_cache_serves_the_steps_it_reruns_from_the_cache(flow):
     assert [s for s, _ in _cached(proc)] == ["scale", "end"]
     assert all(origin.split("/")[1] == _run_id(first) for _, origin in _cached(proc))
     assert Run(f"CacheFlow/{_run_id(proc)}").data.out == 15
+
+
+TRACKED = """
+import os
+
+from metaflowlike import FlowSpec, card, current, step
+from metaflowlike.cards import Markdown
+
+
+class TrackedFlow(FlowSpec):
+    @card(type="blank")
+    @step
+    def start(self):
+        for epoch in range(3):
+            current.track("loss", 1.0 / (epoch + 1), step=epoch)
+        current.card.append(Markdown("# trained"))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        if os.path.exists("FAIL"):
+            raise ValueError("end failed")
+
+
+if __name__ == "__main__":
+    TrackedFlow()
+"""
+
+
+def test_a_reused_task_keeps_its_metrics_and_cards(make_flow):
+    """A task served from the cache, or cloned by resume, shows the metric series and the
+    cards of the task it copies, like its logs and artifacts."""
+    flow = make_flow(TRACKED, name="tracked.py")
+    flow.run("run", "--cache")
+    cached = flow.run("run", "--cache")
+    assert [c[0] for c in _cached(cached)] == ["start", "end"]
+    (flow.path.parent / "FAIL").write_text("")
+    assert flow.run("run", check=False).returncode != 0
+    (flow.path.parent / "FAIL").unlink()
+    resumed = flow.run("resume")
+    for run_id in (_run_id(cached), _run_id(resumed)):
+        task = Run(f"TrackedFlow/{run_id}")["start"].task
+        assert task.metrics["loss"].values == [1.0, 0.5, 1.0 / 3], run_id
+        assert "trained" in task.cards[0].html, run_id

@@ -538,3 +538,48 @@ def test_pypi_environment_is_built_in_the_pod_from_the_saved_lock(kube, tmp_path
     }
     assert "Installing uv" in logs["remote"]
     assert "Installing uv" not in logs["again"]  # uv and the environment were cached
+
+
+UV_PROJECT = """
+class UvFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.remote)
+
+    @kubernetes
+    @step
+    def remote(self):
+        import six
+
+        self.six = six.__version__
+        self.python = sys.executable
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    UvFlow()
+"""
+
+
+def test_uv_project_environment_is_built_in_the_pod(kube, tmp_path):
+    """--environment=uv: the pod builds the project's locked environment too."""
+    from metaflowlike.environments.uv_tool import run_uv
+
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (kube.folder / "pyproject.toml").write_text(
+        "[project]\nname = 'uv-flow'\nversion = '0.1.0'\n"
+        f"requires-python = '>={here}'\ndependencies = ['six==1.16.0']\n"
+    )
+    (kube.folder / ".python-version").write_text(here + "\n")
+    locked = run_uv(["lock", "--project", str(kube.folder)])
+    assert locked.returncode == 0, locked.stderr
+    kube.run(UV_PROJECT, "--environment=uv", "run", env={"METAFLOWLIKE_ENVS_DIR": str(tmp_path)})
+    run = Flow("UvFlow").latest_run
+    remote = run["remote"].task
+    assert run.successful and remote.data.six == "1.16.0"
+    assert remote.environment["type"] == "uv"
+    key = remote.environment["key"]
+    assert f"/.metaflowlike-envs/{key}/" in remote.data.python  # built in the pod's folder

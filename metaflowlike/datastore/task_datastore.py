@@ -261,13 +261,23 @@ class FlowDatastore:
         self, source: TaskRecord, pathspec: str, info: TaskInfo, marker: DoneMarker
     ) -> None:
         """Record ``pathspec`` as a copy of the finished task ``source`` (``resume`` and
-        the step cache reuse tasks this way): its record ``info``, the logs of
-        ``source``, then its marker, as attempt 0. No artifact byte is copied."""
+        the step cache reuse tasks this way): its record ``info``, the logs, tracked
+        metrics and cards of ``source``, then its marker, as attempt 0. No artifact byte
+        is copied."""
         self.write_task(pathspec, 0, info)
         for stream in ("stdout", "stderr"):
             data = self.read_log(source.pathspec, source.attempt, stream)
             if data:
                 self.write_log_bytes(pathspec, 0, stream, data)
+        try:
+            metrics = self.storage.get_bytes(self.layout.metrics(source.pathspec, source.attempt))
+        except FileNotFoundError:
+            pass  # the task tracked nothing
+        else:
+            self.write_metrics(pathspec, 0, metrics)
+        for card_type, card_id in self.list_cards(source.pathspec, source.attempt):
+            html = self.read_card(source.pathspec, source.attempt, card_type, card_id)
+            self.write_card(pathspec, 0, card_type, card_id, html)
         self.mark_done(pathspec, 0, marker)
 
     # --- logs, metrics, cards ---------------------------------------------------------

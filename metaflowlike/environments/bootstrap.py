@@ -102,17 +102,16 @@ def prepare(flow: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
 def use_cache() -> None:
     """Choose the environment cache (see the module's docstring) and put uv's own
     download cache beside it, so that a kept cache also spares the downloads."""
-    if not os.environ.get("METAFLOWLIKE_ENVS_DIR") and not _writable(envs_root()):
+    if not os.environ.get("METAFLOWLIKE_ENVS_DIR") and not _home_writable():
         os.environ["METAFLOWLIKE_ENVS_DIR"] = os.path.abspath(LOCAL_CACHE)
     os.environ.setdefault("UV_CACHE_DIR", os.path.join(envs_root(), ".uv-cache"))
 
 
-def _writable(folder: str) -> bool:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(folder, os.W_OK)
+def _home_writable() -> bool:
+    """Whether the user's home exists and is writable: containers often set ``HOME`` to
+    a folder that does not exist (``/nonexistent``), which is never created here."""
+    home = os.path.expanduser("~")
+    return os.path.isdir(home) and os.access(home, os.W_OK)
 
 
 def ensure_uv() -> None:
@@ -128,7 +127,8 @@ def ensure_uv() -> None:
         pass
     sys.stderr.write("Installing uv to build the step's environment...\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", target, "uv"],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", target]
+        + ["uv"],
         capture_output=True,
         text=True,
     )
