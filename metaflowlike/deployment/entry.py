@@ -100,11 +100,11 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
         )
     state.use_stored_configs(run.configs)
     decos = step_decorators(state.graph[step], [])
-    retries = StepPolicy.of(decos).max_retries
+    policy = StepPolicy.of(decos)
+    retries = policy.max_retries
     attempt = int(env.get(ENV_ATTEMPT) or 0)
     fallback = None
-    catch = any(d.name == "catch" for d in decos)
-    if env.get(ENV_CATCH_FALLBACK) or (catch and attempt > retries):
+    if env.get(ENV_CATCH_FALLBACK) or (policy.handles_crash and attempt > retries):
         # an attempt beyond the step's retries exists only to record the failure, with
         # what the died attempt's marker says, in the local runtime's words otherwise
         attempt = retries + 1
