@@ -17,7 +17,9 @@ Images ending in ``:no-pod`` never get a pod, images ending in ``:pull-fails`` g
 pod stuck in ErrImagePull and images ending in ``:unschedulable`` get a pod that no node
 accepts (``PodScheduled=False``, reason ``Unschedulable``, as the scheduler reports a
 request larger than any node), so the launcher's handling of Jobs that never start can be
-tested too. Run ``python -m tests.kube_stand_in --help`` to start one by hand.
+tested too. The API server also serves Argo Workflows' resources (WorkflowTemplate,
+Workflow, CronWorkflow) for the Argo export; nothing runs them. Run
+``python -m tests.kube_stand_in --help`` to start one by hand.
 """
 
 from __future__ import annotations
@@ -305,11 +307,34 @@ def write_kubeconfig(path: Path, url: str) -> None:
     )
 
 
+#: Argo Workflows' resources, as a cluster with Argo installed serves them (CRDs)
+ARGO_RESOURCES = {
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "argoproj.io/v1alpha1",
+    "resources": [
+        {
+            "name": plural,
+            "singularName": plural[:-1],
+            "namespaced": True,
+            "kind": kind,
+            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+        }
+        for plural, kind in (
+            ("workflowtemplates", "WorkflowTemplate"),
+            ("workflows", "Workflow"),
+            ("cronworkflows", "CronWorkflow"),
+        )
+    ],
+}
+
+
 async def _serve(port: int, ready: threading.Event, holder: dict) -> None:
     import kmock
 
     emulator = kmock.KubernetesEmulator()
     emulator.resources.load_bundled()
+    emulator.resources.load_data(json.dumps([ARGO_RESOURCES]))
     async with emulator, kmock.Server(emulator, host="127.0.0.1", port=port or None) as server:
         holder["url"] = str(server.url).rstrip("/")
         ready.set()

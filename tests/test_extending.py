@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from metaflowlike import Flow
 
 from .flowrunner import REPO
@@ -50,14 +52,22 @@ def _example() -> tuple[str, dict[str, str]]:
     return module, dict(lines)
 
 
-def test_a_third_party_step_decorator_installs_and_runs_with_and_without_with(make_flow, tmp_path):
+@pytest.fixture
+def stopwatch_env(tmp_path) -> dict[str, str]:
+    """The example package installed: the environment that makes a process see it."""
     module, entry_points = _example()
-    env = install_plugin(
+    return install_plugin(
         tmp_path / "site",
         "metaflowlike-stopwatch",
         {"metaflowlike_stopwatch": module},
         {"metaflowlike.step_decorators": entry_points},
     )
+
+
+def test_a_third_party_step_decorator_installs_and_runs_with_and_without_with(
+    make_flow, stopwatch_env
+):
+    env = stopwatch_env
     flow = make_flow(FLOW)
 
     flow.run("run", env=env)  # in code only: @stopwatch on start
@@ -79,14 +89,8 @@ def test_a_third_party_step_decorator_installs_and_runs_with_and_without_with(ma
     assert Flow("TimedFlow").latest_run["end"].task.data.seconds >= 0
 
 
-def test_a_third_party_decorator_refuses_a_bad_argument_in_one_paragraph(make_flow, tmp_path):
-    module, entry_points = _example()
-    env = install_plugin(
-        tmp_path / "site",
-        "metaflowlike-stopwatch",
-        {"metaflowlike_stopwatch": module},
-        {"metaflowlike.step_decorators": entry_points},
-    )
+def test_a_third_party_decorator_refuses_a_bad_argument_in_one_paragraph(make_flow, stopwatch_env):
+    env = stopwatch_env
     flow = make_flow(FLOW)
     proc = flow.run("run", "--with", "stopwatch:artifact=1x", env=env, check=False)
     assert proc.returncode == 1

@@ -122,6 +122,19 @@ def test_05_cloud_bursting_on_batch(tutorial):
     assert out.count("submitted to queue test-queue") == 3
 
 
+def test_06_production(tutorial):
+    # the script starts the test suite's stand-ins, so it runs from the checkout
+    script = TUTORIALS / "06-production" / "try_on_stand_in.py"
+    out = _run([str(script)], tutorial("06-production")).stdout
+    assert "WorkflowTemplate default/demand.user.tutorial.demandflow created." in out
+    assert "CronWorkflow default/demand.user.tutorial.demandflow created." in out
+    assert out.count("exit code 0") == 6 and ": Succeeded" in out
+    # what the notebook printed, reading the production run with the client
+    assert "successful: True" in out and "'project_branch:user.tutorial'" in out
+    assert "totals: {'lille': 156, 'lyon': 246, 'paris': 366}" in out
+    assert "t-2 paris paris: 3 days forecast" in out
+
+
 def test_08_cards(tutorial):
     d = tutorial("08-cards")
     out = _run(["cardsflow.py", "run"], d).stdout

@@ -26,7 +26,7 @@ class MalformedRecord(ValueError):
     """A record is JSON but its fields do not have the shape the format gives them."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ArtifactEntry:
     """Where one artifact's bytes are: its content key, size in bytes and type name,
     and for small plain data a ``preview`` (its ``repr``, cut short: ``preview.py``)
@@ -43,12 +43,14 @@ class ArtifactEntry:
 
     @classmethod
     def from_json(cls, doc: Any) -> ArtifactEntry:
-        if isinstance(doc, dict):  # a self-describing form, accepted for readers' ease
+        # a task reads the manifests of its inputs, every entry of them: keep this lean
+        if type(doc) is dict:  # a self-describing form, accepted for readers' ease
             doc = [doc.get("key"), doc.get("size"), doc.get("type"), doc.get("preview")]
-        if not (isinstance(doc, list) and len(doc) >= 3 and isinstance(doc[0], str)):
+        if type(doc) is not list or len(doc) < 3 or type(doc[0]) is not str:
             raise MalformedRecord(f"an artifact entry is {doc!r}, not [key, size, type]")
-        preview = doc[3] if len(doc) > 3 and isinstance(doc[3], str) else None
-        return cls(doc[0], doc[1], doc[2], preview)
+        if len(doc) == 3:
+            return cls(doc[0], doc[1], doc[2])
+        return cls(doc[0], doc[1], doc[2], doc[3] if type(doc[3]) is str else None)
 
     def to_json(self) -> list[Any]:
         entry: list[Any] = [self.key, self.size, self.type]

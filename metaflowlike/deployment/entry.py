@@ -13,8 +13,9 @@ datastore). It also does the two things a local runtime would have done around i
   workflow input converted as ``run`` converts them (a retried start keeps the first);
 - after a foreach or switch step, it says what the orchestrator must do next (the
   split indexes, the chosen step) in a small JSON document written to a local file
-  (``ENV_OUTPUT_FILE``, read by Argo) and, for ``ENV_OUTPUT_TO_DATASTORE``, next to
-  the task in the datastore (``output_path``, read by Step Functions);
+  (``ENV_OUTPUT_FILE``), one file per field (``ENV_OUTPUT_DIR``, read by Argo) and,
+  for ``ENV_OUTPUT_TO_DATASTORE``, next to the task in the datastore (``output_path``,
+  read by Step Functions);
 - after ``end`` succeeds, it writes the run's end record.
 """
 
@@ -42,6 +43,12 @@ ENV_ATTEMPT = ENV_PREFIX + "ATTEMPT"  # the orchestrator's retry count, 0 first
 ENV_PARAMS = ENV_PREFIX + "PARAMS"  # start only: JSON object {parameter: value as typed}
 ENV_CATCH_FALLBACK = ENV_PREFIX + "CATCH_FALLBACK"  # set: the last attempt died, record it
 ENV_OUTPUT_FILE = ENV_PREFIX + "OUTPUT_FILE"
+#: a folder where each field of the output is also written as its own file ("splits",
+#: "task"...): Argo reads every output parameter from a file of its own
+ENV_OUTPUT_DIR = ENV_PREFIX + "OUTPUT_DIR"
+#: start only: one variable per parameter (``..._PARAM_<name>``), for orchestrators that
+#: keep each parameter apart (Argo's workflow arguments); an empty one means "not given"
+ENV_PARAM_PREFIX = ENV_PREFIX + "PARAM_"
 ENV_OUTPUT_TO_DATASTORE = ENV_PREFIX + "OUTPUT_TO_DATASTORE"
 ENV_TAGS = ENV_PREFIX + "TAGS"  # JSON list of extra run tags (the deployment's name...)
 
@@ -93,11 +100,16 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
         )
     state.use_stored_configs(run.configs)
     decos = step_decorators(state.graph[step], [])
-    retries = StepPolicy.of(decos).max_retries
+    policy = StepPolicy.of(decos)
+    retries = policy.max_retries
     attempt = int(env.get(ENV_ATTEMPT) or 0)
     fallback = None
-    if env.get(ENV_CATCH_FALLBACK):
-        attempt, fallback = retries + 1, "the task's container failed before @catch could act"
+    if env.get(ENV_CATCH_FALLBACK) or (policy.handles_crash and attempt > retries):
+        # an attempt beyond the step's retries exists only to record the failure, with
+        # what the died attempt's marker says, in the local runtime's words otherwise
+        attempt = retries + 1
+        died = state.fds.read_json(f"flows/{flow}/{run_id}/{step}/{task_id}/{retries}.done")
+        fallback = (died or {}).get("reason") or "the task process died"
     return TaskSpec(
         flow_name=flow,
         run_id=run_id,
@@ -130,6 +142,9 @@ def init_run(state: Any, run_id: str, env: dict[str, str]) -> None:
             raise ValueError
     except ValueError:
         raise DeployedTaskError(f"{ENV_PARAMS} is not a JSON object: {raw[:200]!r}.") from None
+    for key, value in env.items():
+        if key.startswith(ENV_PARAM_PREFIX) and value != "":
+            given[key[len(ENV_PARAM_PREFIX) :]] = value
     state.graph  # noqa: B018 - reads the configs and the project before the record
     values = start_values(state.flow_cls, given)
     user = config.get_username()
@@ -185,6 +200,12 @@ def run_deployed_step(state: Any, step: str, env: dict[str, str] | None = None) 
     if env.get(ENV_OUTPUT_FILE):
         with open(env[ENV_OUTPUT_FILE], "wb") as f:
             f.write(data)
+    if env.get(ENV_OUTPUT_DIR):
+        os.makedirs(env[ENV_OUTPUT_DIR], exist_ok=True)
+        for key, value in output.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            with open(os.path.join(env[ENV_OUTPUT_DIR], key), "w") as f:
+                f.write(text)
     if env.get(ENV_OUTPUT_TO_DATASTORE):
         path = output_path(spec.flow_name, spec.run_id, step, spec.task_id)
         state.fds.storage.put_bytes(path, data)

@@ -142,7 +142,12 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
         retry_delay_seconds=int(policy.retry_delay_seconds),
         timeout_seconds=None if timeout is None else int(-(-timeout // 1)),
         catch=policy.handles_crash,
-        resources=larger_requests(decos, platform, RESOURCE_FLOOR),
+        # the platform decorator's own values (its defaults included) are the floor when
+        # it is there, so a deployed step asks for what the same step asks for when it
+        # bursts to that platform: @kubernetes(memory=2048) is 2048 MB, not 4096
+        resources=larger_requests(
+            decos, platform, RESOURCE_FLOOR if own is None else dict.fromkeys(RESOURCE_FLOOR)
+        ),
         env=env,
         decorators=tuple(d.name for d in decos),
         platform_attributes=dict(own.attributes) if own is not None else {},

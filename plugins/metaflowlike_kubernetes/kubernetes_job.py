@@ -65,30 +65,24 @@ def _cpu(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{int(value * 1000)}m"
 
 
-def build_job(req: JobRequest) -> dict[str, Any]:
-    spec, a = req.spec, req.attributes
-    name = job_name(spec)
-    labels = {
-        "app.kubernetes.io/managed-by": "metaflowlike",
-        f"{LABEL_PREFIX}/flow": _label_value(spec.flow_name),
-        f"{LABEL_PREFIX}/run-id": _label_value(spec.run_id),
-        f"{LABEL_PREFIX}/step": _label_value(spec.step_name),
-        f"{LABEL_PREFIX}/task-id": _label_value(spec.task_id),
-        f"{LABEL_PREFIX}/attempt": str(spec.attempt),
-    }
-    labels.update({str(k): str(v) for k, v in (a.get("labels") or {}).items()})
-    annotations = {f"{LABEL_PREFIX}/pathspec": spec.pathspec, f"{LABEL_PREFIX}/user": spec.user}
-    annotations.update({str(k): str(v) for k, v in (a.get("annotations") or {}).items()})
+@dataclass
+class PodRequest:
+    """What a pod that runs one task needs, whoever creates it (a Job, an Argo template)."""
 
-    env = dict(req.env)
-    env.update(
-        {
-            f"{RUNS_ON_PREFIX}PLATFORM": "kubernetes",
-            f"{RUNS_ON_PREFIX}NAMESPACE": req.namespace,
-            f"{RUNS_ON_PREFIX}JOB": name,
-        }
-    )
-    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    command: list[str]
+    env: dict[str, str]
+    image: str
+    resources: dict[str, float | None]  # cpu, memory (MB), disk (MB), gpu
+    attributes: dict[str, Any]  # the @kubernetes arguments
+    service_account: str | None = None
+    secrets: list[str] = field(default_factory=list)
+
+
+def build_pod_spec(req: PodRequest) -> dict[str, Any]:
+    """The pod spec of a task: one container running ``req.command`` with only ``req.env``
+    (plus the pod's own name), its resources, volumes, secrets and placement."""
+    a = req.attributes
+    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(req.env.items())]
     env_list.append(
         {
             "name": f"{RUNS_ON_PREFIX}POD",
@@ -143,7 +137,43 @@ def build_job(req: JobRequest) -> dict[str, Any]:
         pod_spec["nodeSelector"] = {str(k): str(v) for k, v in a["node_selector"].items()}
     if a.get("tolerations"):
         pod_spec["tolerations"] = list(a["tolerations"])
+    return pod_spec
 
+
+def build_job(req: JobRequest) -> dict[str, Any]:
+    spec, a = req.spec, req.attributes
+    name = job_name(spec)
+    labels = {
+        "app.kubernetes.io/managed-by": "metaflowlike",
+        f"{LABEL_PREFIX}/flow": _label_value(spec.flow_name),
+        f"{LABEL_PREFIX}/run-id": _label_value(spec.run_id),
+        f"{LABEL_PREFIX}/step": _label_value(spec.step_name),
+        f"{LABEL_PREFIX}/task-id": _label_value(spec.task_id),
+        f"{LABEL_PREFIX}/attempt": str(spec.attempt),
+    }
+    labels.update({str(k): str(v) for k, v in (a.get("labels") or {}).items()})
+    annotations = {f"{LABEL_PREFIX}/pathspec": spec.pathspec, f"{LABEL_PREFIX}/user": spec.user}
+    annotations.update({str(k): str(v) for k, v in (a.get("annotations") or {}).items()})
+
+    env = dict(req.env)
+    env.update(
+        {
+            f"{RUNS_ON_PREFIX}PLATFORM": "kubernetes",
+            f"{RUNS_ON_PREFIX}NAMESPACE": req.namespace,
+            f"{RUNS_ON_PREFIX}JOB": name,
+        }
+    )
+    pod_spec = build_pod_spec(
+        PodRequest(
+            command=req.command,
+            env=env,
+            image=req.image,
+            resources=req.resources,
+            attributes=a,
+            service_account=req.service_account,
+            secrets=req.secrets,
+        )
+    )
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,  # a retry is a new Job, made by the runtime (@retry)
         "ttlSecondsAfterFinished": 7 * 24 * 3600,
