@@ -1,17 +1,17 @@
-"""What ``step-functions create --only-json`` costs for a 50-step flow.
+"""What exporting a 50-step flow costs: ``step-functions create --only-json`` and
+``argo-workflows create --only-json``.
 
 A deployment is exported on every ``create``, so it should take about as long as any
 other command of a flow. This writes a flow of 50 steps (a chain, static branches and
-a nested foreach), runs ``python flow.py step-functions create --only-json`` as a user
-would, and reports, from the child process's resource usage (robust on a shared
-machine, unlike wall-clock time):
+a nested foreach), runs both commands as a user would, and reports, from the child
+process's resource usage (robust on a shared machine, unlike wall-clock time):
 
-* the CPU time (user + system) of the whole command, and the part spent compiling
+* the CPU time (user + system) of each whole command, and the part spent compiling
   (measured in-process around the compiler, without the code package);
-* the definition's size, against Step Functions' 1 MB limit.
+* the size of each document (Step Functions accepts definitions up to 1 MB).
 
-    python benchmarks/sfn_export.py             # median of 5
-    python benchmarks/sfn_export.py --repeat 3
+    python benchmarks/export_time.py             # median of 5
+    python benchmarks/export_time.py --repeat 3
 """
 
 from __future__ import annotations
@@ -109,12 +109,10 @@ def child_cpu(argv: list[str], env: dict, cwd: str) -> tuple[float, str]:
     return cpu, proc.stdout
 
 
-def compile_cpu(path: Path, root: str) -> tuple[float, float]:
+def compile_cpu(path: Path, root: str, target: str) -> tuple[float, float]:
     """CPU seconds of the plan (which builds the code package, whose hash the document
-    names) and of the compiler alone, in this process."""
+    names) and of ``target``'s compiler alone, in this process."""
     import importlib.util
-
-    from metaflowlike_aws.sfn_compiler import SfnCompiler
 
     from metaflowlike.cli import _State
     from metaflowlike.deployment.plan import build_plan
@@ -124,10 +122,24 @@ def compile_cpu(path: Path, root: str) -> tuple[float, float]:
     spec.loader.exec_module(module)
     sys.argv = [str(path)]
     state = _State(module.FiftyFlow, "s3", root, False)
-    start = time.process_time()
-    plan = build_plan(state, target="Step Functions", platform="batch", name="x", refused={})
-    planned = time.process_time()
-    SfnCompiler(plan, user="bench").json()
+    if target == "sfn":
+        from metaflowlike_aws.sfn_cli import REFUSED
+        from metaflowlike_aws.sfn_compiler import SfnCompiler
+
+        start = time.process_time()
+        plan = build_plan(state, target="Step Functions", platform="batch", name="x",
+                          refused=REFUSED)  # fmt: skip
+        planned = time.process_time()
+        SfnCompiler(plan, user="bench").json()
+    else:
+        from metaflowlike_kubernetes.argo_cli import REFUSED, TARGET
+        from metaflowlike_kubernetes.argo_compiler import ArgoTarget, compile_documents
+
+        start = time.process_time()
+        plan = build_plan(state, target=TARGET, platform="kubernetes", name="x",
+                          refused=REFUSED)  # fmt: skip
+        planned = time.process_time()
+        compile_documents(plan, ArgoTarget("x", "default", "python:3.11-slim", "bench"))
     return planned - start, time.process_time() - planned
 
 
@@ -148,21 +160,22 @@ def main() -> None:
             {k: env[k] for k in ("METAFLOWLIKE_BATCH_JOB_QUEUE", "METAFLOWLIKE_CONFIG")}
         )
         argv = [sys.executable, str(path), "--datastore", "s3", "--datastore-root", root]
-        cpus, size = [], 0
-        for _ in range(args.repeat):
-            cpu, out = child_cpu([*argv, "step-functions", "create", "--only-json"], env, tmp)
-            cpus.append(cpu)
-            size = len(out.encode())
-            states = len(json.loads(out)["States"])
         check_cpu = statistics.median(child_cpu([*argv, "check"], env, tmp)[0] for _ in range(3))
-        inproc = [compile_cpu(path, root) for _ in range(args.repeat)]
-        planned = statistics.median(p for p, _ in inproc)
-        compiled = statistics.median(c for _, c in inproc)
-    print(f"50-step flow, {states} top-level states, definition {size} bytes (limit 1048576)")
-    print(f"step-functions create --only-json: {statistics.median(cpus):.3f} s CPU (median)")
-    print(f"  the plan, with the code package: {planned:.3f} s CPU")
-    print(f"  the compiler itself:             {compiled * 1000:.1f} ms CPU")
-    print(f"python flow.py check, for scale:   {check_cpu:.3f} s CPU")
+        print(f"python flow.py check of the 50-step flow, for scale: {check_cpu:.3f} s CPU")
+        for target, command in (("sfn", "step-functions"), ("argo", "argo-workflows")):
+            cpus, size = [], 0
+            for _ in range(args.repeat):
+                cpu, out = child_cpu([*argv, command, "create", "--only-json"], env, tmp)
+                cpus.append(cpu)
+                size = len(out.encode())
+                json.loads(out)  # a whole, valid document
+            inproc = [compile_cpu(path, root, target) for _ in range(args.repeat)]
+            planned = statistics.median(p for p, _ in inproc)
+            compiled = statistics.median(c for _, c in inproc)
+            print(f"{command} create --only-json: {statistics.median(cpus):.3f} s CPU (median),"
+                  f" {size} bytes")  # fmt: skip
+            print(f"  the plan, with the code package: {planned:.3f} s CPU")
+            print(f"  the compiler itself:             {compiled * 1000:.1f} ms CPU")
 
 
 if __name__ == "__main__":
