@@ -10,7 +10,9 @@ variable ``METAFLOWLIKE_KUBERNETES_NAMESPACE``. The settings (see :data:`SETTING
 - ``default_image``: the container image of remote steps that name none;
 - ``kubernetes_image``, ``kubernetes_namespace``, ``kubernetes_service_account``,
   ``kubernetes_secrets`` (comma-separated secret names mounted into every pod);
-- ``batch_image``, ``batch_job_queue``, ``batch_iam_role``, ``batch_execution_role``.
+- ``batch_image``, ``batch_job_queue``, ``batch_iam_role``, ``batch_execution_role``;
+- ``sfn_iam_role`` (the role Step Functions runs a deployed flow with) and
+  ``events_sfn_access_iam_role`` (the role EventBridge starts a scheduled one with).
 
 :func:`load_settings` returns them as one frozen object with a section per platform.
 """
@@ -68,6 +70,8 @@ SETTINGS: dict[str, str | None] = {
     "batch_job_queue": None,
     "batch_iam_role": None,
     "batch_execution_role": None,
+    "sfn_iam_role": None,
+    "events_sfn_access_iam_role": None,
 }
 
 

@@ -129,6 +129,7 @@ def test_06_production(tutorial):
     assert "WorkflowTemplate default/demand.user.tutorial.demandflow created." in out
     assert "CronWorkflow default/demand.user.tutorial.demandflow created." in out
     assert out.count("exit code 0") == 6 and ": Succeeded" in out
+    assert "as a state machine, states: init, start" in out and "start.foreach" in out
     # what the notebook printed, reading the production run with the client
     assert "successful: True" in out and "'project_branch:user.tutorial'" in out
     assert "totals: {'lille': 156, 'lyon': 246, 'paris': 366}" in out

@@ -11,12 +11,14 @@ which stores Argo's objects but runs nothing. Then:
 2. the test suite's Argo interpreter plays the Argo controller: it reads the Workflow
    back from the API server and runs each pod's command with a Python that has boto3
    but not metaflowlike, in an empty folder, with only the pod's environment;
-3. ``production_run.ipynb`` reads the production run with the client, as you would in
+3. ``step-functions create --only-json`` prints the same flow as a state machine;
+4. ``production_run.ipynb`` reads the production run with the client, as you would in
    Jupyter.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -127,6 +129,17 @@ def main() -> int:
                 print(f"  pod {pod.node} (attempt {pod.attempt}): exit code {pod.exit_code}")
             print(f"Workflow {name}: {result.phase}\n")
 
+            print("$ python forecast.py step-functions create --only-json")
+            sfn_env = dict(env, METAFLOWLIKE_BATCH_JOB_QUEUE="ml-queue")
+            definition = json.loads(
+                subprocess.run(
+                    [sys.executable, str(HERE / "forecast.py"), "step-functions", "create",
+                     "--only-json"],
+                    env=sfn_env, cwd=HERE, capture_output=True, text=True, check=True,
+                ).stdout
+            )  # fmt: skip
+            print("The same flow as a state machine, states:", ", ".join(definition["States"]))
+            print()
             print("$ jupyter: production_run.ipynb")
             os.environ.update(env)  # the notebook's kernel reads the same datastore
             run_notebook(HERE / "production_run.ipynb")
