@@ -409,3 +409,45 @@ def test_a_job_the_compute_environment_fails_is_reported_with_batchs_reason(fail
     assert f"AWS Batch job {job['jobId']}: Task failed to start" in message
     assert "Task failed to start" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+PINNED = """
+from metaflowlike import pypi
+
+
+class PinnedBatchFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.remote)
+
+    @batch
+    @pypi(packages={"six": "1.15.0"})
+    @step
+    def remote(self):
+        import six
+
+        self.six = six.__version__
+        self.python = sys.executable
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    PinnedBatchFlow()
+"""
+
+
+def test_pypi_environment_is_built_in_the_batch_job(aws_batch, tmp_path, monkeypatch):
+    """The job's command builds the step's environment from the run's saved lock."""
+    monkeypatch.setenv("METAFLOWLIKE_ENVS_DIR", str(tmp_path / "laptop-envs"))
+    aws_batch.run(PINNED, "--environment=pypi", "run")
+    run = Flow("PinnedBatchFlow").latest_run
+    remote = run["remote"].task
+    assert run.successful and remote.data.six == "1.15.0"
+    key = remote.environment["key"]
+    assert f"/.metaflowlike-envs/{key}/" in remote.data.python  # built in the job
+    (job,) = aws_batch.jobs(run.id)
+    assert "metaflowlike.environments.bootstrap" in job["container"]["command"]
+    assert_no_laptop_credential(aws_batch, [job])
