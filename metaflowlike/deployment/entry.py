@@ -108,8 +108,8 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
         # an attempt beyond the step's retries exists only to record the failure, with
         # what the died attempt's marker says, in the local runtime's words otherwise
         attempt = retries + 1
-        died = state.fds.read_json(f"flows/{flow}/{run_id}/{step}/{task_id}/{retries}.done")
-        fallback = (died or {}).get("reason") or "the task process died"
+        died = state.fds.read_marker(f"{flow}/{run_id}/{step}/{task_id}", retries, warn=True)
+        fallback = (died.reason if died else None) or "the task process died"
     return TaskSpec(
         flow_name=flow,
         run_id=run_id,
