@@ -133,9 +133,7 @@ class LocalStorage(Storage):
             self._ensure_dir(os.path.dirname(full))
             fd, tmp = self._mkstemp()
             try:
-                view = memoryview(data)
-                while view:  # os.write may write less than asked
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
             except BaseException:
                 os.close(fd)
                 raise
@@ -163,9 +161,7 @@ class LocalStorage(Storage):
             try:
                 with open(local_path, "rb") as src:
                     while chunk := src.read(8 << 20):
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(fd, view) :]
+                        _write_all(fd, chunk)
             except BaseException:
                 os.close(fd)
                 _silent_unlink(tmp)
@@ -185,9 +181,7 @@ class LocalStorage(Storage):
             self._ensure_dir(os.path.dirname(full))
             fd, tmp = self._mkstemp()
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, data)
                 os.fchmod(fd, self.file_mode)
                 if self.durable:
                     os.fsync(fd)
@@ -261,6 +255,13 @@ def describe_os_error(e: OSError) -> str:
     if e.errno == errno.ENOTDIR:
         return "a part of that path is a file, not a folder"
     return os.strerror(e.errno) if e.errno else str(e)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: ``os.write`` may write less than it is given."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _silent_unlink(path: str) -> None:
