@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,7 +306,13 @@ def test_ctrl_c_terminates_the_batch_jobs_it_started(aws_batch):
         if runtime.poll() is None:
             runtime.kill()
     assert runtime.returncode == 130, out
+    # TerminateJob stops the container (SIGTERM, then a grace period) and only then does
+    # the job turn FAILED, as on real Batch: wait for it, within a bound
+    deadline = time.monotonic() + 30
     (job,) = aws_batch.jobs(run_id)
+    while job["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        (job,) = aws_batch.jobs(run_id)
     assert job["status"] == "FAILED"
     assert job["statusReason"] == "cancelled by metaflowlike"
     assert not Flow("SleepyFlow")[run_id].successful
