@@ -7,8 +7,8 @@ How the datastore is built (fast, and said plainly in the report):
   its run record and end record through ``FlowDatastore.write_run`` /
   ``write_run_end`` under new run ids (every tenth one marked failed, every seventh
   tagged). Only the real run has tasks; that is the run the benchmark opens.
-- ``WideFlow``: one real run of ``start -> work (foreach) -> join -> end`` over 20
-  items, then its ``work`` tasks cloned through ``write_task`` / ``write_log`` /
+- ``WideFlow``: one real run of ``start -> body (foreach) -> join -> end`` over 20
+  items, then its ``body`` tasks cloned through ``write_task`` / ``write_log`` /
   ``mark_done`` until the step has 5,000 tasks (each with its own completion marker,
   manifest and log, as a real task leaves them).
 
@@ -74,10 +74,10 @@ class WideFlow(FlowSpec):
     @step
     def start(self):
         self.items = list(range(20))
-        self.next(self.work, foreach="items")
+        self.next(self.body, foreach="items")
 
     @step
-    def work(self):
+    def body(self):
         self.out = {"item": self.input, "square": self.input ** 2}
         print("item", self.input)
         self.next(self.join)
@@ -221,15 +221,15 @@ def main() -> None:
         if args.keep and (root / "flows").exists():  # built by an earlier run: reuse it
             many_id = max(fds.list_runs("ManyRuns"), key=int)
             (wide_id,) = fds.list_runs("WideFlow")
-            last = max(fds.list_tasks("WideFlow", wide_id, "work"), key=int)
+            last = max(fds.list_tasks("WideFlow", wide_id, "body"), key=int)
             args.runs = len(fds.list_runs("ManyRuns"))
-            args.tasks = len(fds.list_tasks("WideFlow", wide_id, "work"))
+            args.tasks = len(fds.list_tasks("WideFlow", wide_id, "body"))
         else:
             folder.mkdir(parents=True, exist_ok=True)
             many_id = run_flow(folder, root, "ManyRuns", MANY)
             wide_id = run_flow(folder, root, "WideFlow", WIDE)
             clone_runs(fds, "ManyRuns", many_id, args.runs)
-            last = clone_tasks(fds, "WideFlow", wide_id, "work", args.tasks)
+            last = clone_tasks(fds, "WideFlow", wide_id, "body", args.tasks)
         built = time.perf_counter() - t0
         print(f"datastore ready in {built:.1f} s: {args.runs} runs, a {args.tasks}-task foreach")
 
@@ -250,10 +250,10 @@ def main() -> None:
                     "5k foreach: timeline, last page",
                     f"api/runs/WideFlow/{wide_id}/tasks?offset={args.tasks - 200}",
                 ),
-                ("5k foreach: a task", f"api/tasks/WideFlow/{wide_id}/work/{last}"),
+                ("5k foreach: a task", f"api/tasks/WideFlow/{wide_id}/body/{last}"),
                 (
                     "5k foreach: a task's log",
-                    f"api/tasks/WideFlow/{wide_id}/work/{last}/logs/stdout",
+                    f"api/tasks/WideFlow/{wide_id}/body/{last}/logs/stdout",
                 ),
             ]
             for label, path in plan:

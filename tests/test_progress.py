@@ -17,10 +17,10 @@ class FanFlow(FlowSpec):
     @step
     def start(self):
         self.items = list(range(9))
-        self.next(self.work, foreach="items")
+        self.next(self.body, foreach="items")
 
     @step
-    def work(self):
+    def body(self):
         print(f"working on {self.input}")
         self.out = self.input * 2
         self.next(self.join)
@@ -54,10 +54,10 @@ def test_terminal_shows_live_progress_and_a_summary(fan):
     assert code == 0, out
     assert ESC in out  # drawn with terminal control sequences
     assert "steps 4/4" in out and "no failures" in out
-    assert "foreach work" in out and "9/9" in out and "ETA" in out
-    assert re.search(r"\[\d+/work/\d+\] working on 8", out) and "total 72" in out  # task output
+    assert "foreach body" in out and "9/9" in out and "ETA" in out
+    assert re.search(r"\[\d+/body/\d+\] working on 8", out) and "total 72" in out  # task output
     assert "Task is starting." not in out  # the status block replaces those lines
-    assert "Slowest steps: " in out and "work " in out and "(9 tasks)" in out
+    assert "Slowest steps: " in out and "body " in out and "(9 tasks)" in out
     assert "Inspect it: python" in out and "FanFlow/" in out
     assert "12 tasks succeeded, 0 retries, 0 failed" in out
 
