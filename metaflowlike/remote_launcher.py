@@ -28,10 +28,11 @@ of memory, deadline), is written to a small result file the runtime reads to rec
 attempt.
 
 The poller reads statuses every ``METAFLOWLIKE_REMOTE_POLL_INTERVAL`` seconds (default
-1). It relays the saved logs of a running task at that interval while the task prints,
-backing off to five times that while it is quiet, and reads at most
-``LOG_RELAYS_PER_POLL`` tasks' logs per interval, so that a wide foreach does not turn
-into a storm of datastore reads; every task's logs are relayed in full when it ends.
+1). It relays the saved logs of a running task as often as the task saves them (every
+2 seconds, or the poll interval if longer) while the task prints, backing off to five
+times that while it is quiet, and reads at most ``LOG_RELAYS_PER_POLL`` tasks' logs per
+poll, so that a wide foreach does not turn into a storm of datastore reads; every
+task's logs are relayed in full when it ends.
 
 A platform plugin subclasses :class:`RemoteLauncher` and implements ``submit`` (start
 one job, return a handle), ``poll_all`` (the :class:`RemoteStatus` of many jobs, in as
@@ -61,7 +62,7 @@ from .bootstrap import bootstrap_command
 from .exceptions import MetaflowlikeException
 from .launchers import Launcher, LaunchPlan, Started, fork_task
 from .task import TaskSpec
-from .task_supervisor import SELF_SUFFICIENT_ENV
+from .task_supervisor import DEFAULT_LOG_INTERVAL, SELF_SUFFICIENT_ENV
 
 POLL_INTERVAL_ENV = "METAFLOWLIKE_REMOTE_POLL_INTERVAL"
 DEFAULT_POLL_INTERVAL = 1.0
@@ -342,6 +343,9 @@ class _Poller:
         self.tasks: dict[int, _Task] = {}  # stand-in socket fd -> task
         self.selector = selectors.DefaultSelector()
         self.interval = launcher.poll_interval()
+        #: a task saves its logs every DEFAULT_LOG_INTERVAL seconds: reading them more
+        #: often finds nothing new
+        self.logs_interval = max(self.interval, DEFAULT_LOG_INTERVAL)
         self.next_poll = 0.0
         self.errors = 0
 
@@ -357,7 +361,7 @@ class _Poller:
                 timeout = max(0.0, self.next_poll - time.monotonic()) if following else None
                 for key, _ in self.selector.select(timeout):
                     if key.data is None:
-                        if not self._receive():
+                        if not self._receive_all():
                             return self._cancel_all()
                     else:
                         self._stop_requested(key.data)
@@ -370,8 +374,21 @@ class _Poller:
 
     # --- requests ----------------------------------------------------------------
 
+    def _receive_all(self) -> bool:
+        """Take every task the runtime has sent, so that they are submitted together
+        before the next poll; False once the runtime has closed."""
+        self.control.setblocking(False)
+        try:
+            while True:
+                try:
+                    if not self._receive():
+                        return False
+                except BlockingIOError:
+                    return True
+        finally:
+            self.control.setblocking(True)
+
     def _receive(self) -> bool:
-        """Take one task from the runtime; False once the runtime has closed."""
         data, fds, _flags, _addr = socket.recv_fds(self.control, 1 << 20, 1)
         if not data:
             return False
@@ -420,7 +437,7 @@ class _Poller:
                 self._finish(task, 1, reason)
                 continue
             self._say(task, _STDOUT, self.launcher.submitted_note(task.job))
-            task.logs_every = self.interval
+            task.logs_every = self.logs_interval
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -454,10 +471,10 @@ class _Poller:
         due.sort(key=lambda t: t.logs_at)
         for task in due[:LOG_RELAYS_PER_POLL]:
             if task.relay.pump():  # output arrives: keep streaming it promptly
-                task.logs_every = self.interval
+                task.logs_every = self.logs_interval
             else:
                 task.logs_every = min(
-                    task.logs_every * POLL_BACKOFF, self.interval * POLL_BACKOFF_CAP
+                    task.logs_every * POLL_BACKOFF, self.logs_interval * POLL_BACKOFF_CAP
                 )
             task.logs_at = now + task.logs_every
 
