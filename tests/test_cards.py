@@ -26,6 +26,7 @@ from metaflowlike.cards import (
 )
 from metaflowlike.cards.page import page, render_components
 from tests.cloud_servers import free_port
+from tests.flows import two_steps
 from tests.html_checks import assert_self_contained, check_page
 from tests.tethered import tether
 
@@ -213,24 +214,7 @@ def test_card_command_line(card_run, tmp_path):
 def test_with_card_adds_the_default_card_to_every_step(make_flow):
     from metaflowlike import Flow
 
-    flow = make_flow(
-        """
-        from metaflowlike import FlowSpec, step
-
-        class PlainFlow(FlowSpec):
-            @step
-            def start(self):
-                self.x = 1
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-
-        if __name__ == "__main__":
-            PlainFlow()
-        """
-    )
+    flow = make_flow(two_steps("PlainFlow", "self.x = 1"))
     flow.run("run", "--with", "card")
     run = Flow("PlainFlow").latest_run
     for step in ("start", "end"):
