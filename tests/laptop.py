@@ -11,10 +11,11 @@ datastore (the ``s3_project`` fixture).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -97,6 +98,23 @@ class Laptop:
         """Write ``source`` (None: keep the last one) to ``name`` and run it."""
         path = self.write(source, name) if source is not None else self.folder / name
         return self.invoke(path, *args, check=check, env=env)
+
+    def interrupt(self, source: str, after: str, while_running: Callable[[], None]) -> str:
+        """Run ``source``; once it prints ``after``, call ``while_running()``, then press
+        Ctrl-C. The run's output; fails the test unless it exits 130, as on Ctrl-C."""
+        runtime = self.start(source, "run")
+        try:
+            for line in runtime.stdout:  # type: ignore[union-attr]
+                if after in line:
+                    break
+            while_running()
+            runtime.send_signal(signal.SIGINT)
+            out = runtime.communicate(timeout=60)[0]
+        finally:
+            if runtime.poll() is None:
+                runtime.kill()
+        assert runtime.returncode == 130, out
+        return out
 
     def start(self, source: str, *args: str) -> subprocess.Popen:
         """Write ``source`` to flow.py and start it, its output merged on stdout."""

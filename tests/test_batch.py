@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import signal
 import time
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import pytest
 
 from metaflowlike import Flow
 from metaflowlike.builtin_decorators import TimeoutDecorator
+from tests.flows import sleepy_flow
 from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
 from tests.remote_env import BatchService, start_batch_stand_in
 
@@ -208,44 +208,13 @@ def test_retry_is_a_new_batch_job_and_catch_records_the_failure(aws_batch):
     assert_no_laptop_credential(aws_batch, jobs)
 
 
-SLEEPER = """
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.nap)
-
-    @batch
-    @step
-    def nap(self):
-        import time
-        print("napping", flush=True)
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    SleepyFlow()
-"""
-
-
 def test_ctrl_c_terminates_the_batch_jobs_it_started(aws_batch):
-    runtime = aws_batch.start(SLEEPER, "run")
-    try:
-        for line in runtime.stdout:
-            if "napping" in line:
-                break
-        run_id = Flow("SleepyFlow").latest_run.id
-        (job,) = aws_batch.jobs(run_id)
+    def the_job_is_running() -> None:
+        (job,) = aws_batch.jobs(Flow("SleepyFlow").latest_run.id)
         assert job["status"] == "RUNNING"
-        runtime.send_signal(signal.SIGINT)
-        out = runtime.communicate(timeout=60)[0]
-    finally:
-        if runtime.poll() is None:
-            runtime.kill()
-    assert runtime.returncode == 130, out
+
+    aws_batch.interrupt(sleepy_flow("@batch"), "napping", the_job_is_running)
+    run_id = Flow("SleepyFlow").latest_run.id
     # TerminateJob stops the container (SIGTERM, then a grace period) and only then does
     # the job turn FAILED, as on real Batch: wait for it, within a bound
     deadline = time.monotonic() + 30

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import kubernetes_validate
 import pytest
 
 from metaflowlike import Flow, Run
+from tests.flows import sleepy_flow
 from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
 from tests.remote_env import KubeCluster
 
@@ -360,42 +360,12 @@ def test_remote_step_with_local_datastore_is_refused(kube):
     assert not (kube.folder / "ds" / "flows").exists()
 
 
-SLEEPER = """
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.nap)
-
-    @kubernetes
-    @step
-    def nap(self):
-        print("napping", flush=True)
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    SleepyFlow()
-"""
-
-
 def test_ctrl_c_deletes_the_jobs_it_started(kube):
-    runtime = kube.start(SLEEPER, "run")
-    try:
-        for line in runtime.stdout:
-            if "napping" in line:
-                break
-        run_id = Flow("SleepyFlow").latest_run.id
-        assert len(kube.jobs(run_id)) == 1
-        runtime.send_signal(signal.SIGINT)
-        out = runtime.communicate(timeout=60)[0]
-    finally:
-        if runtime.poll() is None:
-            runtime.kill()
-    assert runtime.returncode == 130, out
+    def one_job() -> None:
+        assert len(kube.jobs(Flow("SleepyFlow").latest_run.id)) == 1
+
+    kube.interrupt(sleepy_flow("@kubernetes"), "napping", one_job)
+    run_id = Flow("SleepyFlow").latest_run.id
     deadline = time.monotonic() + 30
     while kube.jobs(run_id) and time.monotonic() < deadline:
         time.sleep(0.2)
