@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 HELD = """
@@ -105,16 +107,7 @@ def _alive(procs: dict[int, tuple[str, str]]) -> dict[int, str]:
     return alive
 
 
-def _wait_for(check, what: str, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
+@pytest.mark.timeout(900)
 def test_a_sigkilled_pytest_leaves_no_server_or_container_behind(tmp_path):
     ready = tmp_path / "ready"
     test_file = tmp_path / "test_held.py"
@@ -130,14 +123,18 @@ def test_a_sigkilled_pytest_leaves_no_server_or_container_behind(tmp_path):
     started: dict[int, tuple[str, str]] = {}
     try:
 
-        def everything_running() -> bool:
+        def missing() -> list[str]:
             if held.poll() is not None:
                 raise AssertionError(f"the held pytest ended:\n{held.stdout.read().decode()}")
             started.update(_descendants(held.pid))
             commands = " | ".join(cmd for _, cmd in started.values())
-            return ready.exists() and all(m in commands for m in EXPECTED.values())
+            absent = [what for what, mark in EXPECTED.items() if mark not in commands]
+            return absent if ready.exists() else ["the test itself", *absent]
 
-        _wait_for(everything_running, "the servers and containers to run", 600)
+        deadline = time.monotonic() + 600
+        while missing() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not missing(), f"never started under the held pytest: {missing()}"
         os.kill(held.pid, signal.SIGKILL)
         held.wait()
         deadline = time.monotonic() + 60
