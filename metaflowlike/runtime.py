@@ -183,7 +183,8 @@ class Runtime:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
-        retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
+        policy = StepPolicy.of(decos)
+        retries = 0 if policy.gang else policy.max_retries
         return TaskSpec(
             flow_name=self.flow_name,
             run_id=self.run_id,
@@ -213,7 +214,7 @@ class Runtime:
 
     def _in_gang(self, step: str) -> bool:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
-        return any(d.name == "parallel" for d in self._decorators(step))
+        return StepPolicy.of(self._decorators(step)).gang
 
     def _successors(self, spec: TaskSpec, info: TaskInfo) -> None:
         node = self.graph[spec.step_name]
@@ -662,7 +663,8 @@ def _need(decorators: list) -> dict[str, float]:
     need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
     for deco in decorators:
         for k, v in deco.resources().items():
-            need[k] = max(need[k], v)
+            if k in need:  # what this machine has; a platform counts the rest (disk)
+                need[k] = max(need[k], v)
     return need
 
 
