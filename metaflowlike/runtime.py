@@ -185,7 +185,8 @@ class Runtime:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
-        retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
+        policy = StepPolicy.of(decos)
+        retries = 0 if policy.gang else policy.max_retries
         return TaskSpec(
             flow_name=self.flow_name,
             run_id=self.run_id,
@@ -217,7 +218,7 @@ class Runtime:
 
     def _in_gang(self, step: str) -> bool:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
-        return any(d.name == "parallel" for d in self._decorators(step))
+        return StepPolicy.of(self._decorators(step)).gang
 
     def _successors(self, spec: TaskSpec, info: TaskInfo, marker: DoneMarker | None = None) -> None:
         """Queue what follows the finished task ``spec``; ``marker``: the one just
@@ -684,7 +685,8 @@ def _need(decorators: list) -> dict[str, float]:
     need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
     for deco in decorators:
         for k, v in deco.resources().items():
-            need[k] = max(need[k], v)
+            if k in need:  # what this machine has; a platform counts the rest (disk)
+                need[k] = max(need[k], v)
     return need
 
 
