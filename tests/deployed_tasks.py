@@ -12,19 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
-from tests.remote_env import container_env
-
-
-def node_env(s3_url: str) -> dict[str, str]:
-    """What a node adds to every container: its instance role's credentials."""
-    return {
-        "AWS_ENDPOINT_URL": s3_url,
-        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+from tests.remote_env import container_env, node_credentials
 
 
 def run_container(
@@ -36,7 +24,7 @@ def run_container(
 ) -> subprocess.CompletedProcess:
     """Run ``command`` as a container would; returns the finished process (text)."""
     with tempfile.TemporaryDirectory(prefix="container-") as workdir:
-        full = container_env(sdk_python, {**node_env(s3_url), **env})
+        full = container_env(sdk_python, {**node_credentials(s3_url), **env})
         return subprocess.run(
             command,
             cwd=workdir,
