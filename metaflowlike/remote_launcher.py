@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import queue
 import selectors
 import signal
 import socket
@@ -54,6 +55,7 @@ import sys
 import threading
 import time
 from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +76,9 @@ POLL_BACKOFF_CAP = 5.0
 POLL_ERRORS_TOLERATED = 5
 #: running tasks whose logs are read per poll interval (the longest-waiting first)
 LOG_RELAYS_PER_POLL = 8
+#: API calls the poller makes at once (submitting, cancelling, reading logs): one slow
+#: request must not hold up the others
+POLLER_THREADS = 8
 #: seconds the runtime waits, at its end, for the poller to finish cancelling jobs
 POLLER_EXIT_WAIT = 30.0
 
@@ -348,20 +353,25 @@ class _Poller:
         self.logs_interval = max(self.interval, DEFAULT_LOG_INTERVAL)
         self.next_poll = 0.0
         self.errors = 0
+        self.pool = ThreadPoolExecutor(POLLER_THREADS, thread_name_prefix="remote-poller")
+        #: requests taken from the runtime by the receiving thread; None: it has closed
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake_r, self.wake_w = os.pipe()
 
     def serve(self) -> None:
         def stop(signum, frame):
             raise _Stop
 
         signal.signal(signal.SIGTERM, stop)
-        self.selector.register(self.control, selectors.EVENT_READ, None)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, None)
+        threading.Thread(target=self._receive, name="remote-poller-inbox", daemon=True).start()
         try:
             while True:
                 following = any(t.job is not None for t in self.tasks.values())
                 timeout = max(0.0, self.next_poll - time.monotonic()) if following else None
                 for key, _ in self.selector.select(timeout):
                     if key.data is None:
-                        if not self._receive_all():
+                        if not self._take_requests():
                             return self._cancel_all()
                     else:
                         self._stop_requested(key.data)
@@ -374,33 +384,39 @@ class _Poller:
 
     # --- requests ----------------------------------------------------------------
 
-    def _receive_all(self) -> bool:
-        """Take every task the runtime has sent, so that they are submitted together
-        before the next poll; False once the runtime has closed."""
-        self.control.setblocking(False)
-        try:
-            while True:
-                try:
-                    if not self._receive():
-                        return False
-                except BlockingIOError:
-                    return True
-        finally:
-            self.control.setblocking(True)
+    def _receive(self) -> None:
+        """The receiving thread: takes the runtime's requests as they come, so that the
+        runtime never waits for the poller to finish an API call."""
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self.control, 1 << 20, 1)
+            except OSError:
+                data, fds = b"", []
+            self.inbox.put((data, fds[0]) if data and fds else None)
+            os.write(self.wake_w, b".")
+            if not data:
+                return
 
-    def _receive(self) -> bool:
-        data, fds, _flags, _addr = socket.recv_fds(self.control, 1 << 20, 1)
-        if not data:
-            return False
-        spec, plan, command, env, result_file = pickle.loads(data)
-        sock = socket.socket(fileno=fds[0])
-        task = _Task(sock, spec, plan, command, env, result_file, LogRelay(self.launcher, spec))
-        task.relay.write = lambda stream, data, t=task: self._send(
-            t, _STDOUT if stream == "stdout" else _STDERR, data
-        )
-        self.tasks[sock.fileno()] = task
-        self.selector.register(sock, selectors.EVENT_READ, task)
-        return True
+    def _take_requests(self) -> bool:
+        """Adopt every task received so far; False once the runtime has closed."""
+        os.read(self.wake_r, 4096)
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return True
+            if item is None:
+                return False
+            data, fd = item
+            spec, plan, command, env, result_file = pickle.loads(data)
+            sock = socket.socket(fileno=fd)
+            relay = LogRelay(self.launcher, spec)
+            task = _Task(sock, spec, plan, command, env, result_file, relay)
+            relay.write = lambda stream, data, t=task: self._send(
+                t, _STDOUT if stream == "stdout" else _STDERR, data
+            )
+            self.tasks[sock.fileno()] = task
+            self.selector.register(sock, selectors.EVENT_READ, task)
 
     def _stop_requested(self, task: _Task) -> None:
         """The stand-in asked to stop, or is gone: cancel the job."""
@@ -411,33 +427,50 @@ class _Poller:
         self._cancel(task)
 
     def _cancel_all(self) -> None:
-        for task in list(self.tasks.values()):
-            self._cancel(task)
+        tasks = list(self.tasks.values())
+        for task, error in zip(tasks, self.pool.map(self._cancel_job, tasks)):
+            self._cancelled(task, error)
 
     def _cancel(self, task: _Task) -> None:
-        if task.job is not None:
-            try:
-                self.launcher.cancel(task.job)
-            except Exception as e:  # noqa: BLE001 - report it, the run is stopping anyway
-                self._say(task, _STDERR, f"could not cancel the job: {type(e).__name__}: {e}")
+        self._cancelled(task, self._cancel_job(task))
+
+    def _cancel_job(self, task: _Task) -> Exception | None:
+        if task.job is None:
+            return None
+        try:
+            self.launcher.cancel(task.job)
+        except Exception as e:  # noqa: BLE001 - reported, the run is stopping anyway
+            return e
+        return None
+
+    def _cancelled(self, task: _Task, error: Exception | None) -> None:
+        if error is not None:
+            self._say(task, _STDERR, f"could not cancel the job: {type(error).__name__}: {error}")
         self._finish(task, 1, "stopped: the remote job was cancelled")
 
     # --- submitting and following ----------------------------------------------------
 
     def _submit_queued(self) -> None:
-        for task in list(self.tasks.values()):
-            if not task.queued:
-                continue
-            task.queued = False
-            try:
-                task.job = self.launcher.submit(task.spec, task.plan, task.command, task.env)
-            except Exception as e:  # noqa: BLE001 - the platform refused or is unreachable
-                reason = f"could not submit the {self.launcher.name} job: {type(e).__name__}: {e}"
+        queued = [t for t in self.tasks.values() if t.queued]
+        for task, error in zip(queued, self.pool.map(self._submit, queued)):
+            if error is not None:
+                reason = (
+                    f"could not submit the {self.launcher.name} job: "
+                    f"{type(error).__name__}: {error}"
+                )
                 self._say(task, _STDERR, reason)
                 self._finish(task, 1, reason)
                 continue
             self._say(task, _STDOUT, self.launcher.submitted_note(task.job))
             task.logs_every = self.logs_interval
+
+    def _submit(self, task: _Task) -> Exception | None:
+        task.queued = False
+        try:
+            task.job = self.launcher.submit(task.spec, task.plan, task.command, task.env)
+        except Exception as e:  # noqa: BLE001 - the platform refused or is unreachable
+            return e
+        return None
 
     def _poll(self) -> None:
         now = time.monotonic()
@@ -460,17 +493,22 @@ class _Poller:
                         pass
                     self._finish(task, 1, reason)
             return
+        ended = []
         for task, status in zip(live, statuses):
             if status.note:
                 self._say(task, _STDOUT, status.note)
             task.running = task.running or status.running
             if status.finished:
-                task.relay.pump()  # the task saved its last logs before it ended
-                self._finish(task, 0 if status.exit_code == 0 else 1, status.reason)
+                ended.append((task, status))
+        # the tasks saved their last logs before they ended: relay all of it
+        list(self.pool.map(lambda t: t.relay.pump(), [task for task, _ in ended]))
+        for task, status in ended:
+            self._finish(task, 0 if status.exit_code == 0 else 1, status.reason)
         due = [t for t in live if not t.done and t.running and t.logs_at <= now]
         due.sort(key=lambda t: t.logs_at)
-        for task in due[:LOG_RELAYS_PER_POLL]:
-            if task.relay.pump():  # output arrives: keep streaming it promptly
+        due = due[:LOG_RELAYS_PER_POLL]
+        for task, relayed in zip(due, self.pool.map(lambda t: t.relay.pump(), due)):
+            if relayed:  # output arrives: keep streaming it promptly
                 task.logs_every = self.logs_interval
             else:
                 task.logs_every = min(

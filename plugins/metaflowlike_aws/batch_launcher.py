@@ -125,14 +125,17 @@ class BatchLauncher(RemoteLauncher):
         self.boto3 = _import_boto3()  # imported once here: the forked poller inherits it
         self.settings = config.load_settings()
         self._client: tuple[Any, int] | None = None
+        self._client_lock = threading.Lock()
         self._definitions: dict[str, str] = {}  # digest -> ARN, resolved in the runtime
         self._definitions_lock = threading.Lock()
 
     def batch(self) -> Any:
-        """A Batch client for this process (the run's poller makes its own)."""
-        if self._client is None or self._client[1] != os.getpid():
-            self._client = (self.boto3.client("batch"), os.getpid())
-        return self._client[0]
+        """A Batch client for this process (the run's poller makes its own, which its
+        threads share: boto3 clients are thread safe, their creation is not)."""
+        with self._client_lock:
+            if self._client is None or self._client[1] != os.getpid():
+                self._client = (self.boto3.session.Session().client("batch"), os.getpid())
+            return self._client[0]
 
     # --- what a task asks for ---------------------------------------------------------
 

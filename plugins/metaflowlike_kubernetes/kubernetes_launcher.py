@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,11 +69,16 @@ class KubernetesLauncher(RemoteLauncher):
         self.k8s = _import_client()  # imported once here: the forked poller inherits it
         self.settings = config.load_settings()
         self._apis: tuple[Any, Any, int] | None = None
+        self._apis_lock = threading.Lock()  # the poller's threads share one client
 
     # --- client ----------------------------------------------------------------------
 
     def _clients(self) -> tuple[Any, Any]:
         """Typed API objects for this process (the run's poller makes its own)."""
+        with self._apis_lock:
+            return self._make_clients()
+
+    def _make_clients(self) -> tuple[Any, Any]:
         if self._apis is None or self._apis[2] != os.getpid():
             k8s = self.k8s
             try:
