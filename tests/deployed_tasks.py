@@ -13,12 +13,15 @@ import tempfile
 from pathlib import Path
 
 from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
-from tests.remote_env import container_env
+from tests.remote_env import container_env, network_settings
 
 
 def node_env(s3_url: str) -> dict[str, str]:
-    """What a node adds to every container: its instance role's credentials."""
+    """What a node adds to every container: its instance role's credentials, and the
+    package index settings of its network (a task building its Python environment
+    installs through them)."""
     return {
+        **network_settings(),
         "AWS_ENDPOINT_URL": s3_url,
         "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
