@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 
 from metaflowlike import Flow, config
 from tests import test_export_argo as argo_export
@@ -279,4 +280,23 @@ def test_at_pypi_without_the_pypi_environment_is_refused_at_deploy_time(laptop):
     path = laptop.write(_source(Path("/unused")))
     proc = laptop.run(path, "step-functions", "create", "--only-json", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert "--environment=pypi" in proc.stderr
+    assert "--environment=pypi step-functions create`" in proc.stderr
+
+
+def test_tutorial_07_compiles_for_argo_with_its_environments(laptop):
+    """The deploy section of tutorial 07: its flow prints Argo documents whose every
+    container builds the step's environment from the stored locks."""
+    import shutil
+
+    tutorial = Path(__file__).resolve().parent.parent / "tutorials" / "07-dependencies"
+    path = laptop.folder / "dependencies.py"
+    shutil.copy(tutorial / "dependencies.py", path)
+    proc = laptop.run(path, "--environment=pypi", "argo-workflows", "create", "--only-yaml")
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    for doc in docs:
+        validate_document(doc)
+    containers = [t["container"] for t in docs[0]["spec"]["templates"] if "container" in t]
+    assert containers
+    for container in containers:
+        assert "metaflowlike.environments.bootstrap" in container["command"]
+        assert "--environments" in container["command"]

@@ -45,9 +45,13 @@ def resolve_for_deployment(state: Any, flow_file: str) -> DeployedEnvironments |
     """Resolve the environment of every step of the flow for the selected
     ``--environment``, without building any; None when every step runs in the image's
     own Python (``--environment=local``, or no step with packages)."""
+    import click
+
     from .commands import selected_kind
     from .plan import plan_environments
 
+    ctx = click.get_current_context(silent=True)
+    command = " ".join(ctx.command_path.split()[1:]) if ctx is not None else "create"
     plan = plan_environments(
         selected_kind(),
         state.flow_cls,
@@ -55,6 +59,7 @@ def resolve_for_deployment(state: Any, flow_file: str) -> DeployedEnvironments |
         [],
         datastore=state.fds.storage.TYPE,
         flow_file=flow_file,
+        command=command,
     )
     record = plan.record()
     return DeployedEnvironments.of(record) if record else None

@@ -99,8 +99,10 @@ def plan_environments(
     flow_file: str,
     origin: RunRecord | None = None,
     force: bool = False,
+    command: str = "run",
 ) -> EnvironmentPlan:
-    """Check the declarations against ``kind`` and resolve a lock per step.
+    """Check the declarations against ``kind`` and resolve a lock per step
+    (``command``, e.g. ``step-functions create``, is named in the messages).
 
     Every mistake (an ``@pypi`` without --environment=pypi, an unknown package, an
     unsatisfiable set, a missing Python) is raised here, before a run id exists."""
@@ -119,7 +121,8 @@ def plan_environments(
                 f"{declared[0][0].upper()}{declared[0][1:]} declares packages with @pypi, "
                 f"which only takes "
                 f"effect with the pypi environment: run `python "
-                f"{os.path.basename(flow_file)} --environment=pypi run` (or remove @pypi)."
+                f"{os.path.basename(flow_file)} --environment=pypi {command}` (or remove "
+                f"@pypi)."
             )
         return EnvironmentPlan(kind)
     plan = EnvironmentPlan(kind, flow=graph.name)
