@@ -29,7 +29,12 @@ class ResourcesDecorator(StepDecorator):
     defaults = {"cpu": 1, "memory": 4096, "gpu": 0, "disk": None, "shared_memory": None}
 
     def resources(self) -> dict[str, float]:
-        return {k: float(self.attributes[k] or 0) for k in ("cpu", "memory", "gpu")}
+        # what is set; the local scheduler counts cpu, memory and gpu, platforms disk too
+        return {
+            k: float(v)
+            for k in ("cpu", "memory", "gpu", "disk")
+            if (v := self.attributes[k]) is not None
+        }
 
 
 class EnvironmentDecorator(StepDecorator):

@@ -74,14 +74,25 @@ class StepDecorator:
       handled if any of them returns True.
     - *Single-owner policies* give one answer per step: ``max_retries`` and
       ``retry_delay_seconds`` (the largest asked), ``timeout_seconds`` (the smallest), ``launcher_name`` (the first that
-      names one), ``resources`` (per resource, the largest) and ``handles_crash``
-      (any); :class:`StepPolicy` combines all but ``launcher_name`` and ``resources``.
+      names one), ``resources`` (per resource, the largest), ``handles_crash``
+      (any) and ``caches`` (the first that has an opinion); :class:`StepPolicy`
+      combines all but ``launcher_name`` and ``resources``.
+    - *Declarations* are class attributes the core reads instead of recognising a
+      decorator by its name: ``gang``, ``deploy_refusal`` and ``in_cache_key``.
     """
 
     name: str = ""
     defaults: dict[str, Any] = {}
     #: may a step carry it more than once (``@card`` can: one card per ``id``)
     allow_multiple: bool = False
+    #: does it make its step's tasks a gang (``@parallel``): started together, stopped
+    #: together when one fails, never retried member by member nor served from the cache
+    gang: bool = False
+    #: why no orchestrator can run a step carrying it (None: a deployment may)
+    deploy_refusal: str | None = None
+    #: do its arguments go into the step cache's key; False for a decorator that cannot
+    #: change what a task computes (``@cache`` itself)
+    in_cache_key: bool = True
 
     def __init__(self, **attributes: Any) -> None:
         unknown = set(attributes) - set(self.defaults)
@@ -156,7 +167,8 @@ class StepDecorator:
         return None
 
     def resources(self) -> dict[str, float]:
-        """What a task asks of the machine it runs on (``cpu``, ``memory`` in MB, ``gpu``)."""
+        """What a task asks of the machine it runs on (``cpu``, ``memory`` in MB, ``gpu``,
+        ``disk`` in MB): the local scheduler counts the first three, a platform all."""
         return {}
 
     def handles_crash(self) -> bool:
@@ -164,6 +176,11 @@ class StepDecorator:
         after its last retry get one more attempt that runs no user code, so that
         ``task_exception`` can record the failure (``@catch``)?"""
         return False
+
+    def caches(self) -> bool | None:
+        """Should the step cache serve and record this step's tasks: True opts it in,
+        False out, None leaves it to ``run --cache`` (``@cache``)."""
+        return None
 
 
 StepFunction = Callable[..., Any]
@@ -181,6 +198,10 @@ class StepPolicy:
     timeout_seconds: float | None
     #: does any decorator record a crashed task (``@catch``)
     handles_crash: bool
+    #: does any decorator make the step's tasks a gang (``@parallel``)
+    gang: bool = False
+    #: the first decorator's opinion on caching the step (None: none has one)
+    caches: bool | None = None
 
     @classmethod
     def of(cls, decorators: Iterable[StepDecorator]) -> StepPolicy:
@@ -190,6 +211,8 @@ class StepPolicy:
             retry_delay_seconds=max((d.retry_delay_seconds() for d in decos), default=0.0),
             timeout_seconds=min((t for d in decos if (t := d.timeout_seconds())), default=None),
             handles_crash=any(d.handles_crash() for d in decos),
+            gang=any(d.gang for d in decos),
+            caches=next((c for d in decos if (c := d.caches()) is not None), None),
         )
 
 

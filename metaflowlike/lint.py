@@ -224,7 +224,7 @@ def _check_split_into_join(graph: FlowGraph) -> Iterator[GraphProblem]:
 
 
 def _is_parallel_step(node: StepNode) -> bool:
-    return any(getattr(d, "name", None) == "parallel" for d in node.decorators)
+    return any(getattr(d, "gang", False) for d in node.decorators)
 
 
 def _check_parallel(graph: FlowGraph) -> Iterator[GraphProblem]:

@@ -15,7 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .current import Parallel, current
-from .decorators import StepDecorator, TaskContext
+from .decorators import StepDecorator, StepPolicy, TaskContext
 from .exceptions import MetaflowlikeException
 
 if TYPE_CHECKING:
@@ -31,9 +31,14 @@ class ParallelDecorator(StepDecorator):
 
     name = "parallel"
     defaults: dict[str, Any] = {}
+    gang = True
+    deploy_refusal = (
+        "a gang of tasks started together (num_parallel=) has no counterpart in a "
+        "workflow of independent tasks"
+    )
 
     def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
-        if any(d.name == "retry" for d in graph[step_name].decorators):
+        if StepPolicy.of(graph[step_name].decorators).max_retries:
             raise MetaflowlikeException(
                 f'@retry on the @parallel step "{step_name}" is not supported yet: a gang '
                 "cannot be retried member by member. Retry the run with `resume` instead."

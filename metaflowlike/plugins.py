@@ -11,7 +11,9 @@ backend the URL schemes of its roots as ``Storage.SCHEMES``.
 from __future__ import annotations
 
 import functools
+import importlib
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 from .exceptions import MetaflowlikeException, did_you_mean
@@ -26,6 +28,18 @@ CLI_COMMANDS = "metaflowlike.cli_commands"
 
 class MissingExtra(MetaflowlikeException):
     headline = "Missing optional dependency"
+
+
+def import_sdk(module: str, *, needed_by: str, package: str, extra: str) -> ModuleType:
+    """Import an optional SDK (``boto3``) when a plugin first needs it, or say in one
+    paragraph who needs it and which extra of metaflowlike installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtra(
+            f"{needed_by} needs {package} ({e}). Install it with: "
+            f'pip install "metaflowlike[{extra}]"'
+        ) from e
 
 
 @functools.cache

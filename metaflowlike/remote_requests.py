@@ -36,14 +36,15 @@ def check_numbers(
 def larger_requests(
     decorators: Iterable[Any], platform: str, floor: Mapping[str, float | None]
 ) -> dict[str, float | None]:
-    """For each key of ``floor``, the largest value that ``@<platform>`` or ``@resources``
-    asks for, and at least the floor (None: no floor, and nothing asked stays None)."""
+    """For each key of ``floor``, the largest value asked for by the decorator that runs
+    the step with the ``platform`` launcher (its attributes) or by any decorator's
+    ``resources()`` (``@resources``), and at least the floor (None: no floor, and
+    nothing asked stays None)."""
     out = dict(floor)
     for deco in decorators:
-        if deco.name not in (platform, "resources"):
-            continue
+        asked = deco.attributes if deco.launcher_name() == platform else deco.resources()
         for key in out:
-            value = deco.attributes.get(key)
+            value = asked.get(key)
             if value is not None:
                 out[key] = max(float(value), out[key] or 0.0)
     return out

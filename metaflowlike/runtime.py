@@ -37,15 +37,16 @@ from typing import Any
 from . import lifeline
 from .datastore import scratch
 from .datastore.local_storage import describe_os_error
-from .datastore.records import ArtifactEntry, TaskInfo
+from .datastore.records import ArtifactEntry, DoneMarker, TaskInfo
 from .datastore.storage import StorageError
-from .datastore.task_datastore import FlowDatastore
+from .datastore.task_datastore import FlowDatastore, TaskRecord
 from .decorators import StepDecorator, StepPolicy, step_decorators
 from .environment_info import task_facts
 from .exceptions import MetaflowlikeException
 from .flowspec import FlowSpec
 from .graph import FlowGraph
 from .launchers import (
+    RECORD,
     LaunchContext,
     Launcher,
     StepEnvironment,
@@ -80,6 +81,7 @@ class Worker:
     result_file: str | None = None  # what a launcher reports about the task's end
     uploaded: dict[str, int] = field(default_factory=dict)  # stream -> bytes saved so far
     upload_at: float = 0.0  # when its logs are next saved while it runs
+    record: bytearray | None = None  # what a forked task handed over (launchers.RECORD)
 
 
 @dataclass
@@ -183,7 +185,8 @@ class Runtime:
         decos = self._decorators(step)
         # a gang is not retried member by member (@parallel refuses its own @retry;
         # one added with --with does not apply to gang members)
-        retries = 0 if self._in_gang(step) else StepPolicy.of(decos).max_retries
+        policy = StepPolicy.of(decos)
+        retries = 0 if policy.gang else policy.max_retries
         return TaskSpec(
             flow_name=self.flow_name,
             run_id=self.run_id,
@@ -209,13 +212,17 @@ class Runtime:
         head.done += 1
         if head.done == head.count:
             self.queue.popleft()
+            # every split is made: a retried one reads the record back from the store
+            self.context.records.pop(head.input_path, None)
         return self._spec(head.step_name, [head.input_path], index, head.first_id + index)
 
     def _in_gang(self, step: str) -> bool:
         """Tasks of a @parallel step run as a gang: started together, stopped together."""
-        return any(d.name == "parallel" for d in self._decorators(step))
+        return StepPolicy.of(self._decorators(step)).gang
 
-    def _successors(self, spec: TaskSpec, info: TaskInfo) -> None:
+    def _successors(self, spec: TaskSpec, info: TaskInfo, marker: DoneMarker | None = None) -> None:
+        """Queue what follows the finished task ``spec``; ``marker``: the one just
+        written for it, if any (its record is then kept for the splits it fans out to)."""
         node = self.graph[spec.step_name]
         path = f"{spec.run_id}/{spec.step_name}/{spec.task_id}"
         stack = info.foreach_stack
@@ -230,6 +237,10 @@ class Runtime:
                 )
                 return
             self.reporter.foreach_started(spec, node.out_funcs[0], n)
+            if marker is not None and marker.task is not None:
+                # the record a forked split would otherwise read back: the one just
+                # stored (one per fan-out, dropped once its last split has started)
+                self.context.records[path] = TaskRecord(spec.pathspec, spec.attempt, marker, info)
             self.queue.append(_Splits(node.out_funcs[0], path, self.task_counter + 1, n))
             self.task_counter += n
             return
@@ -371,6 +382,8 @@ class Runtime:
         worker = Worker(spec, pid, fds, {}, time.time(), proc=started.proc, need=need, gpus=gpus)
         worker.upload_at = worker.started + self.log_interval
         worker.launcher, worker.result_file = launcher, started.result_file
+        if RECORD in fds.values():
+            worker.record = bytearray()
         for k, v in need.items():
             self.used[k] += v
         if timeout and launcher.enforces_local_deadline:
@@ -473,6 +486,10 @@ class Runtime:
             if not data:
                 self._close(worker, fd)
                 return
+            if stream == RECORD:
+                assert worker.record is not None  # made with the pipe, in _launch
+                worker.record += data
+                continue
             self._spool_log(worker, stream, data)
             self.reporter.task_output(worker.spec, stream, data, worker.partial)
 
@@ -525,7 +542,12 @@ class Runtime:
                 self.fds.write_log(spec.pathspec, spec.attempt, stream, f.name)
             if os.path.exists(f.name):
                 os.unlink(f.name)
-        info = self.fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
+        handed = None  # the record a forked task handed over, stored in its marker
+        if worker.record is not None:
+            handed = self.fds.decode_task_info(worker.record) if worker.record else None
+            info = handed or TaskInfo()
+        else:
+            info = self.fds.read_task_info(spec.pathspec, spec.attempt, warn=True) or TaskInfo()
         if marker is None:
             marker = completion_marker(
                 spec,
@@ -534,12 +556,13 @@ class Runtime:
                 started=worker.started,
                 reason=worker.killed_reason or result.get("reason"),
             )
+            marker.task = handed
             self.fds.mark_done(spec.pathspec, spec.attempt, marker)
         if self.cache is not None:
             self.cache.finished(spec, info, marker)  # indexed only after its marker
         if marker.status == "ok":
             self.reporter.task_finished(spec, worker.started)
-            self._successors(spec, info)
+            self._successors(spec, info, marker)
         elif spec.attempt < spec.max_retries:
             # at once, as Metaflow's local runtime does (minutes_between_retries is
             # for remote schedulers)
@@ -662,7 +685,8 @@ def _need(decorators: list) -> dict[str, float]:
     need = {"cpu": 0.0, "memory": 0.0, "gpu": 0.0}
     for deco in decorators:
         for k, v in deco.resources().items():
-            need[k] = max(need[k], v)
+            if k in need:  # what this machine has; a platform counts the rest (disk)
+                need[k] = max(need[k], v)
     return need
 
 

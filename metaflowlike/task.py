@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,10 +83,14 @@ class _Loader:
                 raise MetaflowlikeException(
                     f"Input task {self.flow_name}/{path} has no finished attempt."
                 )
-            self.records[path] = rec
-            for name, entry in rec.artifacts.items():
-                self.origins.setdefault(entry.key, (name, rec.pathspec, entry.type))
+            self.add(path, rec)
         return self.records[path]
+
+    def add(self, path: str, rec: TaskRecord) -> None:
+        """Use ``rec`` as the record of the input task ``path``."""
+        self.records[path] = rec
+        for name, entry in rec.artifacts.items():
+            self.origins.setdefault(entry.key, (name, rec.pathspec, entry.type))
 
     def info(self, path: str) -> TaskInfo:
         """The task record of the input task ``path`` (read once)."""
@@ -146,12 +151,22 @@ def run_task(
     fds: FlowDatastore,
     params: dict[str, ArtifactEntry],
     extra_decorators: list | None = None,
+    hand_over: Callable[[TaskInfo], None] | None = None,
+    known_inputs: dict[str, TaskRecord] | None = None,
 ) -> bool:
     """Run the step of ``spec``; return True on success. Never raises for user errors:
-    a failure is recorded in the task record (exception type, message, traceback)."""
+    a failure is recorded in the task record (exception type, message, traceback).
+
+    The record is written to the datastore, or given to ``hand_over`` when whoever
+    supervises this process stores it with the completion marker (a forked task).
+    ``known_inputs``: records of finished tasks already in memory (a forked task
+    inherits its runtime's), used for the inputs among them instead of reading them."""
     started = time.time()
     node = graph[spec.step_name]
     loader = _Loader(fds, spec.flow_name)
+    for path in spec.input_paths:
+        if known_inputs and path in known_inputs:
+            loader.add(path, known_inputs[path])
     decorators = step_decorators(node, extra_decorators)
     info: dict[str, Any] = {
         "step": spec.step_name,
@@ -256,7 +271,10 @@ def run_task(
         tracked_metrics.save(fds, spec.pathspec, spec.attempt)
         record = TaskInfo.from_json(info)
         record.artifacts = artifacts
-        fds.write_task(spec.pathspec, spec.attempt, record)
+        if hand_over is None:
+            fds.write_task(spec.pathspec, spec.attempt, record)
+        else:
+            hand_over(record)
     except Exception:
         traceback.print_exc()
         return False

@@ -45,23 +45,33 @@ DAMAGES = {
 }
 
 
-@pytest.fixture
-def failed_run(make_flow, tmp_path):
+def _failed_run(make_flow, tmp_path, *options):
     flow = make_flow(FLOW)
-    flow.run("run", "--run-id-file", str(tmp_path / "rid"), env={"FAIL_END": "1"}, check=False)
+    rid = str(tmp_path / "rid")
+    flow.run("run", "--run-id-file", rid, *options, env={"FAIL_END": "1"}, check=False)
     run_id = (tmp_path / "rid").read_text()
     task_dir = next((flow.root / "flows" / "RecFlow" / run_id / "start").iterdir())
     return flow, run_id, task_dir
+
+
+@pytest.fixture
+def failed_run(make_flow, tmp_path):
+    return _failed_run(make_flow, tmp_path)
 
 
 def _damage(path, how):
     path.write_bytes(DAMAGES[how](path.read_bytes()))
 
 
-@pytest.mark.parametrize("record", ["0/task.json", "0.done"])
+# A forked task's record travels in its marker; a ``step`` subprocess writes task.json.
+@pytest.mark.parametrize(
+    "record,options", [("0/task.json", ("--launcher", "subprocess")), ("0.done", ())]
+)
 @pytest.mark.parametrize("how", list(DAMAGES))
-def test_damaged_task_record_is_unreadable_not_a_traceback(failed_run, record, how):
-    flow, run_id, task_dir = failed_run
+def test_damaged_task_record_is_unreadable_not_a_traceback(
+    make_flow, tmp_path, record, options, how
+):
+    flow, run_id, task_dir = _failed_run(make_flow, tmp_path, *options)
     _damage(task_dir / record, how)
     pathspec = f"RecFlow/{run_id}/start/{task_dir.name}"
     with pytest.warns(DamagedRecordWarning, match=f"Task {pathspec} is unreadable"):

@@ -42,10 +42,20 @@ def _records(root: Path) -> list[Path]:
     ]  # fmt: skip
 
 
+def _docs(root: Path) -> list[dict]:
+    """Every record, those a marker carries (a forked task's) included."""
+    docs = [json.loads(p.read_text()) for p in _records(root)]
+    return docs + [d["task"] for d in docs if "task" in d]
+
+
 def _rewrite(root: Path, change) -> int:
     count = 0
     for path in _records(root):
-        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+        doc = change(json.loads(path.read_text()))
+        if "task" in doc:
+            doc["task"] = change(doc["task"])
+            count += 1
+        path.write_text(json.dumps(doc))
         count += 1
     return count
 
@@ -54,6 +64,21 @@ def _as_older_version(doc: dict) -> dict:
     """What the previous version wrote: the same fields, no format number."""
     doc.pop(FORMAT)
     return doc
+
+
+def _as_older_layout(root: Path) -> int:
+    """What the previous version wrote for a forked task: its record in
+    ``<attempt>/task.json``, beside a marker that does not carry it."""
+    count = 0
+    for marker in root.joinpath("flows").rglob("*.done"):
+        doc = json.loads(marker.read_text())
+        if "task" in doc:
+            attempt = marker.parent / marker.name[: -len(".done")]
+            attempt.mkdir(exist_ok=True)
+            (attempt / "task.json").write_text(json.dumps(doc.pop("task")))
+            marker.write_text(json.dumps(doc))
+            count += 1
+    return count
 
 
 def _as_newer_version(doc: dict) -> dict:
@@ -86,8 +111,11 @@ def _check_client(run_id: str) -> None:
 
 def test_records_say_their_format(finished):
     flow, _ = finished
-    docs = [json.loads(p.read_text()) for p in _records(flow.root)]
-    assert docs and all(doc[FORMAT] == 1 for doc in docs)
+    docs = _docs(flow.root)
+    markers = [d for d in docs if "exit_status" in d]
+    assert markers and all(d[FORMAT] == DoneMarker.VERSION == 2 for d in markers)
+    assert all("task" in d for d in markers)  # forked tasks: the record in the marker
+    assert docs and all(doc[FORMAT] == 1 for doc in docs if "exit_status" not in doc)
     start = next(d for d in docs if d.get("step") == "start")
     assert start["artifacts"]["items"][2:] == ["list", "[0, 1, 2]"]  # with its preview
     assert len(start["artifacts"]["blob"]) == 3  # bytes: no preview
@@ -95,7 +123,9 @@ def test_records_say_their_format(finished):
 
 def test_records_of_the_previous_version_read_and_resume(finished):
     flow, run_id = finished
+    assert _as_older_layout(flow.root) > 5
     assert _rewrite(flow.root, _as_older_version) > 10
+    assert not any("task" in d for d in _docs(flow.root))
     _check_client(run_id)
     out = flow.run("dump", f"{run_id}/join").stdout
     assert "total (int," in out and "= 5" in out
@@ -124,9 +154,9 @@ def test_a_malformed_manifest_makes_the_task_unreadable(make_flow, tmp_path):
     flow.run("run", "--fail", "1", "--run-id-file", str(tmp_path / "rid"), check=False)
     run_id = (tmp_path / "rid").read_text()
     (start,) = (flow.root / "flows/ClientFlow" / run_id / "start").iterdir()
-    record = start / "0" / "task.json"
+    record = start / "0.done"  # a forked task's record is in its marker
     doc = json.loads(record.read_text())
-    doc["artifacts"]["items"] = ["short"]
+    doc["task"]["artifacts"]["items"] = ["short"]
     record.write_text(json.dumps(doc))
     with pytest.warns(DamagedRecordWarning, match="artifact entry"):
         task = Task(f"ClientFlow/{run_id}/start/{start.name}")
@@ -162,6 +192,27 @@ def test_records_round_trip_through_one_writer(tmp_path):
     rec = fds.read_task("F/1/start/1")
     assert rec is not None and rec.info == info and rec.status == "ok"
     assert rec.done.exit_status == 0 and fds.attempts("F/1/start/1") == [0]
+
+
+def test_a_marker_carries_a_forked_tasks_record(tmp_path):
+    """A forked task hands its record over a pipe; the marker carries it. A record cut
+    short (the task killed while handing it over) is refused, never half-read; a copy
+    made by ``resume`` or the step cache keeps its own record, not its source's."""
+    fds = FlowDatastore(LocalStorage(str(tmp_path)))
+    info = TaskInfo(status="ok", artifacts={"a": ArtifactEntry("k", 1, "int", "1")})
+    raw = fds.encode_task_info(info)
+    assert fds.decode_task_info(bytearray(raw)) == info
+    for cut in (0, 1, len(raw) // 2, len(raw) - 1):
+        assert fds.decode_task_info(raw[:cut]) is None
+    fds.mark_done("F/1/start/1", 0, DoneMarker(status="ok", task=info))
+    assert not (tmp_path / LAYOUT.attempt_dir("F/1/start/1", 0)).exists()
+    rec = fds.read_task("F/1/start/1")
+    assert rec is not None and rec.info == info and rec.done.task == info
+    assert fds.read_task_info("F/1/start/1", 0) == info
+    copy = TaskInfo(status="ok", origin_task="F/1/start/1", artifacts=info.artifacts)
+    fds.copy_task(rec, "F/2/start/1", copy, rec.done)
+    again = fds.read_task("F/2/start/1")
+    assert again is not None and again.info == copy and again.done.task is None
 
 
 #: path fragments only the datastore layer may know

@@ -187,6 +187,62 @@ def test_plan_refuses_what_no_deployment_honours(tmp_path, monkeypatch, s3_root)
     assert "@kubernetes" not in str(e.value)
 
 
+THIRD_PARTY = """
+from metaflowlike import StepDecorator, make_decorator
+
+
+class Gpu(StepDecorator):
+    name = "gpu_box"
+    defaults = {"n": 1}
+
+    def task_env(self, *, step_name):
+        return {"GPU_BOX": str(self.attributes["n"])}
+
+    def resources(self):
+        return {"gpu": float(self.attributes["n"]), "disk": 500.0}
+
+
+class Lab(StepDecorator):
+    name = "lab_only"
+    deploy_refusal = "it reads the lab's file server"
+
+
+class Slurm(StepDecorator):
+    name = "slurm"
+
+    def launcher_name(self):
+        return "slurm"
+
+
+gpu_box, lab_only, slurm = make_decorator(Gpu), make_decorator(Lab), make_decorator(Slurm)
+"""
+
+
+def test_plan_reads_what_a_third_party_decorator_declares(tmp_path, monkeypatch, s3_root):
+    """A decorator the core has never heard of takes part by its hooks and declarations:
+    its variables and requests reach the plan, and its deploy refusal or foreign
+    launcher refuses the flow, with the target's words for a launcher it knows."""
+    source = FLOW.replace("class DeployMe", THIRD_PARTY + "\n\nclass DeployMe")
+    asks = source.replace("    @step\n    def work", "    @gpu_box(n=2)\n    @step\n    def work")
+    path, cls = _load(tmp_path, asks)
+    state = _state(path, cls, s3_root, monkeypatch)
+    work = build_plan(state, target="test", platform="batch", name="x", refused={}).steps["work"]
+    assert work.env == {"GPU_BOX": "2"}
+    assert work.resources == {"cpu": 1.0, "memory": 4096.0, "gpu": 2.0, "disk": 500.0}
+
+    refuses = source.replace(
+        "    @step\n    def work", "    @lab_only\n    @step\n    def work"
+    ).replace("    @step\n    def gather", "    @slurm\n    @step\n    def gather")
+    path, cls = _load(tmp_path, refuses)
+    state = _state(path, cls, s3_root, monkeypatch)
+    with pytest.raises(DeploymentError) as e:
+        build_plan(state, target="Argo Workflows", platform="kubernetes", name="x", refused={})
+    assert '@lab_only on step "work": it reads the lab\'s file server' in str(e.value)
+    assert '@slurm on step "gather": the step runs with the "slurm" launcher' in str(e.value)
+    with pytest.raises(DeploymentError, match='@slurm on step "gather": no slurm here'):
+        build_plan(state, target="t", platform="k", name="x", refused={"slurm": "no slurm here"})
+
+
 def test_deployed_tasks_by_hand_equal_a_local_run(
     tmp_path, monkeypatch, s3_root, sdk_python, moto_server, make_flow
 ):

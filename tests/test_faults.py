@@ -143,24 +143,32 @@ def visible_markers(root: Path, flow: str, run_id: str) -> list[str]:
 
 KILL_FLOW = """
 import hashlib, os, time
-from metaflowlike import FlowSpec, step
+from metaflowlike import FlowSpec, launchers, step
 from metaflowlike.datastore.task_datastore import FlowDatastore
 
-# fault injection for the test: pause around the manifest write of step "write"
+# fault injection for the test: pause around the manifest write of step "write" (a
+# forked task hands its record to the runtime, which stores it with the marker)
 POINT = os.environ.get("KILL_POINT", "")
-_write_task = FlowDatastore.write_task
+_write_task, _hand_over = FlowDatastore.write_task, launchers._hand_over
 
-def write_task(self, pathspec, attempt, info):
-    hold = pathspec.split("/")[2] == "write" and POINT.endswith("-manifest")
+def held(step, write):
+    hold = step == "write" and POINT.endswith("-manifest")
     if hold and POINT == "before-manifest":
         print("HOLD", flush=True)
         time.sleep(60)
-    _write_task(self, pathspec, attempt, info)
+    write()
     if hold and POINT == "after-manifest":
         print("HOLD", flush=True)
         time.sleep(60)
 
+def write_task(self, pathspec, attempt, info):
+    held(pathspec.split("/")[2], lambda: _write_task(self, pathspec, attempt, info))
+
+def hand_over(fds, fd, record):
+    held(record.step, lambda: _hand_over(fds, fd, record))
+
 FlowDatastore.write_task = write_task
+launchers._hand_over = hand_over
 
 class KillResumeFlow(FlowSpec):
     @step

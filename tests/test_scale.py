@@ -100,8 +100,8 @@ def test_a_silent_stream_stores_no_log(make_flow):
     tasks = {t.index: t for t in run["body"]}
     assert tasks[0].stdout == "the first split speaks\n"
     assert tasks[1].stdout == "" and tasks[1].stderr == "" and tasks[1].stdout_size == 0
-    attempt_dir = flow.root / "flows" / tasks[1].pathspec / "0"
-    assert sorted(os.listdir(attempt_dir)) == ["task.json"]
+    # nor an attempt folder: the forked task's record is in its marker
+    assert os.listdir(flow.root / "flows" / tasks[1].pathspec) == ["0.done"]
     assert "stdout.log" in os.listdir(flow.root / "flows" / tasks[0].pathspec / "0")
 
 

@@ -149,4 +149,5 @@ def test_every_file_the_datastore_writes_follows_the_umask(make_flow, umask):
             files += 1
             assert mode == 0o666 & ~umask, path
     kinds = {p.suffix or p.name for p in flow.root.rglob("*") if p.is_file()}
-    assert {".json", ".done", ".log"} <= kinds and files > 8 and dirs > 8
+    # (a forked task writes no task.json, and no attempt folder if it is silent)
+    assert {".json", ".done", ".log"} <= kinds and files > 6 and dirs > 6

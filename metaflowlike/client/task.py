@@ -129,7 +129,13 @@ class Task(TaskViews, TaskMetricsMixin, MetaflowObject):
         return self._read("done", self._fds.read_marker)
 
     def _task_info(self) -> TaskInfo:
-        """The task record of the current attempt (empty if it has none)."""
+        """The task record of the current attempt (empty if it has none): the one its
+        marker carries (a forked task's), else its own record file."""
+        done = self._done()
+        if done is not None and done.task is not None:
+            return done.task
+        if self._damaged:
+            return TaskInfo()
         return self._read("info", self._fds.read_task_info) or TaskInfo()
 
     def _manifest(self) -> dict[str, ArtifactEntry]:

@@ -2,8 +2,9 @@
 
 ``_run.json`` (:class:`RunRecord`), ``_done.json`` (:class:`RunEnd`), ``task.json``
 (:class:`TaskInfo`, which holds the artifact manifest of :class:`ArtifactEntry`) and
-``<attempt>.done`` (:class:`DoneMarker`) are read and written only through these
-classes, so every module agrees on their fields.
+``<attempt>.done`` (:class:`DoneMarker`, which may carry the attempt's ``TaskInfo``
+instead of a ``task.json``) are read and written only through these classes, so every
+module agrees on their fields.
 
 Each record carries ``"format": <n>``; a record without it is format 1 (what was
 written before records said so: the same fields). Readers are tolerant: a field they do
@@ -67,13 +68,19 @@ def _manifest_from_json(doc: Any) -> dict[str, ArtifactEntry]:
 MANIFEST = {"manifest": True}
 
 
+def _nested(cls: type[Record]) -> dict[str, Any]:
+    """The metadata of a field that holds a whole record of type ``cls``."""
+    return {"record": cls}
+
+
 @dataclass
 class Record:
     """What every record shares: a format version and tolerance of unknown fields.
 
     Subclasses declare their fields as dataclass fields, with ``metadata={"json": name}``
-    when the JSON name is not a Python identifier and ``MANIFEST`` for a field that maps
-    names to artifact entries; every other field is plain JSON."""
+    when the JSON name is not a Python identifier, ``MANIFEST`` for a field that maps
+    names to artifact entries and ``_nested(cls)`` for one that holds a whole record;
+    every other field is plain JSON."""
 
     VERSION: ClassVar[int] = 1
 
@@ -91,7 +98,11 @@ class Record:
             key = f.metadata.get("json", f.name)
             if f.name != "extra" and key in rest:
                 value = rest.pop(key)
-                known[f.name] = _manifest_from_json(value) if f.metadata.get("manifest") else value
+                if f.metadata.get("manifest"):
+                    value = _manifest_from_json(value)
+                elif "record" in f.metadata and value is not None:
+                    value = f.metadata["record"].from_json(value)
+                known[f.name] = value
         return cls(**known, extra=rest)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +112,8 @@ class Record:
             if f.name != "extra" and value is not None:
                 if f.metadata.get("manifest"):
                     value = {name: entry.to_json() for name, entry in value.items()}
+                elif "record" in f.metadata:
+                    value = value.to_json()
                 doc[f.metadata.get("json", f.name)] = value
         doc.update((k, v) for k, v in self.extra.items() if k not in doc)
         return doc
@@ -187,7 +200,15 @@ class TaskInfo(Record):
 @dataclass
 class DoneMarker(Record):
     """``<attempt>.done``: the attempt ended, how and when. Written last, after the
-    logs and ``task.json``, by whoever supervised the task process."""
+    logs and ``task.json``, by whoever supervised the task process.
+
+    Format 2 adds ``task``: the attempt's whole ``TaskInfo``, for a task that handed
+    its record to its supervisor instead of writing ``task.json`` (a task forked by
+    the local runtime): one file then says both that the attempt ended and what it
+    left, written in one atomic step. Readers take it from here when it is present and
+    from ``task.json`` otherwise, so markers of format 1 read as before."""
+
+    VERSION: ClassVar[int] = 2
 
     status: str = "unknown"
     input_paths: list[str] = field(default_factory=list)  # lets resume match a task
@@ -199,3 +220,4 @@ class DoneMarker(Record):
     reason: str | None = None  # why the process died, when it did
     cloned_from: str | None = None  # resume reused this task of an earlier run
     cached_from: str | None = None  # the step cache reused this task of an earlier run
+    task: TaskInfo | None = field(default=None, metadata=_nested(TaskInfo))  # format 2

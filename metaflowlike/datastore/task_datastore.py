@@ -7,11 +7,15 @@ record formats each have one owner (``docs/datastore-layout.md`` describes both)
 
 ``<attempt>.done`` is written last, after the manifest and the logs: readers ignore
 every attempt without it, so a task killed at any instant is simply invisible and a
-resume runs it again. Every file is written atomically by the storage layer.
+resume runs it again. Every file is written atomically by the storage layer. A task
+forked by the local runtime hands its record to the runtime instead of writing
+``task.json``, and the marker carries it (``DoneMarker.task``): one file, one atomic
+write, where two were needed; the readers here take the record from either place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -217,13 +221,39 @@ class FlowDatastore:
     def write_task(self, pathspec: str, attempt: int, info: TaskInfo) -> None:
         self.write_json(self.layout.task_record(pathspec, attempt), info.to_json())
 
+    @staticmethod
+    def encode_task_info(info: TaskInfo) -> bytes:
+        """A task record as the bytes a forked task hands its runtime (see
+        :meth:`decode_task_info`), to be stored in its marker."""
+        return _dumps(info.to_json())
+
+    @staticmethod
+    def decode_task_info(raw: bytes | bytearray) -> TaskInfo | None:
+        """The record :meth:`encode_task_info` made; None if ``raw`` is not a whole one
+        (the task was killed while handing it over: the attempt then has no record)."""
+        try:
+            doc = json.loads(raw)
+            return TaskInfo.from_json(doc) if isinstance(doc, dict) else None
+        except (ValueError, MalformedRecord):
+            return None
+
     def read_task_info(self, pathspec: str, attempt: int, warn: bool = False) -> TaskInfo | None:
-        """The attempt's ``task.json``, None if there is none. A damaged one raises
-        ``DamagedRecord``, or with ``warn`` is reported and counts as missing."""
-        path = self.layout.task_record(pathspec, attempt)
-        if warn:
-            return self._load_or_warn(path, TaskInfo, f"Task {pathspec}")
-        return self._load(path, TaskInfo)
+        """The attempt's record: its ``task.json``, else the one its marker carries;
+        None if there is neither. A damaged one raises ``DamagedRecord``, or with
+        ``warn`` is reported and counts as missing."""
+        where = self.layout.task_record(pathspec, attempt)
+        try:
+            info = self._load(where, TaskInfo)
+            if info is None:
+                where = self.layout.done_marker(pathspec, attempt)
+                marker = self._load(where, DoneMarker)
+                info = marker.task if marker is not None else None
+        except DamagedRecord as e:
+            if not warn:
+                raise
+            warn_damaged(f"Task {pathspec}", self.storage.url(where), str(e))
+            return None
+        return info
 
     def mark_done(self, pathspec: str, attempt: int, marker: DoneMarker) -> None:
         self.write_json(self.layout.done_marker(pathspec, attempt), marker.to_json())
@@ -250,7 +280,7 @@ class FlowDatastore:
             marker = self.read_marker(pathspec, attempt)
             if marker is None:
                 return None
-            info = self.read_task_info(pathspec, attempt)
+            info = marker.task or self._load(self.layout.task_record(pathspec, attempt), TaskInfo)
         except DamagedRecord as e:
             where = self.storage.url(self.layout.attempt_dir(pathspec, attempt))
             warn_damaged(f"Task {pathspec}", where, str(e))
@@ -278,7 +308,9 @@ class FlowDatastore:
         for card_type, card_id in self.list_cards(source.pathspec, source.attempt):
             html = self.read_card(source.pathspec, source.attempt, card_type, card_id)
             self.write_card(pathspec, 0, card_type, card_id, html)
-        self.mark_done(pathspec, 0, marker)
+        # the copy's record is the one just written: never the source's, which a marker
+        # made from the source's may carry
+        self.mark_done(pathspec, 0, dataclasses.replace(marker, task=None))
 
     # --- logs, metrics, cards ---------------------------------------------------------
 

@@ -6,19 +6,22 @@ around it (retries and their delay, a deadline, a fallback after a hard death, t
 resources to ask for, its variables) and the one container command that runs any of
 its tasks. All of that is decided here, once, from the flow's decorators; the
 compilers never read a decorator themselves. The common deploy-time checks live here
-too, so both targets refuse the same flows with the same words.
+too, so both targets refuse the same flows with the same words. Decorators are known
+by what they declare (``launcher_name``, ``task_env``, ``deploy_refusal``...), never by
+their name, so a third-party one takes part as a built-in does.
 """
 
 from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import code_package
 from ..bootstrap import bootstrap_command
-from ..decorators import StepPolicy, step_decorators
+from ..decorators import StepDecorator, StepPolicy, step_decorators
 from ..environments import deployed
 from ..environments.deployed import DeployedEnvironments
 from ..exceptions import MetaflowlikeException
@@ -33,11 +36,6 @@ ENTRY_COMMAND = "deployed-step"
 ENVIRONMENTS_OPTION = "--environments"
 #: every resource request a platform may read, with the floor when nothing asks
 RESOURCE_FLOOR: dict[str, float | None] = {"cpu": 1.0, "memory": 4096.0, "gpu": 0.0, "disk": None}
-#: decorators no deployed flow can honour, and why
-NEVER_DEPLOYED = {
-    "parallel": "a gang of tasks started together (num_parallel=) has no counterpart in a "
-    "workflow of independent tasks",
-}
 
 
 class DeploymentError(MetaflowlikeException):
@@ -65,7 +63,7 @@ class StepPlan:
     timeout_seconds: int | None  # the platform deadline for one attempt
     catch: bool  # @catch: after a hard death, one more attempt records the failure
     resources: dict[str, float | None]  # cpu, memory (MB), gpu, disk (MB)
-    env: dict[str, str]  # @environment variables
+    env: dict[str, str]  # the decorators' task variables (@environment)
     decorators: tuple[str, ...]  # names, for messages
     platform_attributes: dict[str, Any] = field(default_factory=dict)  # @batch/@kubernetes
 
@@ -145,15 +143,15 @@ def _foreach_depth(graph: Any, node: Any) -> int:
 
 def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
     """The orchestrator's view of ``node``, from its decorators; ``platform`` is the
-    decorator whose requests join @resources' (``batch``, ``kubernetes``)."""
+    launcher every task runs with (``batch``, ``kubernetes``): the decorator naming it
+    gives its attributes, and its requests join @resources'."""
     decos = step_decorators(node, [])
     policy = StepPolicy.of(decos)
     retries, timeout = policy.max_retries, policy.timeout_seconds
     env: dict[str, str] = {}
-    for d in decos:
-        if d.name == "environment":
-            env.update(d.task_env(step_name=node.name))
-    own = next((d for d in decos if d.name == platform), None)
+    for d in decos:  # merged as the local runtime merges them: a later one wins
+        env.update(d.task_env(step_name=node.name))
+    own = platform_decorator(decos, platform)
     return StepPlan(
         name=node.name,
         kind=_kind(node),
@@ -181,12 +179,18 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
 
 
 def check_flow(
-    state: Any, target: str, refused: dict[str, str], *, allow_switch: bool = True
+    state: Any,
+    target: str,
+    refused: dict[str, str],
+    *,
+    platform: str | None = None,
+    allow_switch: bool = True,
 ) -> None:
     """The deploy-time checks every target shares: a cloud datastore, no loops, no
-    decorator the target cannot honour (``refused``: name -> why, on top of
-    ``NEVER_DEPLOYED``), no foreach whose width is decided by a gang. All problems
-    are named at once."""
+    decorator that refuses deployment (its ``deploy_refusal``) or that runs its step
+    with another launcher than ``platform`` (``refused``: launcher name -> why, for the
+    target's own words), no foreach whose width is decided by a gang. All problems are
+    named at once."""
     graph, fds = state.graph, state.fds
     problems = []
     if fds.storage.TYPE == "local":
@@ -201,11 +205,11 @@ def check_flow(
     if not allow_switch and any(n.is_switch for n in graph):
         names = ", ".join(f'"{n.name}"' for n in graph if n.is_switch)
         problems.append(f"{target} export does not support the switch step {names}")
-    reasons = {**NEVER_DEPLOYED, **refused}
     for node in graph:
         for d in step_decorators(node, []):
-            if d.name in reasons:
-                problems.append(f'@{d.name} on step "{node.name}": {reasons[d.name]}')
+            why = d.deploy_refusal or _foreign_launcher(d, target, platform, refused)
+            if why:
+                problems.append(f'@{d.name} on step "{node.name}": {why}')
         if node.is_parallel:
             problems.append(
                 f'step "{node.name}" starts a gang (num_parallel=) whose width {target} '
@@ -217,13 +221,35 @@ def check_flow(
         )
 
 
+def platform_decorator(decorators: Iterable[StepDecorator], platform: str) -> StepDecorator | None:
+    """The decorator that runs its step with the ``platform`` launcher (``@batch``),
+    whose attributes say how; None when the step does not carry one."""
+    return next((d for d in decorators if d.launcher_name() == platform), None)
+
+
+def _foreign_launcher(
+    deco: StepDecorator, target: str, platform: str | None, refused: dict[str, str]
+) -> str | None:
+    """Why ``deco`` cannot be deployed to ``target`` because it runs its step with a
+    launcher other than the target's ``platform``, or None."""
+    launcher = deco.launcher_name()
+    if launcher in refused:
+        return refused[launcher]
+    if launcher is None or platform is None or launcher == platform:
+        return None
+    return (
+        f'the step runs with the "{launcher}" launcher, but every task of {target} runs '
+        f'with "{platform}"'
+    )
+
+
 def build_plan(
     state: Any, *, target: str, platform: str, name: str, refused: dict[str, str]
 ) -> DeploymentPlan:
     """Check the flow and describe it. The code package is built here but not uploaded
     (``upload_package`` does that, only when deploying for real)."""
     state.validate()
-    check_flow(state, target, refused)
+    check_flow(state, target, refused, platform=platform)
     graph, fds = state.graph, state.fds
     for node in graph:
         for deco in step_decorators(node, []):

@@ -15,6 +15,11 @@ class CacheDecorator(StepDecorator):
 
     name = "cache"
     defaults = {"enabled": True}
+    # where the cache is used cannot change what a task computes
+    in_cache_key = False
+
+    def caches(self) -> bool | None:
+        return bool(self.attributes["enabled"])
 
     def step_init(self, *, flow_cls: type, graph: Any, step_name: str) -> None:
         enabled = self.attributes["enabled"]

@@ -90,7 +90,7 @@ class KeyMaker:
             decorators = {
                 d.name: json.dumps(_stable(d.attributes), sort_keys=True)
                 for d in step_decorators(self.graph[step], self.with_decorators)
-                if d.name != "cache"
+                if d.in_cache_key
             }
             env = {
                 "python": f"{platform.python_implementation()} {sys.version.split()[0]}",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..datastore.records import DoneMarker, TaskInfo
 from ..datastore.task_datastore import TaskRecord
-from ..decorators import step_decorators
+from ..decorators import StepPolicy, step_decorators
 from ..task import TaskSpec
 from .key import KeyMaker, key_of
 
@@ -24,12 +24,10 @@ def caching_enabled(decorators: list, run_wide: bool) -> bool:
     """``@cache`` opts a step in, ``@cache(enabled=False)`` out; otherwise ``--cache``.
     A ``@parallel`` gang is never cached: its members wait for one another, so a gang
     partly served from the cache would wait forever for the members that were not."""
-    if any(deco.name == "parallel" for deco in decorators):
+    policy = StepPolicy.of(decorators)
+    if policy.gang:
         return False
-    for deco in decorators:
-        if deco.name == "cache":
-            return bool(deco.attributes.get("enabled", True))
-    return run_wide
+    return run_wide if policy.caches is None else policy.caches
 
 
 class StepCache:

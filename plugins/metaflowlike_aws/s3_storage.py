@@ -22,7 +22,7 @@ from metaflowlike.datastore.retry import (
     is_transient_os_error,
     sdk_attempts,
 )
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 #: objects above this size use parallel multipart upload / ranged download
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -49,24 +49,15 @@ _TRANSIENT_CODES = frozenset(
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
-def _import_boto3() -> Any:
-    try:
-        import boto3
-        import botocore  # noqa: F401
-    except ImportError as e:
-        raise MissingExtra(
-            f'The s3 datastore needs boto3 ({e}). Install it with: pip install "metaflowlike[aws]"'
-        ) from e
-    return boto3
-
-
 class S3Storage(RemoteStorage):
     TYPE = "s3"
     SCHEMES = ("s3",)
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
-        self._boto3 = _import_boto3()
+        self._boto3 = import_sdk(
+            "boto3", needed_by="The s3 datastore", package="boto3", extra="aws"
+        )
         self._transfer_obj: Any = None
         self._secret_values: list[str | None] = []
 

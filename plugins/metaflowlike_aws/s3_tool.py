@@ -21,7 +21,7 @@ from typing import Any
 
 from metaflowlike.datastore.layout import LAYOUT
 from metaflowlike.exceptions import MetaflowlikeException, NotFound
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 PARALLELISM = 16
 
@@ -186,12 +186,7 @@ class S3:
         s3root: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            import boto3
-        except ImportError as e:
-            raise MissingExtra(
-                f'S3 needs boto3 ({e}). Install it with: pip install "metaflowlike[aws]"'
-            ) from e
+        boto3 = import_sdk("boto3", needed_by="S3", package="boto3", extra="aws")
         if sum(x is not None for x in (run, s3root, bucket)) > 1:
             raise MetaflowS3Exception("S3() takes one of run=, s3root= or bucket=.")
         if run is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 from metaflowlike.secrets_decorator import SecretsError
 
 
@@ -19,13 +19,9 @@ class AwsSecretsManagerProvider:
     def get_secret_as_dict(
         self, secret_id: Any, options: dict, role: str | None = None
     ) -> dict[str, str]:
-        try:
-            import boto3
-            from botocore.exceptions import BotoCoreError, ClientError
-        except ImportError as e:
-            raise MissingExtra(
-                f'AWS Secrets Manager needs boto3 ({e}). Install it with: pip install "metaflowlike[aws]"'
-            ) from e
+        boto3 = import_sdk("boto3", needed_by="AWS Secrets Manager", package="boto3", extra="aws")
+        from botocore.exceptions import BotoCoreError, ClientError  # boto3 brings it
+
         if not secret_id:
             raise SecretsError('An "aws-secrets-manager" source needs an "id".')
         session = boto3.session.Session()

@@ -14,7 +14,7 @@ from typing import Any
 
 from metaflowlike import config
 from metaflowlike.exceptions import MetaflowlikeException
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 #: EventBridge's limit on rule names
 MAX_RULE_NAME = 64
@@ -26,16 +26,6 @@ SCHEDULED_INPUT = json.dumps({"Parameters": {}})
 
 class SfnDeployError(MetaflowlikeException):
     headline = "Step Functions deployment failed"
-
-
-def _boto3() -> Any:
-    try:
-        import boto3
-    except ImportError as e:
-        raise MissingExtra(
-            f'step-functions needs boto3 ({e}). Install it with: pip install "metaflowlike[aws]"'
-        ) from e
-    return boto3
 
 
 def rule_name(name: str) -> str:
@@ -62,7 +52,7 @@ class StepFunctions:
     """The Step Functions and EventBridge APIs, as a deployment needs them."""
 
     def __init__(self) -> None:
-        boto3 = _boto3()
+        boto3 = import_sdk("boto3", needed_by="step-functions", package="boto3", extra="aws")
         self.sfn = boto3.client("stepfunctions")
         self.events = boto3.client("events")
 

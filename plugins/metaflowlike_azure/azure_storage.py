@@ -27,7 +27,7 @@ from metaflowlike.datastore.retry import (
     sdk_attempts,
 )
 from metaflowlike.datastore.storage import StorageError
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 ENV_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
 ENV_ACCOUNT_URL = "AZURE_STORAGE_ACCOUNT_URL"
@@ -41,23 +41,18 @@ CHUNK_GET_SIZE = 8 * 1024 * 1024
 TRANSFER_CONCURRENCY = 8
 
 
-def _import_sdk() -> None:
-    try:
-        import azure.storage.blob  # noqa: F401
-    except ImportError as e:
-        raise MissingExtra(
-            f"The azure datastore needs azure-storage-blob ({e}). "
-            'Install it with: pip install "metaflowlike[azure]"'
-        ) from e
-
-
 class AzureBlobStorage(RemoteStorage):
     TYPE = "azure"
     SCHEMES = ("azure",)
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
-        _import_sdk()
+        import_sdk(
+            "azure.storage.blob",
+            needed_by="The azure datastore",
+            package="azure-storage-blob",
+            extra="azure",
+        )
         self._conn_str = os.environ.get(ENV_CONNECTION_STRING, "").strip()
         self._account_url = os.environ.get(ENV_ACCOUNT_URL, "").strip()
         if not self._conn_str and not self._account_url:

@@ -24,7 +24,7 @@ from metaflowlike.datastore.retry import (
     sdk_attempts,
 )
 from metaflowlike.datastore.storage import StorageError
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 ENV_EMULATOR = "STORAGE_EMULATOR_HOST"
 
@@ -37,23 +37,18 @@ TRANSFER_CONCURRENCY = 8
 TIMEOUT = (5, 60)
 
 
-def _import_sdk() -> None:
-    try:
-        import google.cloud.storage  # noqa: F401
-    except ImportError as e:
-        raise MissingExtra(
-            f"The gs datastore needs google-cloud-storage ({e}). "
-            'Install it with: pip install "metaflowlike[gcp]"'
-        ) from e
-
-
 class GCSStorage(RemoteStorage):
     TYPE = "gs"
     SCHEMES = ("gs", "gcs")
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
-        _import_sdk()
+        import_sdk(
+            "google.cloud.storage",
+            needed_by="The gs datastore",
+            package="google-cloud-storage",
+            extra="gcp",
+        )
         self._sdk_retry = self._make_sdk_retry()
 
     # --- client ----------------------------------------------------------------------

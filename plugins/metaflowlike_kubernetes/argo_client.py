@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from metaflowlike.exceptions import MetaflowlikeException
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 GROUP = "argoproj.io"
 VERSION = "v1alpha1"
@@ -27,22 +27,16 @@ class ArgoClusterError(MetaflowlikeException):
     headline = "Argo Workflows"
 
 
-def _import_client() -> Any:
-    try:
-        import kubernetes
-    except ImportError as e:
-        raise MissingExtra(
-            f"argo-workflows needs the kubernetes client ({e}). Install it with: "
-            'pip install "metaflowlike[kubernetes]"'
-        ) from e
-    return kubernetes
-
-
 class ArgoCluster:
     """The Argo objects of one namespace."""
 
     def __init__(self, namespace: str) -> None:
-        k8s = _import_client()
+        k8s = import_sdk(
+            "kubernetes",
+            needed_by="argo-workflows",
+            package="the kubernetes client",
+            extra="kubernetes",
+        )
         try:
             k8s.config.load_kube_config()
         except Exception:  # noqa: BLE001 - no kube config file: try in-cluster

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 
 #: used when MLFLOW_TRACKING_URI is not set: an embedded SQLite store, no server needed
 DEFAULT_DB = "mlflow.db"
@@ -20,14 +20,10 @@ def tracking_uri() -> str:
 
 
 def mlflow_client(uri: str | None = None) -> Any:
-    try:
-        from mlflow import MlflowClient
-    except ImportError as e:
-        raise MissingExtra(
-            f"MLflow interop needs the mlflow package ({e}). Install it with: "
-            'pip install "metaflowlike[mlflow]"'
-        ) from None
-    return MlflowClient(tracking_uri=uri or tracking_uri())
+    mlflow = import_sdk(
+        "mlflow", needed_by="MLflow interop", package="the mlflow package", extra="mlflow"
+    )
+    return mlflow.MlflowClient(tracking_uri=uri or tracking_uri())
 
 
 def experiment_id(client: Any, name: str) -> str:
