@@ -50,6 +50,7 @@ class PypiDecorator(StepDecorator):
 
     name = "pypi"
     defaults = {"packages": {}, "python": None, "disabled": False}
+
     def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         check_arguments(f'@pypi on step "{step_name}"', self.attributes)
 
