@@ -256,6 +256,12 @@ def step_decorators(
     return own + [d for d in extra or [] if d.name not in names]
 
 
+def launcher_decorator(decorators: Iterable[StepDecorator], launcher: str) -> StepDecorator | None:
+    """The decorator that runs its step with ``launcher`` (``@kubernetes`` for
+    ``"kubernetes"``), whose attributes say how; None when the step carries none."""
+    return next((d for d in decorators if d.launcher_name() == launcher), None)
+
+
 def decorator_class(name: str) -> type[StepDecorator]:
     from . import plugins
 

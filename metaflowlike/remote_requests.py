@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .decorators import StepDecorator, launcher_decorator
 from .exceptions import MetaflowlikeException
 
 
@@ -34,15 +35,17 @@ def check_numbers(
 
 
 def larger_requests(
-    decorators: Iterable[Any], platform: str, floor: Mapping[str, float | None]
+    decorators: Iterable[StepDecorator], platform: str, floor: Mapping[str, float | None]
 ) -> dict[str, float | None]:
     """For each key of ``floor``, the largest value asked for by the decorator that runs
     the step with the ``platform`` launcher (its attributes) or by any decorator's
     ``resources()`` (``@resources``), and at least the floor (None: no floor, and
     nothing asked stays None)."""
     out = dict(floor)
-    for deco in decorators:
-        asked = deco.attributes if deco.launcher_name() == platform else deco.resources()
+    decos = list(decorators)
+    own = launcher_decorator(decos, platform)
+    for deco in decos:
+        asked = deco.attributes if deco is own else deco.resources()
         for key in out:
             value = asked.get(key)
             if value is not None:

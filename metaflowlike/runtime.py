@@ -556,8 +556,10 @@ class Runtime:
                 started=worker.started,
                 reason=worker.killed_reason or result.get("reason"),
             )
+            self.fds.mark_done(
+                spec.pathspec, spec.attempt, marker, worker.record if handed else None
+            )
             marker.task = handed
-            self.fds.mark_done(spec.pathspec, spec.attempt, marker)
         if self.cache is not None:
             self.cache.finished(spec, info, marker)  # indexed only after its marker
         if marker.status == "ok":

@@ -209,6 +209,11 @@ def test_a_marker_carries_a_forked_tasks_record(tmp_path):
     rec = fds.read_task("F/1/start/1")
     assert rec is not None and rec.info == info and rec.done.task == info
     assert fds.read_task_info("F/1/start/1", 0) == info
+    # as the runtime stores it: the handed bytes as they came, the same marker
+    fds.mark_done("F/1/start/3", 0, DoneMarker(status="ok", exit_status=0), bytearray(raw))
+    assert fds.read_task("F/1/start/3").done == DoneMarker(status="ok", exit_status=0, task=info)
+    stored = json.loads(fds.storage.get_bytes(LAYOUT.done_marker("F/1/start/3", 0)))
+    assert stored == DoneMarker(status="ok", exit_status=0, task=info).to_json()
     copy = TaskInfo(status="ok", origin_task="F/1/start/1", artifacts=info.artifacts)
     fds.copy_task(rec, "F/2/start/1", copy, rec.done)
     again = fds.read_task("F/2/start/1")

@@ -222,7 +222,7 @@ def test_plan_reads_what_a_third_party_decorator_declares(tmp_path, monkeypatch,
     """A decorator the core has never heard of takes part by its hooks and declarations:
     its variables and requests reach the plan, and its deploy refusal or foreign
     launcher refuses the flow, with the target's words for a launcher it knows."""
-    source = FLOW.replace("class DeployMe", THIRD_PARTY + "\n\nclass DeployMe")
+    source = FLOW.replace("@schedule(", THIRD_PARTY + "\n\n@schedule(")
     asks = source.replace("    @step\n    def work", "    @gpu_box(n=2)\n    @step\n    def work")
     path, cls = _load(tmp_path, asks)
     state = _state(path, cls, s3_root, monkeypatch)

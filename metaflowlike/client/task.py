@@ -392,18 +392,31 @@ class DataArtifact(DataArtifactViews, MetaflowObject):
     finished_at = created_at
 
 
-class MetaflowData:
-    """``task.data``: artifact values as attributes, loaded on access."""
+class _ArtifactView:
+    """A task's artifacts as attributes: what ``task.data`` and ``task.artifacts``
+    share. Each says what an attribute gives; both look names up in the manifest."""
 
     __slots__ = ("_task",)
 
     def __init__(self, task: Task) -> None:
         self._task = task
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+    def _entry(self, name: str) -> ArtifactEntry | None:
+        if name.startswith("__"):  # copy/pickle probing for dunders: not artifacts
             raise AttributeError(name)
-        entry = self._task._manifest().get(name)
+        return self._task._manifest().get(name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {', '.join(sorted(self._task._manifest()))}>"
+
+
+class MetaflowData(_ArtifactView):
+    """``task.data``: artifact values as attributes, loaded on access."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        entry = self._entry(name)
         if entry is None:
             if name == "name" and self._task.current_attempt is not None:
                 return self._task._step._run._flow_name  # Metaflow's `name` artifact
@@ -416,22 +429,14 @@ class MetaflowData:
     def __dir__(self) -> list[str]:
         return sorted({*self._task._manifest(), "name"})
 
-    def __repr__(self) -> str:
-        return f"<MetaflowData: {', '.join(sorted(self._task._manifest()))}>"
 
-
-class MetaflowArtifacts:
+class MetaflowArtifacts(_ArtifactView):
     """``task.artifacts``: ``DataArtifact`` objects as attributes."""
 
-    __slots__ = ("_task",)
-
-    def __init__(self, task: Task) -> None:
-        self._task = task
+    __slots__ = ()
 
     def __getattr__(self, name: str) -> DataArtifact:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        entry = self._task._manifest().get(name)
+        entry = self._entry(name)
         if entry is None:
             raise MetaflowArtifactNotFound(self._task._no_child(name))
         return DataArtifact._make(self._task, name, entry)
@@ -447,6 +452,3 @@ class MetaflowArtifacts:
 
     def __dir__(self) -> list[str]:
         return sorted(self._task._manifest())
-
-    def __repr__(self) -> str:
-        return f"<MetaflowArtifacts: {', '.join(sorted(self._task._manifest()))}>"

@@ -111,15 +111,31 @@ class LocalStorage(Storage):
     def exists(self, path: str) -> bool:
         return os.path.exists(self._full(path))
 
-    def _publish(self, fd: int, tmp: str, full: str) -> None:
-        """Give the open temporary file its mode, make it durable, rename it into place
-        and make the rename durable."""
+    def _temp_file(self, data: bytes) -> tuple[int, str]:
+        """A temporary file holding ``data``, still open (see ``_mkstemp``); nothing is
+        left behind if the write fails."""
+        fd, tmp = self._mkstemp()
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            _silent_unlink(tmp)
+            raise
+        return fd, tmp
+
+    def _seal(self, fd: int) -> None:
+        """Give an open temporary file its mode and make it durable, then close it."""
         try:
             os.fchmod(fd, self.file_mode)
             if self.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+    def _publish(self, fd: int, tmp: str, full: str) -> None:
+        """Seal the open temporary file, rename it into place and make the rename
+        durable."""
+        self._seal(fd)
         os.replace(tmp, full)
         if self.durable:
             _fsync_dir(os.path.dirname(full))
@@ -131,12 +147,7 @@ class LocalStorage(Storage):
         tmp = None
         try:
             self._ensure_dir(os.path.dirname(full))
-            fd, tmp = self._mkstemp()
-            try:
-                _write_all(fd, data)
-            except BaseException:
-                os.close(fd)
-                raise
+            fd, tmp = self._temp_file(data)
             self._publish(fd, tmp, full)
         except BaseException as e:  # a stopped task unwinds through here too
             if tmp:
@@ -179,14 +190,8 @@ class LocalStorage(Storage):
         tmp = None
         try:
             self._ensure_dir(os.path.dirname(full))
-            fd, tmp = self._mkstemp()
-            try:
-                _write_all(fd, data)
-                os.fchmod(fd, self.file_mode)
-                if self.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            fd, tmp = self._temp_file(data)
+            self._seal(fd)
             try:
                 os.link(tmp, full)  # fails if the name exists: an atomic create
             except FileExistsError:

@@ -255,8 +255,24 @@ class FlowDatastore:
             return None
         return info
 
-    def mark_done(self, pathspec: str, attempt: int, marker: DoneMarker) -> None:
-        self.write_json(self.layout.done_marker(pathspec, attempt), marker.to_json())
+    def mark_done(
+        self,
+        pathspec: str,
+        attempt: int,
+        marker: DoneMarker,
+        handed: bytes | bytearray | None = None,
+    ) -> None:
+        """Write the attempt's marker. ``handed``: the record its task handed over
+        (:meth:`encode_task_info`, already checked whole by :meth:`decode_task_info`),
+        stored as the marker's ``task`` as it came, not decoded and encoded again."""
+        path = self.layout.done_marker(pathspec, attempt)
+        if handed is None:
+            self.write_json(path, marker.to_json())
+            return
+        doc = marker.to_json()
+        doc.pop("task", None)
+        head = _dumps(doc)  # never empty: it has "format"
+        self.storage.put_bytes(path, b"".join((head[:-1], b',"task":', handed, b"}")))
 
     def read_marker(self, pathspec: str, attempt: int, warn: bool = False) -> DoneMarker | None:
         """The attempt's ``.done`` marker, None if there is none (yet). A damaged one

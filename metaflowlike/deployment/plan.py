@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import code_package
 from ..bootstrap import bootstrap_command
-from ..decorators import StepDecorator, StepPolicy, step_decorators
+from ..decorators import StepDecorator, StepPolicy, launcher_decorator, step_decorators
 from ..environments import deployed
 from ..environments.deployed import DeployedEnvironments
 from ..exceptions import MetaflowlikeException
@@ -151,7 +150,7 @@ def step_plan(graph: Any, node: Any, platform: str) -> StepPlan:
     env: dict[str, str] = {}
     for d in decos:  # merged as the local runtime merges them: a later one wins
         env.update(d.task_env(step_name=node.name))
-    own = platform_decorator(decos, platform)
+    own = launcher_decorator(decos, platform)
     return StepPlan(
         name=node.name,
         kind=_kind(node),
@@ -219,12 +218,6 @@ def check_flow(
         raise DeploymentError(
             f"{graph.name} cannot be deployed to {target}: " + "; ".join(problems) + "."
         )
-
-
-def platform_decorator(decorators: Iterable[StepDecorator], platform: str) -> StepDecorator | None:
-    """The decorator that runs its step with the ``platform`` launcher (``@batch``),
-    whose attributes say how; None when the step does not carry one."""
-    return next((d for d in decorators if d.launcher_name() == platform), None)
 
 
 def _foreign_launcher(
