@@ -84,20 +84,6 @@ def _laptop_cache(laptop_envs, monkeypatch):
     monkeypatch.delenv("METAFLOWLIKE_ENVIRONMENT", raising=False)
 
 
-def execute_on_the_network(argo, workflow_name: str):
-    """``ArgoStandIn.execute``, on a node that also has the network's package index
-    settings (its pods install uv and the packages through them)."""
-    from tests.argo_interpreter import Interpreter
-    from tests.remote_env import node_identity
-
-    workflow = argo.get("workflows", workflow_name)
-    template_name = workflow["spec"]["workflowTemplateRef"]["name"]
-    template = argo.get("workflowtemplates", template_name)
-    node_env = {**node_identity(argo.s3_url), "METAFLOWLIKE_LOG_UPLOAD_INTERVAL": "0.5"}
-    argo.interpreter = Interpreter(python=argo.sdk_python, log_dir=argo.log_dir, node_env=node_env)
-    return argo.interpreter.run(workflow, {template_name: template})
-
-
 def _source(node_cache: Path) -> str:
     return TWO_SIXES.replace("NODE_CACHE", str(node_cache))
 
@@ -158,7 +144,7 @@ def test_argo_builds_each_steps_environment_from_the_stored_locks(argo, tmp_path
     """The same flow through argo-workflows create/trigger and the Argo interpreter."""
     node_cache = tmp_path / "node-envs"
     source = _source(node_cache)
-    created = argo.flow(source, "--environment=pypi", "argo-workflows", "create")
+    created = argo.run(source, "--environment=pypi", "argo-workflows", "create")
     assert "WorkflowTemplate default/twosixesflow created." in created.stdout
     docs = deployed_documents(argo, "twosixesflow")
     for doc in docs:
@@ -168,12 +154,12 @@ def test_argo_builds_each_steps_environment_from_the_stored_locks(argo, tmp_path
     assert stored["type"] == "pypi" and set(stored["steps"]) == {"start", "older"}
 
     name = argo.trigger()
-    result = execute_on_the_network(argo, name)
+    result = argo.execute(name)
     assert result.phase == "Succeeded", result.message + argo.pod_logs(result)
     run = Flow("TwoSixesFlow")[f"argo-{name}"]
     _assert_versions(run)
 
-    argo.flow(None, "--environment=pypi", "run")
+    argo.run(None, "--environment=pypi", "run")
     local = Flow("TwoSixesFlow").latest_run
     assert local.id != run.id
     _assert_versions(local)
