@@ -133,6 +133,9 @@ def test_step_functions_builds_each_steps_environment_from_the_stored_locks(
     built = {p.name for p in node_cache.iterdir() if len(p.name) == 32}
     assert built == {run["start"].task.environment["key"], run["older"].task.environment["key"]}
 
+    shown = laptop.run(path, "environment", "show", "--run-id", "sfn-exec-pypi-1").stdout
+    assert "Environment: pypi" in shown and "six==1.15.0" in shown and "six==1.16.0" in shown
+
     laptop.run(path, "--environment=pypi", "run")
     local = [r for r in Flow("TwoSixesFlow").runs() if not r.id.startswith("sfn-")][0]
     _assert_versions(local)
