@@ -12,13 +12,14 @@ of ``tests/kube_stand_in.py``, S3 on moto), three times:
 What it reports, for each:
 
 - the CPU time of the runtime process and of everything it started on this machine
-  (its forked watchers: submitting each Job, polling it, relaying the task's logs from
-  the datastore), read from ``getrusage(RUSAGE_CHILDREN)`` around the run. The pods run
-  under the node agent, another process tree, so their CPU is not counted: this is the
-  runtime's own cost. Per remote task: (wide - narrow) / (width - 1). CPU time, unlike
-  wall time, does not grow when the machine is busy;
+  (the run's poller, which submits the Jobs, lists their statuses and relays the tasks'
+  logs from the datastore, and each task's stand-in process), read from
+  ``getrusage(RUSAGE_CHILDREN)`` around the run. The pods run under the node agent,
+  another process tree, so their CPU is not counted: this is the runtime's own cost.
+  Per remote task: (wide - narrow) / (width - 1). CPU time, unlike wall time, does not
+  grow when the machine is busy;
 - the most Jobs that existed unfinished at the same moment, sampled from the API server
-  every 50 ms: evidence that launches overlap instead of being submitted one by one;
+  every 200 ms: evidence that launches overlap instead of being submitted one by one;
 - the code-package bytes uploaded, as the run reported them.
 
 Usage: ``python benchmarks/remote_launch.py [--width N] [--slots N] [--json PATH]``.
@@ -82,7 +83,7 @@ if __name__ == "__main__":
 class JobSampler:
     """Counts the Jobs that exist and have not finished, every ``interval`` seconds."""
 
-    def __init__(self, cluster, interval: float = 0.05) -> None:
+    def __init__(self, cluster, interval: float = 0.2) -> None:
         self.cluster, self.interval = cluster, interval
         self.most = 0
         self.seen: set[str] = set()

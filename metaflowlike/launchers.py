@@ -10,9 +10,10 @@ task's. Three kinds exist:
 - ``subprocess``: the child executes the task's ``step`` command line (see
   ``step_command.py``), possibly with another interpreter or environment.
 - remote launchers (``RemoteLauncher`` in ``remote_launcher.py``; Kubernetes, Batch):
-  the local process is a small watcher that submits the same ``step`` command to a
-  cluster, relays the task's logs from the datastore and exits with the task's status.
-  The remote task is *self-sufficient*: it saves its own logs and completion marker.
+  the same ``step`` command runs on a cluster, submitted and followed by one poller
+  process per run and platform; the local process is a small stand-in that writes the
+  task's relayed logs and exits with the job's status. The remote task is
+  *self-sufficient*: it saves its own logs and completion marker.
 
 Launchers are found by name through the ``metaflowlike.launchers`` entry-point group,
 the built-in ones included.
@@ -152,6 +153,11 @@ class Launcher(ABC):
     def start(self, spec: TaskSpec, plan: LaunchPlan, *, inherited_fds: list[int]) -> Started:
         """Start the task; ``inherited_fds`` are the runtime's own descriptors, which a
         forked child must close."""
+
+    def close(self) -> None:
+        """The run is over (every task it started has ended): release what the
+        launcher holds for the whole run, such as a remote launcher's poller."""
+        return None
 
 
 #: the stream over which a forked task hands its record to the runtime

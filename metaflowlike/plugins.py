@@ -30,15 +30,17 @@ class MissingExtra(MetaflowlikeException):
     headline = "Missing optional dependency"
 
 
-def import_sdk(module: str, *, needed_by: str, package: str, extra: str) -> ModuleType:
+def import_sdk(
+    module: str, *, needed_by: str, package: str, extra: str, distribution: str = "metaflowlike"
+) -> ModuleType:
     """Import an optional SDK (``boto3``) when a plugin first needs it, or say in one
-    paragraph who needs it and which extra of metaflowlike installs it."""
+    paragraph who needs it and which extra of which distribution installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtra(
             f"{needed_by} needs {package} ({e}). Install it with: "
-            f'pip install "metaflowlike[{extra}]"'
+            f'pip install "{distribution}[{extra}]"'
         ) from e
 
 

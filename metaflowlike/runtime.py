@@ -301,6 +301,8 @@ class Runtime:
         finally:
             signal.signal(signal.SIGTERM, old_term)
             self._kill_all("the runtime stopped")
+            for launcher in self.launchers.values():
+                launcher.close()
             self.selector.close()
             shutil.rmtree(self.spool, ignore_errors=True)
         if interrupted:

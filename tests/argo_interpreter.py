@@ -30,10 +30,8 @@ Pods run at most ``slots`` at a time; independent tasks run concurrently.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -42,6 +40,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests import containers
 
 _REF = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 
@@ -311,8 +311,7 @@ class Interpreter:
         return pod
 
     def _env(self, container: dict, scope: dict, node: str, pod_name: str) -> dict[str, str]:
-        env = {"PATH": f"{self.python.parent}:/usr/bin:/bin", "HOME": "/nonexistent"}
-        env.update(self.node_env)
+        env = containers.image_env(self.python, self.node_env)
         for source in container.get("envFrom", []):
             name = source.get("secretRef", {}).get("name")
             if name not in self.secrets:
@@ -332,20 +331,12 @@ class Interpreter:
     def _execute(self, pod: PodRun, tpl: dict, workdir: Path) -> None:
         deadline = tpl.get("activeDeadlineSeconds")
         with open(self.log_dir / f"{pod.name}.log", "wb") as log:
-            proc = subprocess.Popen(
-                pod.command,
-                cwd=workdir,
-                env=pod.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc = containers.start(pod.command, pod.env, workdir, log)
             try:
-                proc.wait(timeout=float(deadline) if deadline else None)
+                containers.wait(proc, timeout=float(deadline) if deadline else None)
             except subprocess.TimeoutExpired:
                 pod.reason = "Pod was active on the node longer than the specified deadline"
-                _stop(proc)
+                containers.stop(proc)
         pod.exit_code = proc.returncode
 
     def _outputs(self, tpl: dict, container: dict, workdir: Path, node: str) -> dict[str, str]:
@@ -394,14 +385,3 @@ def _seconds(value: Any) -> float:
     if text and text[-1] in units:
         return float(text[:-1]) * units[text[-1]]
     return float(text or 0)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        proc.wait()

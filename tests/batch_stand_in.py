@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tests import containers
 
 POLL = 0.1
 #: Batch's status reason for a job whose container could not be started
@@ -47,8 +47,7 @@ class ComputeEnvironment:
         threading.Thread(target=self.run, args=(job,), daemon=True).start()
 
     def environment(self, job: Any) -> dict[str, str]:
-        env = {"PATH": f"{Path(self.python).parent}:/usr/bin:/bin", "HOME": "/nonexistent"}
-        env.update(self.node_env)
+        env = containers.image_env(self.python, self.node_env)
         props = job.job_definition.container_properties or {}
         for item in [
             *props.get("environment", []),
@@ -66,40 +65,21 @@ class ComputeEnvironment:
         timeout = (job.timeout or {}).get("attemptDurationSeconds")
         workdir = tempfile.mkdtemp(prefix="batch-job-")
         with open(self.log_dir / f"{job.job_id}.log", "wb") as log:
-            proc = subprocess.Popen(
-                command,
-                cwd=workdir,
-                env=self.environment(job),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc = containers.start(command, self.environment(job), workdir, log)
             job.status = "RUNNING"
             started = time.time()
             while proc.poll() is None:
                 if job.stop:
-                    _stop(proc)
+                    containers.stop(proc)
                 elif timeout and time.time() - started > timeout:
                     job.job_stopped_reason = "Job attempt duration exceeded timeout"
-                    _stop(proc)
+                    containers.stop(proc)
                 time.sleep(POLL)
-        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        code = containers.wait(proc)
         job.exit_code = code
         if code != 0 and job.job_stopped_reason is None:
             job.job_stopped_reason = "Essential container in task exited"
         job._mark_stopped(success=code == 0 and not job.stop)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """What the container agent does: SIGTERM, a grace period, SIGKILL."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def install(compute: ComputeEnvironment) -> None:
@@ -160,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
+    containers.stop_all_on_sigterm()
     install(ComputeEnvironment(args.python, dict(i.split("=", 1) for i in args.node_env), log_dir))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()

@@ -28,10 +28,12 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.tethered import tether
 
 #: what ``from tests.cloud_servers import *`` (conftest.py) exports: the fixtures
 __all__ = [
@@ -74,7 +76,6 @@ class Server:
     port: int
     log_path: str
     host: str = "127.0.0.1"
-    extra: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -148,7 +149,11 @@ CONFLICTING_ENV = (
 )
 
 
-def _spawn(kind: str, argv: list[str], port: int, ready_path: str, **extra) -> Server:
+def _spawn(
+    kind: str, argv: list[str], port: int, ready_path: str, env: dict[str, str] | None = None
+) -> Server:
+    """Start a server, tethered to this process (it dies with it, see tests/tethered.py),
+    and wait until it answers on ``ready_path``."""
     log_dir = tempfile.mkdtemp(prefix=f"mfl-{kind}-")
     log_path = os.path.join(log_dir, "server.log")
     with open(log_path, "wb") as log:
@@ -158,9 +163,11 @@ def _spawn(kind: str, argv: list[str], port: int, ready_path: str, **extra) -> S
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=log_dir,
+            env=env,
             start_new_session=True,  # a Ctrl-C in the terminal must not kill it mid-test
+            preexec_fn=tether(),
         )
-    server = Server(kind=kind, proc=proc, port=port, log_path=log_path, extra=extra)
+    server = Server(kind=kind, proc=proc, port=port, log_path=log_path)
     try:
         _wait_ready(server, ready_path)
     except BaseException:
@@ -293,19 +300,23 @@ def new_bucket_name() -> str:
     return "mfl-" + uuid.uuid4().hex[:16]
 
 
+def aws_client(service: str, url: str):
+    """A boto3 client of ``service`` on the moto server at ``url``, with the test keys."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
+        region_name="us-east-1",
+    )
+
+
 def create_bucket(kind: str, url: str, name: str) -> None:
     """Create bucket/container ``name`` on the server at ``url`` with the bare SDK."""
     if kind == "s3":
-        import boto3
-
-        env = client_env("s3", url)
-        boto3.client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        ).create_bucket(Bucket=name)
+        aws_client("s3", url).create_bucket(Bucket=name)
     elif kind == "azure":
         from azure.storage.blob import BlobServiceClient
 

@@ -41,7 +41,14 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from tests import containers
+
 POLL = 0.1
+#: how often the node lists the Jobs (new ones to run, deleted ones to stop) and reads
+#: a container's memory use: each costs a listing of every Job or a walk of /proc, too
+#: much to do every POLL with a hundred Jobs on a 2-core machine
+LIST_EVERY = 0.5
+RSS_EVERY = 0.5
 #: the condition the scheduler writes on a pod that fits no node
 UNSCHEDULABLE = {
     "type": "PodScheduled",
@@ -89,7 +96,7 @@ class NodeAgent:
                 self.tick()
             except Exception as e:  # noqa: BLE001 - a node keeps going
                 print(f"node agent: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            time.sleep(POLL)
+            time.sleep(LIST_EVERY)
 
     def tick(self) -> None:
         listing = self.api.call("GET", "/apis/batch/v1/jobs") or {}
@@ -106,7 +113,7 @@ class NodeAgent:
         for key in gone:  # the Job was deleted: stop its container
             proc = self.procs.pop(key, None)
             if proc is not None:
-                _stop(proc)
+                containers.stop(proc)
 
     # --- one Job -------------------------------------------------------------------
 
@@ -151,15 +158,7 @@ class NodeAgent:
         env = self.pod_env(ns, pod_name, container)
         workdir = tempfile.mkdtemp(prefix="pod-")
         log = open(self.log_dir / f"{pod_name}.log", "wb")
-        proc = subprocess.Popen(
-            container["command"],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        proc = containers.start(container["command"], env, workdir, log)
         with self.lock:
             self.procs[(ns, name)] = proc
         running = {"running": {"startedAt": _now()}}
@@ -168,14 +167,18 @@ class NodeAgent:
         deadline = job["spec"].get("activeDeadlineSeconds")
         started = time.time()
         reason = None
+        rss_at = started
         while proc.poll() is None:
-            if limit and _session_rss(proc.pid) > limit:
+            if limit and time.time() >= rss_at and _session_rss(proc.pid) > limit:
                 reason = "OOMKilled"
                 os.killpg(proc.pid, signal.SIGKILL)
             elif deadline and time.time() - started > deadline:
                 reason = "DeadlineExceeded"
-                _stop(proc)
+                containers.stop(proc)
+            if time.time() >= rss_at:
+                rss_at = time.time() + RSS_EVERY
             time.sleep(POLL)
+        code = containers.wait(proc)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
         with self.lock:
@@ -183,7 +186,6 @@ class NodeAgent:
         if deleted:
             self.api.call("DELETE", pod_path)
             return
-        code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         ok = code == 0 and reason is None
         term_reason = "Completed" if ok else ("OOMKilled" if reason == "OOMKilled" else "Error")
         state = {"terminated": {"exitCode": code, "reason": term_reason, "finishedAt": _now()}}
@@ -208,8 +210,7 @@ class NodeAgent:
 
     def pod_env(self, ns: str, pod_name: str, container: dict) -> dict[str, str]:
         """Only what the pod spec says, plus the node's own identity and the image PATH."""
-        env = {"PATH": f"{Path(self.python).parent}:/usr/bin:/bin", "HOME": "/nonexistent"}
-        env.update(self.node_env)
+        env = containers.image_env(self.python, self.node_env)
         for source in container.get("envFrom", []):
             secret_name = source.get("secretRef", {}).get("name")
             secret = self.api.call("GET", f"/api/v1/namespaces/{ns}/secrets/{secret_name}")
@@ -223,17 +224,6 @@ class NodeAgent:
                 path = item.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
                 env[item["name"]] = fields.get(path, "")
         return env
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """What the kubelet does: SIGTERM, a grace period, SIGKILL."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _session_rss(sid: int) -> int:
@@ -352,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         "--node-env", action="append", default=[], help="KEY=VALUE the node gives every pod."
     )
     args = parser.parse_args(argv)
+    containers.stop_all_on_sigterm()
     ready, holder = threading.Event(), {}
     threading.Thread(
         target=lambda: asyncio.run(_serve(args.port, ready, holder)), daemon=True

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.cloud_servers import REPO_ROOT, Server, _spawn, aws_client, client_env, free_port
+from tests.containers import image_env
+
 #: what the stand-in "image" holds: the cloud SDK, and pip as in python:3.x images
 SDK_PACKAGES = ("boto3", "pip")
 
@@ -49,9 +52,7 @@ def sdk_python(tmp_path_factory) -> Path:
 
 def container_env(sdk_python: Path, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a container whose image put ``sdk_python`` first on PATH."""
-    env = {"PATH": f"{sdk_python.parent}{os.pathsep}/usr/bin:/bin", "HOME": "/nonexistent"}
-    env.update(extra)
-    return env
+    return image_env(sdk_python, extra)
 
 
 # --- the stand-in Kubernetes cluster ---------------------------------------------------
@@ -78,44 +79,45 @@ def network_settings() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(keep)}
 
 
+def node_credentials(s3_url: str) -> dict[str, str]:
+    """A node's own credentials for S3 at ``s3_url``: an instance role's, never the
+    laptop's."""
+    return client_env("s3", s3_url)
+
+
 def node_identity(s3_url: str) -> dict[str, str]:
     """What every container of a stand-in node gets besides its own spec: the node's
-    credentials (an instance role's, never the laptop's) and its network settings."""
-    from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
+    credentials and its network settings."""
+    return {**node_credentials(s3_url), **network_settings()}
 
-    return {
-        "AWS_ENDPOINT_URL": s3_url,
-        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        **network_settings(),
-    }
+
+def stand_in_argv(
+    module: str, port: int, sdk_python: Path, log_dir: Path, s3_url: str
+) -> list[str]:
+    """The command line of a stand-in server (``tests/kube_stand_in.py``,
+    ``tests/batch_stand_in.py``): where it listens, the image's Python, where container
+    logs go, and what the node gives every container."""
+    argv = [sys.executable, "-m", f"tests.{module}", "--port", str(port)]
+    argv += ["--python", str(sdk_python), "--log-dir", str(log_dir)]
+    for k, v in node_identity(s3_url).items():
+        argv += ["--node-env", f"{k}={v}"]
+    return argv
+
+
+def _spawn_stand_in(kind: str, argv: list[str], port: int, ready_path: str) -> Server:
+    """Start a stand-in with ``tests`` importable, whatever the current folder."""
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return _spawn(kind, argv, port, ready_path, env={**os.environ, "PYTHONPATH": path})
 
 
 def start_kube_stand_in(sdk_python: Path, s3_url: str, base: Path, slots: int = 8) -> KubeCluster:
     """kmock's API server and the node agent; pods reach S3 at ``s3_url`` with the node's
     own credentials (``AWS_KEY_ID``), never with the laptop's."""
-    from tests.cloud_servers import _spawn, free_port
     from tests.kube_stand_in import Api, write_kubeconfig
 
     port = free_port()
-    node_env = node_identity(s3_url)
-    argv = [
-        sys.executable,
-        str(Path(__file__).parent / "kube_stand_in.py"),
-        "--port",
-        str(port),
-        "--python",
-        str(sdk_python),
-        "--log-dir",
-        str(base / "pods"),
-        "--slots",
-        str(slots),
-    ]
-    for k, v in node_env.items():
-        argv += ["--node-env", f"{k}={v}"]
-    server = _spawn("kubernetes", argv, port, "/version")
+    argv = stand_in_argv("kube_stand_in", port, sdk_python, base / "pods", s3_url)
+    server = _spawn_stand_in("kubernetes", argv + ["--slots", str(slots)], port, "/version")
     kubeconfig = base / "kubeconfig"
     write_kubeconfig(kubeconfig, server.url)
     return KubeCluster(server, kubeconfig, base / "pods", Api(server.url))
@@ -140,17 +142,7 @@ class BatchService:
     queue: str
 
     def client(self, service: str = "batch") -> Any:
-        import boto3
-
-        from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
-
-        return boto3.client(
-            service,
-            endpoint_url=self.server.url,
-            region_name="us-east-1",
-            aws_access_key_id=AWS_KEY_ID,
-            aws_secret_access_key=AWS_SECRET,
-        )
+        return aws_client(service, self.server.url)
 
     def add_queue(self, name: str) -> None:
         """A job queue ``name`` on a compute environment of its own (made once)."""
@@ -181,24 +173,11 @@ def start_batch_stand_in(
     (``tests/batch_stand_in.py``) and one job queue; jobs reach S3 at ``s3_url`` with the
     node's own credentials, never with the laptop's. ``fail_after`` sets moto's
     ``MOTO_SIMPLE_BATCH_FAIL_AFTER``: every job then fails without running."""
-    from tests.cloud_servers import _spawn, free_port
-
     port = free_port()
-    argv = [
-        sys.executable,
-        str(Path(__file__).parent / "batch_stand_in.py"),
-        "--port",
-        str(port),
-        "--python",
-        str(sdk_python),
-        "--log-dir",
-        str(base / "jobs"),
-    ]
+    argv = stand_in_argv("batch_stand_in", port, sdk_python, base / "jobs", s3_url)
     if fail_after is not None:
         argv += ["--fail-after", fail_after]
-    for k, v in node_identity(s3_url).items():
-        argv += ["--node-env", f"{k}={v}"]
-    server = _spawn("batch", argv, port, "/moto-api/")
+    server = _spawn_stand_in("batch", argv, port, "/moto-api/")
     service = BatchService(server, base / "jobs", "test-queue")
     try:
         service.add_queue(service.queue)

@@ -10,83 +10,35 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from metaflowlike import Flow, client
+from metaflowlike import Flow
 from metaflowlike.builtin_decorators import TimeoutDecorator
+from tests.flows import sleepy_flow
+from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
 from tests.remote_env import BatchService, start_batch_stand_in
 
-LAPTOP_KEY = "AKIALAPTOPONLY000002"
-LAPTOP_SECRET = "laptop-only-secret-never-in-a-job-0123"
 
-HEADER = """
+@dataclass
+class Batch(Laptop):
+    service: BatchService
+
+    HEADER = """
 import os
 import sys
 from metaflowlike import FlowSpec, step, current, batch, resources, retry, catch, timeout
 """
 
-
-@dataclass
-class Batch:
-    service: BatchService
-    root: str
-    folder: Path
-
-    def start(self, source: str, *args: str) -> subprocess.Popen:
-        """Write ``source`` to flow.py and start it, its output merged on stdout."""
-        path = self.folder / "flow.py"
-        path.write_text(textwrap.dedent(HEADER + source))
-        return subprocess.Popen(
-            [sys.executable, str(path), *args],
-            cwd=self.folder,
-            env=self.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def run(self, source: str | None, *args: str, check: bool = True):
-        path = self.folder / "flow.py"
-        if source is not None:
-            path.write_text(textwrap.dedent(HEADER + source))
-        proc = subprocess.run(
-            [sys.executable, str(path), *args],
-            cwd=self.folder,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def env(self) -> dict:
-        env = dict(os.environ)
-        env.pop("METAFLOWLIKE_BATCH_JOB_QUEUE", None)
-        env.pop("METAFLOWLIKE_DATASTORE", None)
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": LAPTOP_KEY,
-                "AWS_SECRET_ACCESS_KEY": LAPTOP_SECRET,
-                "AWS_ENDPOINT_URL_BATCH": self.service.server.url,
-                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
-                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
-                "METAFLOWLIKE_BATCH_IMAGE": "python:3.11-slim",
-                "METAFLOWLIKE_BATCH_JOB_QUEUE": self.service.queue,
-                "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
-            }
-        )
-        return env
+    def settings(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL_BATCH": self.service.server.url,
+            "METAFLOWLIKE_BATCH_IMAGE": "python:3.11-slim",
+            "METAFLOWLIKE_BATCH_JOB_QUEUE": self.service.queue,
+            "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
+        }
 
     def jobs(self, run_id: str, queues: tuple[str, ...] = ()) -> list[dict]:
         """The Batch jobs of ``run_id`` in ``queues`` (default: the configured one),
@@ -113,30 +65,18 @@ class Batch:
 
 
 @pytest.fixture
-def aws_batch(batch_service, s3_root, tmp_path):
-    client.set_datastore("s3", s3_root)
-    client.namespace(None)
-    folder = tmp_path / "project"
-    folder.mkdir()
-    yield Batch(batch_service, s3_root, folder)
-    client.set_datastore(None, None)
-    client.default_namespace()
+def aws_batch(batch_service, s3_project, s3_root):
+    return Batch(s3_project, s3_root, batch_service)
 
 
 @pytest.fixture
-def failing_batch(sdk_python, moto_server, s3_root, tmp_path):
+def failing_batch(sdk_python, moto_server, s3_project, s3_root, tmp_path):
     """A second stand-in Batch where moto fails every job (MOTO_SIMPLE_BATCH_FAIL_AFTER)."""
     service = start_batch_stand_in(sdk_python, moto_server.url, tmp_path, fail_after="0")
-    client.set_datastore("s3", s3_root)
-    client.namespace(None)
-    folder = tmp_path / "project"
-    folder.mkdir()
     try:
-        yield Batch(service, s3_root, folder)
+        yield Batch(s3_project, s3_root, service)
     finally:
         service.server.stop()
-    client.set_datastore(None, None)
-    client.default_namespace()
 
 
 def assert_no_laptop_credential(aws_batch: Batch, jobs: list[dict]) -> None:
@@ -268,44 +208,13 @@ def test_retry_is_a_new_batch_job_and_catch_records_the_failure(aws_batch):
     assert_no_laptop_credential(aws_batch, jobs)
 
 
-SLEEPER = """
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.nap)
-
-    @batch
-    @step
-    def nap(self):
-        import time
-        print("napping", flush=True)
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    SleepyFlow()
-"""
-
-
 def test_ctrl_c_terminates_the_batch_jobs_it_started(aws_batch):
-    runtime = aws_batch.start(SLEEPER, "run")
-    try:
-        for line in runtime.stdout:
-            if "napping" in line:
-                break
-        run_id = Flow("SleepyFlow").latest_run.id
-        (job,) = aws_batch.jobs(run_id)
+    def the_job_is_running() -> None:
+        (job,) = aws_batch.jobs(Flow("SleepyFlow").latest_run.id)
         assert job["status"] == "RUNNING"
-        runtime.send_signal(signal.SIGINT)
-        out = runtime.communicate(timeout=60)[0]
-    finally:
-        if runtime.poll() is None:
-            runtime.kill()
-    assert runtime.returncode == 130, out
+
+    aws_batch.interrupt(sleepy_flow("@batch"), "napping", the_job_is_running)
+    run_id = Flow("SleepyFlow").latest_run.id
     # TerminateJob stops the container (SIGTERM, then a grace period) and only then does
     # the job turn FAILED, as on real Batch: wait for it, within a bound
     deadline = time.monotonic() + 30

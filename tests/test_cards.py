@@ -26,7 +26,9 @@ from metaflowlike.cards import (
 )
 from metaflowlike.cards.page import page, render_components
 from tests.cloud_servers import free_port
+from tests.flows import two_steps
 from tests.html_checks import assert_self_contained, check_page
+from tests.tethered import tether
 
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -212,24 +214,7 @@ def test_card_command_line(card_run, tmp_path):
 def test_with_card_adds_the_default_card_to_every_step(make_flow):
     from metaflowlike import Flow
 
-    flow = make_flow(
-        """
-        from metaflowlike import FlowSpec, step
-
-        class PlainFlow(FlowSpec):
-            @step
-            def start(self):
-                self.x = 1
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-
-        if __name__ == "__main__":
-            PlainFlow()
-        """
-    )
+    flow = make_flow(two_steps("PlainFlow", "self.x = 1"))
     flow.run("run", "--with", "card")
     run = Flow("PlainFlow").latest_run
     for step in ("start", "end"):
@@ -384,7 +369,8 @@ def test_card_server_shows_a_running_task_and_its_refreshes(make_flow, tmp_path)
                            stderr=subprocess.STDOUT, cwd=flow.path.parent)  # fmt: skip
     port = free_port()
     server = subprocess.Popen(base + ["card", "server", "--port", str(port)], env=full_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              preexec_fn=tether())  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
         index = _wait_for(lambda: "/card/" in (t := _get(url + "/")) and t, "the card in the index")

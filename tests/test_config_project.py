@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from metaflowlike import Flow
+from tests.flows import two_steps
 
 CONFIG_FLOW = """
 from metaflowlike import FlowSpec, step, Config, config_expr, Parameter, retry, environment
@@ -210,23 +211,7 @@ def test_project_mistakes(make_flow):
     proc = flow.run("run", check=False)
     assert proc.returncode == 1
     assert "@project(name='Fraud Model')" in proc.stderr and "Traceback" not in proc.stderr
-    plain = make_flow(
-        """
-from metaflowlike import FlowSpec, step
-
-class PlainFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    PlainFlow()
-"""
-    )
+    plain = make_flow(two_steps("PlainFlow"))
     proc = plain.run("run", top=("--branch", "x"), check=False)
     assert proc.returncode == 1
     assert "--branch only applies to a flow decorated with @project" in proc.stderr

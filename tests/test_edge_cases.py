@@ -7,6 +7,7 @@ import os
 import tempfile
 
 from metaflowlike import Flow
+from tests.flows import two_steps
 
 HEADER = "import os, sys\nfrom metaflowlike import FlowSpec, step, Parameter, current, retry, checkpoint\n"
 
@@ -280,22 +281,7 @@ if __name__ == "__main__":
 
 
 def test_missing_task_in_logs_and_dump_is_an_error(make_flow):
-    flow = make_flow(
-        HEADER
-        + """
-class TinyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    TinyFlow()
-"""
-    )
+    flow = make_flow(two_steps("TinyFlow"))
     flow.run("run")
     run_id = Flow("TinyFlow").latest_run.id
     for command in ("logs", "dump"):

@@ -26,26 +26,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from metaflowlike import Flow, client
+from metaflowlike import Flow
 from tests.argo_interpreter import Interpreter, WorkflowRun
-from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
-from tests.remote_env import KubeCluster
+from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
+from tests.remote_env import KubeCluster, node_identity
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = json.loads((HERE / "schemas" / "argo-workflows.schema.json").read_text())
 GOLDEN = HERE / "golden" / "argo"
 K8S_VERSION = kubernetes_validate.latest_version()
-LAPTOP_KEY = "AKIALAPTOPONLY000002"
-LAPTOP_SECRET = "laptop-only-secret-never-in-argo-0123"
 ARGO = "/apis/argoproj.io/v1alpha1/namespaces/default"
-
-HEADER = """
-import os
-from metaflowlike import (
-    FlowSpec, JSONType, Parameter, catch, current, environment, kubernetes, resources,
-    retry, schedule, step, timeout,
-)
-"""
 
 
 def validate_document(doc: dict) -> None:
@@ -77,43 +67,22 @@ def validate_document(doc: dict) -> None:
 
 
 @dataclass
-class ArgoStandIn:
+class ArgoStandIn(Laptop):
     cluster: KubeCluster
-    root: str
-    folder: Path
     sdk_python: Path
     s3_url: str
     log_dir: Path
 
-    def flow(self, source: str | None, *args: str, check: bool = True, name: str = "flow.py"):
-        path = self.folder / name
-        if source is not None:
-            path.write_text(textwrap.dedent(HEADER) + textwrap.dedent(source))
-        proc = subprocess.run(
-            [sys.executable, str(path), *args],
-            cwd=self.folder,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
+    HEADER = """
+import os
+from metaflowlike import (
+    FlowSpec, JSONType, Parameter, catch, current, environment, kubernetes, resources,
+    retry, schedule, step, timeout,
+)
+"""
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("METAFLOWLIKE_DATASTORE", None)
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": LAPTOP_KEY,
-                "AWS_SECRET_ACCESS_KEY": LAPTOP_SECRET,
-                "KUBECONFIG": str(self.cluster.kubeconfig),
-                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
-                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
-            }
-        )
-        return env
+    def settings(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.cluster.kubeconfig)}
 
     def get(self, plural: str, name: str) -> dict | None:
         return self.cluster.api.call("GET", f"{ARGO}/{plural}/{name}")
@@ -121,9 +90,7 @@ class ArgoStandIn:
     def trigger(self, *args: str, name: str = "flow.py") -> str:
         """Start a Workflow; its name."""
         id_file = self.folder / "run-id"
-        self.flow(
-            None, "argo-workflows", "trigger", "--run-id-file", str(id_file), *args, name=name
-        )
+        self.run(None, "argo-workflows", "trigger", "--run-id-file", str(id_file), *args, name=name)
         return id_file.read_text().removeprefix("argo-")
 
     def execute(self, workflow_name: str, secrets: dict | None = None) -> WorkflowRun:
@@ -132,14 +99,7 @@ class ArgoStandIn:
         assert workflow is not None
         template_name = workflow["spec"]["workflowTemplateRef"]["name"]
         template = self.get("workflowtemplates", template_name)
-        node_env = {
-            "AWS_ENDPOINT_URL": self.s3_url,
-            "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "METAFLOWLIKE_LOG_UPLOAD_INTERVAL": "0.5",
-        }
+        node_env = {**node_identity(self.s3_url), "METAFLOWLIKE_LOG_UPLOAD_INTERVAL": "0.5"}
         interpreter = Interpreter(
             python=self.sdk_python, log_dir=self.log_dir, node_env=node_env, secrets=secrets
         )
@@ -152,14 +112,9 @@ class ArgoStandIn:
 
 
 @pytest.fixture
-def argo(kube_cluster, s3_root, sdk_python, moto_server, tmp_path):
-    client.set_datastore("s3", s3_root)
-    client.namespace(None)
-    folder = tmp_path / "project"
-    folder.mkdir()
-    yield ArgoStandIn(kube_cluster, s3_root, folder, sdk_python, moto_server.url, tmp_path / "pods")
-    client.set_datastore(None, None)
-    client.default_namespace()
+def argo(kube_cluster, s3_project, s3_root, sdk_python, moto_server, tmp_path):
+    pods = tmp_path / "pods"
+    return ArgoStandIn(s3_project, s3_root, kube_cluster, sdk_python, moto_server.url, pods)
 
 
 def snapshot(run) -> dict[str, list[str]]:
@@ -253,7 +208,7 @@ if __name__ == "__main__":
 
 
 def test_static_branch_typed_parameters_retry_and_catch_run_as_locally(argo):
-    created = argo.flow(BRANCHES, "argo-workflows", "create")
+    created = argo.run(BRANCHES, "argo-workflows", "create")
     assert "WorkflowTemplate default/branchflow created." in created.stdout
     docs = deployed_documents(argo, "branchflow")
     assert [d["kind"] for d in docs] == ["WorkflowTemplate"]  # no @schedule: no cron
@@ -279,7 +234,7 @@ def test_static_branch_typed_parameters_retry_and_catch_run_as_locally(argo):
     assert where["platform"] == "argo-workflows" and where["workflow"] == name
     assert "summary: 0.75" in run["end"].task.stdout  # logs saved by the task itself
 
-    argo.flow(None, "run", *args)
+    argo.run(None, "run", *args)
     local = Flow("BranchFlow").latest_run
     assert local.id != run.id and local.successful
     assert snapshot(run) == snapshot(local)
@@ -325,7 +280,7 @@ if __name__ == "__main__":
 
 
 def test_nested_foreach_fans_out_with_param_and_runs_as_locally(argo):
-    argo.flow(NESTED, "argo-workflows", "create")
+    argo.run(NESTED, "argo-workflows", "create")
     (doc,) = deployed_documents(argo, "nestedflow")
     validate_document(doc)
     dags = {t["name"] for t in doc["spec"]["templates"] if "dag" in t}
@@ -339,7 +294,7 @@ def test_nested_foreach_fans_out_with_param_and_runs_as_locally(argo):
     assert run.data.table == [["a10", "a20", "a30"], ["b40", "b50"]]
     cells = sorted(t.id for t in run["cell"])
     assert cells == ["t-0-0", "t-0-1", "t-0-2", "t-1-0", "t-1-1"]
-    argo.flow(None, "run")
+    argo.run(None, "run")
     assert snapshot(run) == snapshot(Flow("NestedFlow").latest_run)
 
 
@@ -367,7 +322,7 @@ if __name__ == "__main__":
 
 
 def test_schedule_and_project_give_a_cron_workflow_under_the_branch_name(argo):
-    out = argo.flow(SCHEDULED, "--branch", "nightly", "argo-workflows", "create").stdout
+    out = argo.run(SCHEDULED, "--branch", "nightly", "argo-workflows", "create").stdout
     name = "fraud-model.test.nightly.scheduledflow"
     assert f"WorkflowTemplate default/{name} created." in out
     assert f"CronWorkflow default/{name} created." in out
@@ -399,13 +354,13 @@ def test_schedule_and_project_give_a_cron_workflow_under_the_branch_name(argo):
     assert "project_branch:test.nightly" in run.tags
 
     # without @schedule a new create removes the CronWorkflow; delete removes the rest
-    argo.flow(SCHEDULED.replace('@schedule(cron="30 6 * * 1-5", timezone="Europe/Paris")', ""),
+    argo.run(SCHEDULED.replace('@schedule(cron="30 6 * * 1-5", timezone="Europe/Paris")', ""),
               "--branch", "nightly", "argo-workflows", "create")  # fmt: skip
     assert argo.get("cronworkflows", name) is None
-    gone = argo.flow(None, "--branch", "nightly", "argo-workflows", "delete").stdout
+    gone = argo.run(None, "--branch", "nightly", "argo-workflows", "delete").stdout
     assert f"WorkflowTemplate default/{name} deleted." in gone
     assert argo.get("workflowtemplates", name) is None
-    again = argo.flow(None, "--branch", "nightly", "argo-workflows", "trigger", check=False)
+    again = argo.run(None, "--branch", "nightly", "argo-workflows", "trigger", check=False)
     assert again.returncode == 1 and "argo-workflows create first" in again.stderr
     assert "Traceback" not in again.stderr
 
@@ -435,14 +390,14 @@ if __name__ == "__main__":
 
 
 def test_deploy_time_mistakes_are_one_paragraph_each(argo):
-    long_name = argo.flow(BRANCHES, "argo-workflows", "create", "--name", "x" * 70, check=False)
+    long_name = argo.run(BRANCHES, "argo-workflows", "create", "--name", "x" * 70, check=False)
     assert long_name.returncode == 1 and "DNS-1123" in long_name.stderr
-    bad_name = argo.flow(None, "argo-workflows", "create", "--name", "Has Spaces", check=False)
+    bad_name = argo.run(None, "argo-workflows", "create", "--name", "Has Spaces", check=False)
     assert bad_name.returncode == 1 and "--name NAME" in bad_name.stderr
     # a value must fit in one environment variable of the start task (128 KiB)
-    big = argo.flow(None, "argo-workflows", "trigger", "--label", "x" * 131_000, check=False)
+    big = argo.run(None, "argo-workflows", "trigger", "--label", "x" * 131_000, check=False)
     assert big.returncode == 1 and "bytes" in big.stderr and "label" in big.stderr
-    big_default = argo.flow(
+    big_default = argo.run(
         BRANCHES.replace('default="plain"', 'default="x" * 140_000'),
         "argo-workflows",
         "create",
@@ -450,11 +405,11 @@ def test_deploy_time_mistakes_are_one_paragraph_each(argo):
         name="bigflow.py",
     )
     assert big_default.returncode == 1 and "label" in big_default.stderr
-    typo = argo.flow(None, "argo-workflows", "trigger", "--alpah", "1", check=False)
+    typo = argo.run(None, "argo-workflows", "trigger", "--alpah", "1", check=False)
     assert typo.returncode == 1 and "--alpha" in typo.stderr
-    wrong_type = argo.flow(None, "argo-workflows", "trigger", "--count", "many", check=False)
+    wrong_type = argo.run(None, "argo-workflows", "trigger", "--count", "many", check=False)
     assert wrong_type.returncode == 1 and '"count"' in wrong_type.stderr
-    batch = argo.flow(
+    batch = argo.run(
         BRANCHES.replace("@retry(times=2", "@batch\n    @retry(times=2").replace(
             "class BranchFlow", "from metaflowlike import batch\n\nclass BranchFlow"
         ),
@@ -470,7 +425,7 @@ def test_deploy_time_mistakes_are_one_paragraph_each(argo):
         cwd=argo.folder, env=argo.env(), capture_output=True, text=True,
     )  # fmt: skip
     assert local.returncode == 1 and "s3://BUCKET" in local.stderr
-    switch = argo.flow(SWITCH, "argo-workflows", "create", check=False, name="switchflow.py")
+    switch = argo.run(SWITCH, "argo-workflows", "create", check=False, name="switchflow.py")
     assert switch.returncode == 1 and 'switches yet (step "start"' in switch.stderr
     problems = (long_name, bad_name, big, big_default, typo, wrong_type, batch, local, switch)
     for proc in problems:
@@ -501,7 +456,7 @@ def _normalized_yaml(text: str) -> str:
 )
 def test_generated_documents_match_the_golden_files(tmp_path, source, filename):
     flow = tmp_path / "flow.py"
-    flow.write_text(textwrap.dedent(HEADER) + textwrap.dedent(source))
+    flow.write_text(textwrap.dedent(ArgoStandIn.HEADER) + textwrap.dedent(source))
     env = {k: v for k, v in os.environ.items() if not k.startswith("METAFLOWLIKE_")}
     env.update({"METAFLOWLIKE_CONFIG": str(tmp_path / "none.json"), "METAFLOWLIKE_USER": "golden"})
     args = ["--datastore-root", "s3://example-bucket/metaflowlike", "argo-workflows", "create"]
@@ -558,7 +513,7 @@ if __name__ == "__main__":
 
 
 def test_resume_on_the_laptop_from_a_failed_production_run(argo):
-    argo.flow(RESUMABLE, "argo-workflows", "create")
+    argo.run(RESUMABLE, "argo-workflows", "create")
     name = argo.trigger()
     result = argo.execute(name)
     assert result.phase == "Failed" and "work" in result.message
@@ -567,7 +522,7 @@ def test_resume_on_the_laptop_from_a_failed_production_run(argo):
     assert sorted(t.data.out for t in failed["work"] if t.successful) == [100, 300]
 
     fixed = RESUMABLE.replace('raise RuntimeError("a bug in production")', "pass")
-    out = argo.flow(fixed, "resume", "--origin-run-id", f"argo-{name}").stdout
+    out = argo.run(fixed, "resume", "--origin-run-id", f"argo-{name}").stdout
     resumed = Flow("FixLaterFlow").latest_run
     assert resumed.successful and resumed.data.outs == [100, 200, 300], out
     before = {t.data.out: t.data.pid for t in failed["work"] if t.successful}

@@ -15,13 +15,14 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from metaflowlike import Flow, client
-from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET
+from metaflowlike import Flow
+from tests.cloud_servers import AWS_KEY_ID, AWS_SECRET, aws_client
+from tests.laptop import Laptop as BaseLaptop
 from tests.sfn_interpreter import Interpreter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,51 +160,27 @@ if __name__ == "__main__":
 """
 
 
-class Laptop:
-    """A user's folder: flow files run as ``python flow.py ...`` with the laptop's keys."""
+@dataclass
+class Laptop(BaseLaptop):
+    """A user's folder: flow files run as ``python flow.py --datastore s3 ...``."""
 
-    def __init__(self, folder: Path, root: str, moto_url: str) -> None:
-        self.folder, self.root, self.moto_url = folder, root, moto_url
+    moto_url: str
 
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        for name in ("METAFLOWLIKE_DATASTORE", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
-            env.pop(name, None)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": self.moto_url,
-                "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
-                "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
-                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
-                "METAFLOWLIKE_USER": "ann",
-                "METAFLOWLIKE_BATCH_IMAGE": "python:3.11-slim",
-                "METAFLOWLIKE_BATCH_JOB_QUEUE": "prod-queue",
-                "METAFLOWLIKE_SFN_IAM_ROLE": SFN_ROLE,
-                "METAFLOWLIKE_EVENTS_SFN_ACCESS_IAM_ROLE": EVENTS_ROLE,
-            }
-        )
-        env.update(extra)
-        return env
-
-    def write(self, source: str, name: str = "flow.py") -> Path:
-        path = self.folder / name
-        path.write_text(textwrap.dedent(source))
-        return path
+    def settings(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "METAFLOWLIKE_USER": "ann",
+            "METAFLOWLIKE_BATCH_IMAGE": "python:3.11-slim",
+            "METAFLOWLIKE_BATCH_JOB_QUEUE": "prod-queue",
+            "METAFLOWLIKE_SFN_IAM_ROLE": SFN_ROLE,
+            "METAFLOWLIKE_EVENTS_SFN_ACCESS_IAM_ROLE": EVENTS_ROLE,
+        }
 
     def run(self, path: Path, *args: str, check: bool = True, **extra: str):
-        proc = subprocess.run(
-            [sys.executable, str(path), "--datastore", "s3", *args],
-            cwd=self.folder,
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
+        return self.invoke(path, "--datastore", "s3", *args, check=check, env=extra, timeout=600)
 
     def export(self, path: Path, *top: str, **extra: str) -> dict:
         proc = self.run(path, *top, "step-functions", "create", "--only-json", **extra)
@@ -212,17 +189,9 @@ class Laptop:
 
     def deploy(self, path: Path, *top: str) -> dict:
         """``step-functions create`` for real; the definition as moto stored it."""
-        import boto3
-
         out = self.run(path, *top, "step-functions", "create")
         name = re.search(r"state machine (\S+) \(", out.stdout).group(1)
-        sfn = boto3.client(
-            "stepfunctions",
-            endpoint_url=self.moto_url,
-            region_name="us-east-1",
-            aws_access_key_id=AWS_KEY_ID,
-            aws_secret_access_key=AWS_SECRET,
-        )
+        sfn = aws_client("stepfunctions", self.moto_url)
         machines = sfn.list_state_machines()["stateMachines"]
         arn = next(m["stateMachineArn"] for m in machines if m["name"] == name)
         text = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
@@ -245,26 +214,12 @@ def validate(text: str, folder: Path) -> None:
 
 
 @pytest.fixture
-def laptop(s3_root, moto_server, tmp_path):
-    folder = tmp_path / "project"
-    folder.mkdir()
-    client.set_datastore("s3", s3_root)
-    client.namespace(None)
-    yield Laptop(folder, s3_root, moto_server.url)
-    client.set_datastore(None, None)
-    client.default_namespace()
+def laptop(s3_project, s3_root, moto_server):
+    return Laptop(s3_project, s3_root, moto_server.url)
 
 
 def interpret(laptop: Laptop, definition: dict, sdk_python: Path, params: dict, name: str):
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=laptop.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=AWS_KEY_ID,
-        aws_secret_access_key=AWS_SECRET,
-    )
+    s3 = aws_client("s3", laptop.moto_url)
     machine = Interpreter(definition, sdk_python=sdk_python, s3_url=laptop.moto_url, s3_client=s3)
     return machine.start({"Parameters": params}, name=name)
 
@@ -398,16 +353,10 @@ def test_resume_from_a_failed_production_run(laptop, sdk_python):
 
 
 def test_create_update_trigger_list_delete_through_moto(laptop):
-    import boto3
-
     path = laptop.write(BIG)
-    kw = dict(
-        endpoint_url=laptop.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=AWS_KEY_ID,
-        aws_secret_access_key=AWS_SECRET,
+    sfn, events, batch, s3 = (
+        aws_client(s, laptop.moto_url) for s in ("stepfunctions", "events", "batch", "s3")
     )
-    sfn, events, batch = (boto3.client(s, **kw) for s in ("stepfunctions", "events", "batch"))
     name = "demo.prod.BigFlow"
     exported = laptop.export(path, "--production")
 
@@ -436,7 +385,7 @@ def test_create_update_trigger_list_delete_through_moto(laptop):
     assert batch.describe_job_definitions(jobDefinitionName=definition_name)["jobDefinitions"]
     url = deployed["States"]["start"]["Parameters"]["ContainerOverrides"]["Command"][3]
     bucket, key = url[len("s3://") :].split("/", 1)
-    assert boto3.client("s3", **kw).head_object(Bucket=bucket, Key=key)
+    assert s3.head_object(Bucket=bucket, Key=key)
 
     again = laptop.run(path, "--production", "step-functions", "create")
     assert f"Updated state machine {name}" in again.stdout and "unchanged" in again.stdout

@@ -20,25 +20,9 @@ from metaflowlike.ids import (
     check_tag,
     check_task_id,
 )
+from tests.flows import two_steps
 
-FLOW = """
-from metaflowlike import FlowSpec, step
-
-
-class IdFlow(FlowSpec):
-    @step
-    def start(self):
-        self.x = 1
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    IdFlow()
-"""
+FLOW = two_steps("IdFlow", "self.x = 1")
 
 HOSTILE = ["..", ".", "../../outside", "a/../b", "x" * 5000, "a\x00b", "_run.json", ".spool", ""]
 

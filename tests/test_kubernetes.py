@@ -8,71 +8,37 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 
-from metaflowlike import Flow, Run, client
+from metaflowlike import Flow, Run
+from tests.flows import sleepy_flow
+from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
 from tests.remote_env import KubeCluster
 
-LAPTOP_KEY = "AKIALAPTOPONLY000001"
-LAPTOP_SECRET = "laptop-only-secret-never-in-a-pod-0123"
 K8S_VERSION = kubernetes_validate.latest_version()
 
-HEADER = """
+
+@dataclass
+class Kube(Laptop):
+    cluster: KubeCluster
+
+    HEADER = """
 import os
 import sys
 import time
 from metaflowlike import FlowSpec, step, current, kubernetes, resources, retry, catch, timeout
 """
 
-
-@dataclass
-class Kube:
-    cluster: KubeCluster
-    root: str
-    folder: Path
-
-    def run(self, source: str | None, *args: str, check: bool = True, env: dict | None = None):
-        """Write ``source`` (None: keep the last one) to flow.py and run it."""
-        path = self.folder / "flow.py"
-        if source is not None:
-            path.write_text(textwrap.dedent(HEADER + source))
-        proc = subprocess.run(
-            [sys.executable, str(path), *args],
-            cwd=self.folder,
-            env=self.env(env),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-    def env(self, extra: dict | None = None) -> dict:
-        env = dict(os.environ)
-        env.pop("METAFLOWLIKE_DATASTORE", None)
-        env.update(
-            {
-                "AWS_ACCESS_KEY_ID": LAPTOP_KEY,
-                "AWS_SECRET_ACCESS_KEY": LAPTOP_SECRET,
-                "KUBECONFIG": str(self.cluster.kubeconfig),
-                "METAFLOWLIKE_DATASTORE_ROOT": self.root,
-                "METAFLOWLIKE_CONFIG": str(self.folder / "no-config.json"),
-                "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
-            }
-        )
-        env.update(extra or {})
-        return env
+    def settings(self) -> dict[str, str]:
+        return {
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "METAFLOWLIKE_REMOTE_POLL_INTERVAL": "0.2",
+        }
 
     def jobs(self, run_id: str) -> list[dict]:
         return [
@@ -83,14 +49,8 @@ class Kube:
 
 
 @pytest.fixture
-def kube(kube_cluster, s3_root, tmp_path):
-    client.set_datastore("s3", s3_root)
-    client.namespace(None)
-    folder = tmp_path / "project"
-    folder.mkdir()
-    yield Kube(kube_cluster, s3_root, folder)
-    client.set_datastore(None, None)
-    client.default_namespace()
+def kube(kube_cluster, s3_project, s3_root):
+    return Kube(s3_project, s3_root, kube_cluster)
 
 
 def assert_clean_manifests(jobs: list[dict]) -> None:
@@ -400,51 +360,12 @@ def test_remote_step_with_local_datastore_is_refused(kube):
     assert not (kube.folder / "ds" / "flows").exists()
 
 
-SLEEPER = """
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.nap)
-
-    @kubernetes
-    @step
-    def nap(self):
-        print("napping", flush=True)
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    SleepyFlow()
-"""
-
-
 def test_ctrl_c_deletes_the_jobs_it_started(kube):
-    path = kube.folder / "flow.py"
-    path.write_text(textwrap.dedent(HEADER + SLEEPER))
-    runtime = subprocess.Popen(
-        [sys.executable, str(path), "run"],
-        cwd=kube.folder,
-        env=kube.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for line in runtime.stdout:
-            if "napping" in line:
-                break
-        run_id = Flow("SleepyFlow").latest_run.id
-        assert len(kube.jobs(run_id)) == 1
-        runtime.send_signal(signal.SIGINT)
-        out = runtime.communicate(timeout=60)[0]
-    finally:
-        if runtime.poll() is None:
-            runtime.kill()
-    assert runtime.returncode == 130, out
+    def one_job() -> None:
+        assert len(kube.jobs(Flow("SleepyFlow").latest_run.id)) == 1
+
+    kube.interrupt(sleepy_flow("@kubernetes"), "napping", one_job)
+    run_id = Flow("SleepyFlow").latest_run.id
     deadline = time.monotonic() + 30
     while kube.jobs(run_id) and time.monotonic() < deadline:
         time.sleep(0.2)

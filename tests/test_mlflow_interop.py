@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cloud_servers import Server, _wait_ready, free_port
+from tests.tethered import tether
 
 pytestmark = pytest.mark.timeout(1200)  # an MLflow server starts slowly on a busy machine
 
@@ -68,7 +69,7 @@ def mlflow_server() -> Iterator[Server]:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=tether(),
         )  # fmt: skip
     server = Server(kind="mlflow", proc=proc, port=port, log_path=log_path)
     try:

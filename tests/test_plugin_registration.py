@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from .flows import two_steps
 from .plugin_dist import install_plugin
 
 FOLDER_STORAGE = '''
@@ -23,24 +24,7 @@ class FolderStorage(LocalStorage):
         super().__init__(root.removeprefix("folder://"), durable)
 '''
 
-FLOW = """
-from metaflowlike import FlowSpec, step
-
-
-class SchemeFlow(FlowSpec):
-    @step
-    def start(self):
-        self.answer = 42
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    SchemeFlow()
-"""
+FLOW = two_steps("SchemeFlow", "self.answer = 42")
 
 READ_BACK = """
 import sys

@@ -10,23 +10,9 @@ import pytest
 
 from metaflowlike import Flow, Run, namespace
 from metaflowlike.exception import MetaflowTaggingError
+from tests.flows import two_steps
 
-TAG_FLOW = """
-from metaflowlike import FlowSpec, step
-
-class TagFlow(FlowSpec):
-    @step
-    def start(self):
-        self.x = 1
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    TagFlow()
-"""
+TAG_FLOW = two_steps("TagFlow", "self.x = 1")
 
 ENV = {"METAFLOWLIKE_USER": "tagger"}
 

@@ -119,7 +119,7 @@ def test_05_cloud_bursting_on_batch(tutorial):
     script = TUTORIALS / "05-cloud-bursting" / "try_on_stand_in.py"
     out = _run([str(script), "--batch"], tutorial("05-cloud-bursting")).stdout
     assert "scores: [" in out and "in Batch job " in out
-    assert out.count("submitted to queue test-queue") == 3
+    assert out.count("submitted to queue test-queue") == 4
 
 
 def test_06_production(tutorial):

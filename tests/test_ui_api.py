@@ -20,6 +20,7 @@ import pytest
 
 from tests.cloud_servers import REPO_ROOT as REPO
 from tests.cloud_servers import client_env, create_bucket, new_bucket_name, root_url
+from tests.flows import two_steps
 from tests.ui_server import UiServer, start_live_run
 
 FLOW = '''
@@ -403,23 +404,13 @@ def test_tutorial_03_browses_its_runs(tmp_path):
 
 def test_client_artifacts_carry_their_saved_preview(make_flow):
     flow = make_flow(
-        """
-        from metaflowlike import FlowSpec, step
-
-        class PreviewFlow(FlowSpec):
-            @step
-            def start(self):
-                self.config = {"lr": 0.1, "layers": [64, 32]}
-                self.blob = bytes(100)
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-
-        if __name__ == "__main__":
-            PreviewFlow()
-        """
+        two_steps(
+            "PreviewFlow",
+            """
+            self.config = {"lr": 0.1, "layers": [64, 32]}
+            self.blob = bytes(100)
+            """,
+        )
     )
     flow.run("run")
     from metaflowlike import Flow

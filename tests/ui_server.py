@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.tethered import tether
+
 CONSOLE = Path(sys.executable).with_name("metaflowlike")
 
 #: a flow whose ``start`` prints ``tick i`` every 0.25 s, TICKS times: a running task
@@ -82,6 +84,7 @@ class UiServer:
             text=True,
             env=full_env,
             cwd=cwd,
+            preexec_fn=tether(),
         )
         self.url = ""
         self.stderr = ""

@@ -2,8 +2,9 @@
 
 Talks to Batch only through ``boto3``. Packaging, the bootstrap, log relay and Ctrl-C
 are the shared ``RemoteLauncher``'s; this module registers the job definition, submits
-the job with the task's command and environment, reads its status back, and names why
-a job failed (Batch's status reason, the container's exit code and reason).
+the job with the task's command and environment, reads the statuses of the run's jobs
+back (100 per ``describe_jobs`` call), and names why a job failed (Batch's status
+reason, the container's exit code and reason).
 
 A job definition is registered once per image, resources and roles: its name carries a
 hash of those, and an active definition of that name is reused instead of registering
@@ -36,6 +37,8 @@ MIN_TIMEOUT = 60
 #: time the container may take to bootstrap, on top of the step's @timeout (the task
 #: enforces @timeout itself and reports it; Batch's timeout is the backstop)
 STARTUP_SLACK = 30
+#: job ids one ``describe_jobs`` call accepts
+DESCRIBE_LIMIT = 100
 
 
 class BatchConfigError(MetaflowlikeException):
@@ -119,14 +122,14 @@ class BatchLauncher(RemoteLauncher):
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self.boto3 = _import_boto3()  # imported once here: the forked watchers inherit it
+        self.boto3 = _import_boto3()  # imported once here: the forked poller inherits it
         self.settings = config.load_settings()
         self._client: tuple[Any, int] | None = None
         self._definitions: dict[str, str] = {}  # digest -> ARN, resolved in the runtime
         self._definitions_lock = threading.Lock()
 
     def batch(self) -> Any:
-        """A Batch client for this process (a forked watcher makes its own)."""
+        """A Batch client for this process (the run's poller makes its own)."""
         if self._client is None or self._client[1] != os.getpid():
             self._client = (self.boto3.client("batch"), os.getpid())
         return self._client[0]
@@ -182,8 +185,9 @@ class BatchLauncher(RemoteLauncher):
 
     def job_definition(self, request: JobDefinitionRequest) -> str:
         """The ARN of the active job definition for ``request``, registered if new.
-        Called in the runtime before the watcher forks, so that concurrent tasks of one
-        run share one definition instead of racing to register revisions."""
+        Called in the runtime before the task is handed to the poller, so that a
+        configuration mistake is reported at once and tasks of one run share one
+        definition instead of racing to register revisions."""
         with self._definitions_lock:
             arn = self._definitions.get(request.digest())
             if arn is None:
@@ -207,7 +211,7 @@ class BatchLauncher(RemoteLauncher):
     # --- RemoteLauncher --------------------------------------------------------------
 
     def start(self, spec, plan, *, inherited_fds: list[int]):
-        self.queue(spec)  # configuration mistakes are reported before anything is forked
+        self.queue(spec)  # configuration mistakes are reported before anything is submitted
         self.job_definition(self.definition_request(spec))
         return super().start(spec, plan, inherited_fds=inherited_fds)
 
@@ -236,24 +240,35 @@ class BatchLauncher(RemoteLauncher):
         if timeout is not None:
             kwargs["timeout"] = {"attemptDurationSeconds": timeout}
         job_id = self.batch().submit_job(**kwargs)["jobId"]
-        print(f"AWS Batch job {job_id} ({name}) submitted to queue {queue}.", flush=True)
         return BatchJob(job_id, name, queue)
 
-    def poll(self, job: BatchJob) -> RemoteStatus:
-        found = self.batch().describe_jobs(jobs=[job.job_id]).get("jobs", [])
-        if not found:
-            return RemoteStatus(True, None, f"AWS Batch job {job.job_id} disappeared")
-        desc = found[0]
-        status = desc.get("status")
-        if status == "SUCCEEDED":
-            return RemoteStatus(True, 0)
-        if status == "FAILED":
-            container = desc.get("container") or {}
-            return RemoteStatus(True, container.get("exitCode"), _failure(job, desc))
-        return RemoteStatus(False)
+    def submitted_note(self, job: BatchJob) -> str:
+        return f"AWS Batch job {job.job_id} ({job.name}) submitted to queue {job.queue}."
+
+    def poll_all(self, jobs: list[BatchJob]) -> list[RemoteStatus]:
+        """One ``describe_jobs`` call per 100 jobs, Batch's limit."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = [job.job_id for job in jobs]
+        for first in range(0, len(ids), DESCRIBE_LIMIT):
+            chunk = ids[first : first + DESCRIBE_LIMIT]
+            for desc in self.batch().describe_jobs(jobs=chunk).get("jobs", []):
+                found[desc["jobId"]] = desc
+        return [_status(job, found.get(job.job_id)) for job in jobs]
 
     def cancel(self, job: BatchJob) -> None:
         self.batch().terminate_job(jobId=job.job_id, reason="cancelled by metaflowlike")
+
+
+def _status(job: BatchJob, desc: dict[str, Any] | None) -> RemoteStatus:
+    if desc is None:
+        return RemoteStatus(True, None, f"AWS Batch job {job.job_id} disappeared")
+    status = desc.get("status")
+    if status == "SUCCEEDED":
+        return RemoteStatus(True, 0)
+    if status == "FAILED":
+        container = desc.get("container") or {}
+        return RemoteStatus(True, container.get("exitCode"), _failure(job, desc))
+    return RemoteStatus(False, running=status == "RUNNING")
 
 
 def _job_name(spec: Any) -> str:

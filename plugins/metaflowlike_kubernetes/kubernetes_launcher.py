@@ -3,15 +3,17 @@
 Talks to the cluster only through the official client's typed APIs (``BatchV1Api``,
 ``CoreV1Api``) with the kube config of ``KUBECONFIG`` / ``~/.kube/config``, or the
 in-cluster one. Packaging, the bootstrap, log relay and Ctrl-C are the shared
-``RemoteLauncher``'s; this module turns a task into a Job, reads the Job and its pod
-back, and names why a Job failed.
+``RemoteLauncher``'s; this module turns a task into a Job, reads the run's Jobs and
+pods back (two list calls per poll, whatever the width, read as plain JSON: the
+client's typed objects cost more CPU than the requests), and names why a Job failed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from metaflowlike import config
@@ -20,13 +22,16 @@ from metaflowlike.plugins import MissingExtra
 from metaflowlike.remote_launcher import RemoteLauncher, RemoteStatus
 
 from .kubernetes_decorator import KubernetesDecorator, merged_resources
-from .kubernetes_job import JobRequest, build_job, secrets_list
+from .kubernetes_job import LABEL_PREFIX, JobRequest, build_job, secrets_list
 
 #: seconds a Job may go without a running container before it is reported and deleted
 POD_START_TIMEOUT_ENV = "METAFLOWLIKE_KUBERNETES_POD_START_TIMEOUT"
 DEFAULT_POD_START_TIMEOUT = 600.0
 #: waiting reasons that will not fix themselves
 _FATAL_WAITING = {"InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"}
+#: the labels that select every Job (and pod) of one run
+FLOW_LABEL = f"{LABEL_PREFIX}/flow"
+RUN_LABEL = f"{LABEL_PREFIX}/run-id"
 
 
 def _import_client() -> Any:
@@ -45,9 +50,14 @@ class Job:
     namespace: str
     submitted: float
     manifest: dict[str, Any]
+    selector: str  # the labels of every Job of its run
     pod: str | None = None
     last_problem: str | None = None
-    seen: set[str] = field(default_factory=set)
+    listed: bool = False  # a listing has shown it (missing later: it was deleted)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
 
 
 class KubernetesLauncher(RemoteLauncher):
@@ -55,14 +65,14 @@ class KubernetesLauncher(RemoteLauncher):
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self.k8s = _import_client()  # imported once here: the forked watchers inherit it
+        self.k8s = _import_client()  # imported once here: the forked poller inherits it
         self.settings = config.load_settings()
         self._apis: tuple[Any, Any, int] | None = None
 
     # --- client ----------------------------------------------------------------------
 
     def _clients(self) -> tuple[Any, Any]:
-        """Typed API objects for this process (a forked watcher makes its own)."""
+        """Typed API objects for this process (the run's poller makes its own)."""
         if self._apis is None or self._apis[2] != os.getpid():
             k8s = self.k8s
             try:
@@ -101,32 +111,62 @@ class KubernetesLauncher(RemoteLauncher):
             timeout_seconds=timeout,
         )
 
-    # --- RemoteLauncher --------------------------------------------------------------
+    # --- RemoteLauncher (in the run's poller) -------------------------------------
 
     def submit(self, spec, plan, command: list[str], env: dict) -> Job:
         manifest = build_job(self.job_request(spec, plan, command, env))
         meta = manifest["metadata"]
         batch, _ = self._clients()
-        batch.create_namespaced_job(meta["namespace"], manifest)
-        print(f"Kubernetes Job {meta['namespace']}/{meta['name']} submitted.", flush=True)
-        return Job(meta["name"], meta["namespace"], time.time(), manifest)
+        # the response is not turned into client objects: that costs more than the call
+        batch.create_namespaced_job(meta["namespace"], manifest, _preload_content=False)
+        labels = meta["labels"]
+        selector = ",".join(f"{k}={labels[k]}" for k in (FLOW_LABEL, RUN_LABEL))
+        return Job(meta["name"], meta["namespace"], time.time(), manifest, selector)
 
-    def poll(self, job: Job) -> RemoteStatus:
+    def submitted_note(self, job: Job) -> str:
+        return f"Kubernetes Job {job.namespace}/{job.name} submitted."
+
+    def poll_all(self, jobs: list[Job]) -> list[RemoteStatus]:
+        """Two list calls per namespace for all the run's Jobs: its Jobs and its pods,
+        selected by the run's labels (a pod carries its Job template's labels)."""
         batch, core = self._clients()
-        status = batch.read_namespaced_job_status(job.name, job.namespace).status
-        listed = core.list_namespaced_pod(job.namespace, label_selector=f"job-name={job.name}")
-        # filter again: a server that ignores the selector must not lend us another pod
-        pods = [p for p in listed.items if (p.metadata.labels or {}).get("job-name") == job.name]
-        pod = pods[-1] if pods else None
-        if pod is not None and pod.metadata.name != job.pod:
-            job.pod = pod.metadata.name
-            print(f"Pod {job.namespace}/{job.pod} created.", flush=True)
-        failed = _condition(status, "Failed")
-        if status is not None and (status.succeeded or _condition(status, "Complete")):
-            return RemoteStatus(True, 0)
-        if failed is not None or (status is not None and status.failed):
-            return RemoteStatus(True, _exit_code(pod), _failure(job, failed, pod))
+        found: dict[tuple[str, str], dict] = {}
+        pods: dict[tuple[str, str], dict] = {}
+        for namespace, selector in {(j.namespace, j.selector) for j in jobs}:
+            listed = batch.list_namespaced_job(
+                namespace, label_selector=selector, _preload_content=False
+            )
+            for item in json.loads(listed.data).get("items") or []:
+                found[(namespace, item["metadata"]["name"])] = item
+            listed = core.list_namespaced_pod(
+                namespace, label_selector=selector, _preload_content=False
+            )
+            for pod in json.loads(listed.data).get("items") or []:
+                owner = (pod["metadata"].get("labels") or {}).get("job-name")
+                if owner:
+                    pods[(namespace, owner)] = pod  # the latest one listed
+        return [self._status(j, found.get(j.key), pods.get(j.key)) for j in jobs]
+
+    def _status(self, job: Job, found: dict | None, pod: dict | None) -> RemoteStatus:
+        note = None
+        if pod is not None and pod["metadata"]["name"] != job.pod:
+            job.pod = pod["metadata"]["name"]
+            note = f"Pod {job.namespace}/{job.pod} created."
+        if found is None:
+            if job.listed:
+                return RemoteStatus(
+                    True, None, f"Kubernetes Job {job.namespace}/{job.name} was deleted"
+                )
+            status: dict = {}
+        else:
+            job.listed = True
+            status = found.get("status") or {}
         started = _container_started(pod)
+        failed = _condition(status, "Failed")
+        if status.get("succeeded") or _condition(status, "Complete"):
+            return RemoteStatus(True, 0, note=note)
+        if failed is not None or status.get("failed"):
+            return RemoteStatus(True, _exit_code(pod), _failure(job, failed, pod), note=note)
         if not started:
             job.last_problem = _pending_problem(pod) or job.last_problem
             fatal = job.last_problem and job.last_problem.split(":", 1)[0] in _FATAL_WAITING
@@ -140,15 +180,18 @@ class KubernetesLauncher(RemoteLauncher):
                 return RemoteStatus(
                     True,
                     None,
-                    f"Job {job.namespace}/{job.name} did not start within "
+                    f"Kubernetes Job {job.namespace}/{job.name} did not start within "
                     f"{self.pod_start_timeout():g} seconds: {what}",
+                    note=note,
                 )
-        return RemoteStatus(False)
+        return RemoteStatus(False, running=started, note=note)
 
     def cancel(self, job: Job) -> None:
         batch, _ = self._clients()
         try:
-            batch.delete_namespaced_job(job.name, job.namespace, propagation_policy="Background")
+            batch.delete_namespaced_job(
+                job.name, job.namespace, propagation_policy="Background", _preload_content=False
+            )
         except self.k8s.client.ApiException as e:
             if e.status != 404:
                 raise
@@ -157,58 +200,64 @@ class KubernetesLauncher(RemoteLauncher):
         return float(os.environ.get(POD_START_TIMEOUT_ENV) or DEFAULT_POD_START_TIMEOUT)
 
 
-def _condition(status: Any, kind: str) -> Any:
-    for cond in (status.conditions or []) if status is not None else []:
-        if cond.type == kind and cond.status == "True":
+def _condition(status: dict, kind: str) -> dict | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
             return cond
     return None
 
 
-def _terminated(pod: Any) -> Any:
-    if pod is None or pod.status is None:
-        return None
-    for cs in pod.status.container_statuses or []:
-        if cs.state is not None and cs.state.terminated is not None:
-            return cs.state.terminated
+def _container_states(pod: dict | None) -> list[dict]:
+    status = (pod or {}).get("status") or {}
+    return [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
+
+
+def _terminated(pod: dict | None) -> dict | None:
+    for state in _container_states(pod):
+        if state.get("terminated"):
+            return state["terminated"]
     return None
 
 
-def _exit_code(pod: Any) -> int | None:
+def _exit_code(pod: dict | None) -> int | None:
     term = _terminated(pod)
-    return term.exit_code if term is not None else None
+    return term.get("exitCode") if term is not None else None
 
 
-def _failure(job: Job, failed: Any, pod: Any) -> str:
+def _failure(job: Job, failed: dict | None, pod: dict | None) -> str:
     """Why the Job failed, in Kubernetes' words: "OOMKilled (exit code 137)"..."""
     parts = []
     term = _terminated(pod)
     if term is not None:
-        parts.append(f"{term.reason or 'Error'} (exit code {term.exit_code})")
-    if failed is not None and failed.reason and failed.reason not in ("BackoffLimitExceeded",):
-        parts.append(failed.reason + (f": {failed.message}" if failed.message else ""))
+        parts.append(f"{term.get('reason') or 'Error'} (exit code {term.get('exitCode')})")
+    reason = (failed or {}).get("reason")
+    if reason and reason != "BackoffLimitExceeded":
+        message = failed.get("message") if failed else None
+        parts.append(reason + (f": {message}" if message else ""))
     if not parts:
         parts.append("the Job failed")
     return f"Kubernetes Job {job.namespace}/{job.name}: " + ", ".join(parts)
 
 
-def _container_started(pod: Any) -> bool:
-    if pod is None or pod.status is None:
+def _container_started(pod: dict | None) -> bool:
+    if pod is None or not pod.get("status"):
         return False
-    for cs in pod.status.container_statuses or []:
-        if cs.state is not None and (cs.state.running or cs.state.terminated):
+    for state in _container_states(pod):
+        if state.get("running") or state.get("terminated"):
             return True
-    return pod.status.phase in ("Running", "Succeeded", "Failed")
+    return pod["status"].get("phase") in ("Running", "Succeeded", "Failed")
 
 
-def _pending_problem(pod: Any) -> str | None:
+def _pending_problem(pod: dict | None) -> str | None:
     """What keeps a pod from starting: an image pull error, unschedulable..."""
-    if pod is None or pod.status is None:
+    if pod is None or not pod.get("status"):
         return None
-    for cs in pod.status.container_statuses or []:
-        waiting = cs.state.waiting if cs.state is not None else None
-        if waiting is not None and waiting.reason not in (None, "ContainerCreating"):
-            return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
-    for cond in pod.status.conditions or []:
-        if cond.type == "PodScheduled" and cond.status == "False":
-            return f"{cond.reason or 'Unschedulable'}: {cond.message or ''}".rstrip(": ")
+    for state in _container_states(pod):
+        waiting = state.get("waiting")
+        if waiting and waiting.get("reason") not in (None, "ContainerCreating"):
+            return f"{waiting['reason']}: {waiting.get('message') or ''}".rstrip(": ")
+    for cond in pod["status"].get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            reason, message = cond.get("reason") or "Unschedulable", cond.get("message") or ""
+            return f"{reason}: {message}".rstrip(": ")
     return None

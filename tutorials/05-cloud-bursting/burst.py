@@ -5,6 +5,11 @@ import os
 from metaflowlike import FlowSpec, current, kubernetes, step
 
 
+def shard_score(shard: int) -> int:
+    """The heavy part: the more so the higher the shard."""
+    return sum(i * i for i in range(200_000 * (shard + 1))) % 97
+
+
 class BurstFlow(FlowSpec):
     @step
     def start(self):
@@ -14,12 +19,10 @@ class BurstFlow(FlowSpec):
     @kubernetes(cpu=1, memory=1024)
     @step
     def train(self):
-        # the heavy part: each shard runs in its own pod, all shards at once
-        self.score = sum(i * i for i in range(200_000 * (self.input + 1))) % 97
-        where = current.pathspec
-        print(
-            f"shard {self.input} scored {self.score} in pod {os.environ.get('METAFLOWLIKE_RUNS_ON_POD')} ({where})"
-        )
+        # each shard runs in its own pod, all shards at once
+        self.score = shard_score(self.input)
+        pod = os.environ.get("METAFLOWLIKE_RUNS_ON_POD")
+        print(f"shard {self.input} scored {self.score} in pod {pod} ({current.pathspec})")
         self.next(self.join)
 
     @step
