@@ -8,7 +8,10 @@ process's resource usage (robust on a shared machine, unlike wall-clock time):
 
 * the CPU time (user + system) of each whole command, and the part spent compiling
   (measured in-process around the compiler, without the code package);
-* the size of each document (Step Functions accepts definitions up to 1 MB).
+* the size of each document (Step Functions accepts definitions up to 1 MB);
+* the same flow under ``@pypi_base`` with ``--environment=pypi``: the first command
+  resolves the lock with uv (cold: an empty environment cache, uv's download cache as
+  it is), later ones find the resolution cached (warm). Nothing is built on export.
 
     python benchmarks/export_time.py             # median of 5
     python benchmarks/export_time.py --repeat 3
@@ -29,12 +32,14 @@ import time
 from pathlib import Path
 
 
-def flow_source(steps: int = 50) -> str:
-    """A flow of ``steps`` steps: a branch of two, a nested foreach, then a chain."""
+def flow_source(steps: int = 50, pypi: bool = False) -> str:
+    """A flow of ``steps`` steps: a branch of two, a nested foreach, then a chain;
+    ``pypi`` declares one package for every step with ``@pypi_base``."""
     head = """
-    from metaflowlike import FlowSpec, Parameter, retry, step
+    from metaflowlike import FlowSpec, Parameter, pypi_base, retry, step
 
 
+    @pypi_base(packages={"six": "1.16.0"})
     class FiftyFlow(FlowSpec):
         n = Parameter("n", default=3)
 
@@ -98,7 +103,10 @@ def flow_source(steps: int = 50) -> str:
         'if __name__ == "__main__":',
         "    FiftyFlow()",
     ]
-    return textwrap.dedent(head) + "\n" + "\n".join(body + tail) + "\n"
+    head = textwrap.dedent(head)
+    if not pypi:
+        head = head.replace('@pypi_base(packages={"six": "1.16.0"})\n', "")
+    return head + "\n" + "\n".join(body + tail) + "\n"
 
 
 def child_cpu(argv: list[str], env: dict, cwd: str) -> tuple[float, str]:
@@ -176,6 +184,26 @@ def main() -> None:
                   f" {size} bytes")  # fmt: skip
             print(f"  the plan, with the code package: {planned:.3f} s CPU")
             print(f"  the compiler itself:             {compiled * 1000:.1f} ms CPU")
+        pypi_case(tmp, argv, env, args.repeat)
+
+
+def pypi_case(tmp: str, argv: list[str], env: dict, repeat: int) -> None:
+    """The flow under ``@pypi_base`` and ``--environment=pypi``, cold then warm."""
+    path = Path(tmp) / "fifty_pypi.py"
+    path.write_text(flow_source(pypi=True))
+    env = {**env, "METAFLOWLIKE_ENVS_DIR": str(Path(tmp) / "envs")}
+    argv = [argv[0], str(path), "--environment=pypi", *argv[2:]]
+    for target, command in (("sfn", "step-functions"), ("argo", "argo-workflows")):
+        cpus, size = [], 0
+        for _ in range(repeat + (target == "sfn")):  # the first one resolves: cold
+            cpu, out = child_cpu([*argv, command, "create", "--only-json"], env, tmp)
+            cpus.append(cpu)
+            size = len(out.encode())
+            json.loads(out)
+        if target == "sfn":
+            print(f"@pypi_base, {command} create --only-json, cold: {cpus.pop(0):.3f} s CPU")
+        print(f"@pypi_base, {command} create --only-json, warm: {statistics.median(cpus):.3f} s"
+              f" CPU (median), {size} bytes")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ Cases (``--cases``, all by default):
   (it touches one input, so that should not grow with the width). CPU per task is
   also given *marginal* (a 1-split run's cost subtracted), so that start-up does not
   flatter the small widths.
-* ``floor``: the bare mechanism in the same session: a parent that has imported what
+* ``floor``: the bare mechanism in the same session (once after each ``width`` run, so
+  that each ratio compares runs made minutes apart at most on a machine whose load
+  drifts, and once at the end): a parent that has imported what
   the runtime imports (metaflowlike, its runtime and CLI, the flow) forks, two at a time,
   children that each write one small JSON record atomically (temporary file, ``fsync``
   unless ``METAFLOWLIKE_FSYNC=0``, rename, ``fsync`` of the folder: what the local
@@ -297,6 +299,24 @@ def per_task(res: dict, base: dict | None) -> dict:
     return out
 
 
+def floor_run(python: str, scratch: str, n: int) -> dict:
+    """The bare mechanism (``FLOOR``) for ``n`` children; ``ms`` and ``faults`` per child."""
+    root = tempfile.mkdtemp(dir=scratch)
+    out = os.path.join(root, "floor.json")
+    subprocess.run(
+        [python, "-c", FLOOR, str(WIDE), str(n), os.path.join(root, "records"), out],
+        check=True,
+        env=base_env(os.path.join(scratch, "unused")),
+        cwd=scratch,
+    )
+    with open(out) as f:
+        floor = json.load(f)
+    shutil.rmtree(root)
+    floor["ms"] = 1e3 * (floor["parent_cpu"] + floor["children_cpu"]) / floor["n"]
+    floor["faults"] = (floor["parent_faults"] + floor["children_faults"]) / floor["n"]
+    return floor
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="500,2000,10000")
@@ -324,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in sizes:
                 res = width_run(args.python, scratch, n, keep=n == max(sizes))
                 res["per_task"] = per_task(res, base)
+                if "floor" in cases:  # the load of a shared machine drifts: measure
+                    res["floor"] = floor_run(args.python, scratch, args.floor_n)  # it near
                 raw["width"][str(n)] = res
                 t = res["per_task"]
                 print(
@@ -340,31 +362,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target <= 1.10)"
             )
         if "floor" in cases:
-            root = os.path.join(scratch, "floor")
-            env = base_env(os.path.join(scratch, "unused"))
-            out = os.path.join(scratch, "floor.json")
-            subprocess.run(
-                [args.python, "-c", FLOOR, str(WIDE), str(args.floor_n), root, out],
-                check=True,
-                env=env,
-                cwd=scratch,
-            )
-            with open(out) as f:
-                floor = json.load(f)
+            floor = floor_run(args.python, scratch, args.floor_n)
             raw["floor"] = floor
-            ms = 1e3 * (floor["parent_cpu"] + floor["children_cpu"]) / floor["n"]
-            faults = (floor["parent_faults"] + floor["children_faults"]) / floor["n"]
+            ms = floor["ms"]
             print(
-                f"\nfloor: {ms:.2f} ms CPU and {faults:.0f} page faults per child "
+                f"\nfloor: {ms:.2f} ms CPU and {floor['faults']:.0f} page faults per child "
                 f"({floor['n']} children, parent RSS {floor['rss_kib'] / 1024:.1f} MiB)"
             )
             if "width" in raw:
                 for n in sizes:
                     t = raw["width"][str(n)]["per_task"]
+                    near = raw["width"][str(n)]["floor"]["ms"]
                     print(
                         f"  {n:>6} tasks: marginal {t['marginal_ms']:.2f} ms = "
                         f"x{t['marginal_ms'] / ms:.2f} the floor, all-in {t['cpu_ms']:.2f} ms "
-                        f"= x{t['cpu_ms'] / ms:.2f} (target <= 2)"
+                        f"= x{t['cpu_ms'] / ms:.2f}; against the floor measured right after "
+                        f"it ({near:.2f} ms): marginal x{t['marginal_ms'] / near:.2f} "
+                        f"(target <= 2)"
                     )
         if "bytes" in cases:
             out = os.path.join(scratch, "bytes.json")

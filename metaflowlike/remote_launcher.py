@@ -55,6 +55,7 @@ import sys
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -544,7 +545,10 @@ class LogRelay:
     def __init__(self, launcher: RemoteLauncher, spec: TaskSpec) -> None:
         self.fds, self.spec = launcher.context.fds, spec
         self.offsets = {"stdout": 0, "stderr": 0}
-        self.write = lambda stream, data: os.write(1 if stream == "stdout" else 2, data)
+        #: where relayed bytes go (``stream`` is "stdout" or "stderr"); replaceable
+        self.write: Callable[..., object] = lambda stream, data: os.write(
+            1 if stream == "stdout" else 2, data
+        )
 
     def pump(self) -> int:
         """Relay what is new; the number of bytes relayed."""

@@ -100,7 +100,7 @@ def execute(
             deco.step_init(flow_cls=flow_cls, graph=graph, step_name=node.name)
     check_resources(graph, with_decorators, launcher)  # a refused run must leave no record
     preflight_run(graph, with_decorators or [], launcher, fds)
-    environments = plan_for_run(state, with_decorators, origin_run_id)
+    environments = plan_for_run(state, with_decorators, origin_run_id, launcher)
     run_id = new_run_id(fds, flow)
     project = getattr(state, "project", None)
     all_tags = system_tags(user) + project_tags(project) + list(tags or [])

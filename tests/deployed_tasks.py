@@ -3,7 +3,8 @@
 Shared by the tests of the deployment core and of each exporter's interpreter: the
 command runs as a subprocess in a fresh empty folder, with a Python that has the cloud
 SDK but not metaflowlike first on PATH, and with only the environment the workflow
-declares plus the node's own credentials for S3 on moto.
+declares plus the node's own credentials for S3 on moto and its network's package index
+settings (a task building its Python environment installs through them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.remote_env import container_env, node_credentials
+from tests.remote_env import container_env, node_identity
 
 
 def run_container(
@@ -24,7 +25,7 @@ def run_container(
 ) -> subprocess.CompletedProcess:
     """Run ``command`` as a container would; returns the finished process (text)."""
     with tempfile.TemporaryDirectory(prefix="container-") as workdir:
-        full = container_env(sdk_python, {**node_credentials(s3_url), **env})
+        full = container_env(sdk_python, {**node_identity(s3_url), **env})
         return subprocess.run(
             command,
             cwd=workdir,

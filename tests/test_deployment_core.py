@@ -176,13 +176,13 @@ def test_plan_refuses_the_local_datastore(tmp_path, monkeypatch):
 
 
 def test_plan_refuses_what_no_deployment_honours(tmp_path, monkeypatch, s3_root):
-    source = FLOW.replace(
-        "    @step\n    def work", "    @pypi(packages={})\n    @step\n    def work"
-    )
-    source = source.replace("import FlowSpec,", "import FlowSpec, pypi,")
+    source = FLOW.replace('foreach="xs"', "num_parallel=2")
+    source = source.replace("    @step\n    def work", "    @parallel\n    @step\n    def work")
+    source = source.replace("self.input * self.alpha", "self.alpha")
+    source = source.replace("import FlowSpec,", "import FlowSpec, parallel,")
     path, cls = _load(tmp_path, source)
     state = _state(path, cls, s3_root, monkeypatch)
-    with pytest.raises(DeploymentError, match='@pypi on step "work": the per-step') as e:
+    with pytest.raises(DeploymentError, match='@parallel on step "work": a gang') as e:
         build_plan(state, target="Step Functions", platform="batch", name="x", refused={"end": ""})
     assert "@kubernetes" not in str(e.value)
 

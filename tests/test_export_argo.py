@@ -29,7 +29,7 @@ import yaml
 from metaflowlike import Flow
 from tests.argo_interpreter import Interpreter, WorkflowRun
 from tests.laptop import LAPTOP_KEY, LAPTOP_SECRET, Laptop
-from tests.remote_env import KubeCluster, node_credentials
+from tests.remote_env import KubeCluster, node_identity
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = json.loads((HERE / "schemas" / "argo-workflows.schema.json").read_text())
@@ -99,7 +99,7 @@ from metaflowlike import (
         assert workflow is not None
         template_name = workflow["spec"]["workflowTemplateRef"]["name"]
         template = self.get("workflowtemplates", template_name)
-        node_env = {**node_credentials(self.s3_url), "METAFLOWLIKE_LOG_UPLOAD_INTERVAL": "0.5"}
+        node_env = {**node_identity(self.s3_url), "METAFLOWLIKE_LOG_UPLOAD_INTERVAL": "0.5"}
         interpreter = Interpreter(
             python=self.sdk_python, log_dir=self.log_dir, node_env=node_env, secrets=secrets
         )

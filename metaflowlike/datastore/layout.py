@@ -9,6 +9,7 @@ drift from the writer. ``docs/datastore-layout.md`` describes the same tree::
     data/<Flow>/<run_id>/...                             S3(run=...) keys of a run
     data/_gc/<key>                                       blobs gc set aside (datastore_gc)
     code/<sha256>.tar.gz                                 code packages
+    code/<sha256>.environments.json                      a deployment's environment locks
     cache/<Flow>/<step>/<key>.json                       step cache index: key -> task
     gc/<stamp>.json                                      gc journal: blobs set aside
     models/<name>/versions/<n>.json                      model registry versions
@@ -100,6 +101,11 @@ class Layout:
     @staticmethod
     def code_package(sha256: str) -> str:
         return f"{CODE}/{sha256}.tar.gz"
+
+    @staticmethod
+    def deployed_environments(sha256: str) -> str:
+        """The locks of a deployment's steps, stored beside its code package."""
+        return f"{CODE}/{sha256}.environments.json"
 
     # --- model registry -----------------------------------------------------------
 

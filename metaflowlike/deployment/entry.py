@@ -30,6 +30,7 @@ from typing import Any
 from .. import config, ids
 from ..datastore.records import RunEnd, TaskInfo
 from ..decorators import StepPolicy, step_decorators
+from ..environments.deployed import load as load_environments
 from ..exceptions import MetaflowlikeException
 from ..task import TaskSpec
 
@@ -126,8 +127,11 @@ def task_spec(state: Any, step: str, env: dict[str, str]) -> TaskSpec:
     )
 
 
-def init_run(state: Any, run_id: str, env: dict[str, str]) -> None:
-    """Write the run record of a deployed run, unless an earlier attempt did."""
+def init_run(state: Any, run_id: str, env: dict[str, str], environments: str | None = None) -> None:
+    """Write the run record of a deployed run, unless an earlier attempt did.
+
+    ``environments`` is where the deployment stored its steps' environment locks: the
+    record keeps them, so the client shows what each task ran with."""
     from ..project_decorator import project_tags
     from ..run import run_record, store_params, system_tags
     from .inputs import start_values
@@ -160,7 +164,7 @@ def init_run(state: Any, run_id: str, env: dict[str, str]) -> None:
         user_tags=list(extra),
         with_specs=[],
         origin_run_id=None,
-        environment=None,
+        environment=load_environments(fds, environments) if environments else None,
     )
     fds.write_run(record)
 
@@ -182,15 +186,19 @@ def task_output(state: Any, spec: TaskSpec) -> dict[str, Any]:
     return out
 
 
-def run_deployed_step(state: Any, step: str, env: dict[str, str] | None = None) -> int:
-    """Run one deployed task; the process's exit code."""
+def run_deployed_step(
+    state: Any, step: str, env: dict[str, str] | None = None, environments: str | None = None
+) -> int:
+    """Run one deployed task; the process's exit code. ``environments``: the stored
+    locks of the deployment's environments (the environment bootstrap already started
+    this process in the step's own)."""
     from ..task_supervisor import supervise
 
     env = dict(os.environ if env is None else env)
     if step not in state.graph:
         raise DeployedTaskError(f'No step "{step}" in {state.flow_cls.__name__}.')
     if step == "start":
-        init_run(state, ids.check_run_id(_need(env, ENV_RUN_ID), ENV_RUN_ID), env)
+        init_run(state, ids.check_run_id(_need(env, ENV_RUN_ID), ENV_RUN_ID), env, environments)
     spec = task_spec(state, step, env)
     code = supervise(state, spec, [])
     if code != 0:
@@ -220,9 +228,10 @@ def command(flow_cls: type) -> Any:
 
     @click.command("deployed-step", hidden=True)
     @click.argument("step")
+    @click.option("--environments", default=None, help="The deployment's environment locks.")
     @click.pass_obj
-    def deployed_step(state: Any, step: str) -> None:
+    def deployed_step(state: Any, step: str, environments: str | None) -> None:
         """Run one task of a deployed flow (its ids come from the environment)."""
-        sys.exit(run_deployed_step(state, step))
+        sys.exit(run_deployed_step(state, step, environments=environments))
 
     return deployed_step

@@ -3,7 +3,7 @@
 A compiler (Step Functions, Argo) should only *translate*: which steps exist, what
 kind each is, how deep in foreaches its tasks run, what the orchestrator must do
 around it (retries and their delay, a deadline, a fallback after a hard death, the
-resources to ask for, its environment) and the one container command that runs any of
+resources to ask for, its variables) and the one container command that runs any of
 its tasks. All of that is decided here, once, from the flow's decorators; the
 compilers never read a decorator themselves. The common deploy-time checks live here
 too, so both targets refuse the same flows with the same words. Decorators are known
@@ -21,6 +21,8 @@ from typing import Any
 from .. import code_package
 from ..bootstrap import bootstrap_command
 from ..decorators import StepDecorator, StepPolicy, launcher_decorator, step_decorators
+from ..environments import deployed
+from ..environments.deployed import DeployedEnvironments
 from ..exceptions import MetaflowlikeException
 from ..remote_requests import larger_requests
 from ..task import closes_foreach
@@ -29,6 +31,8 @@ from .schedule import Schedule, flow_schedule
 
 #: the hidden command a deployed task's container runs (see ``entry.py``)
 ENTRY_COMMAND = "deployed-step"
+#: its option naming the stored environment locks (read by the environment bootstrap)
+ENVIRONMENTS_OPTION = "--environments"
 #: every resource request a platform may read, with the floor when nothing asks
 RESOURCE_FLOOR: dict[str, float | None] = {"cpu": 1.0, "memory": 4096.0, "gpu": 0.0, "disk": None}
 
@@ -80,19 +84,29 @@ class DeploymentPlan:
     package_sha256: str
     flow_file: str  # the flow file's name inside the code package
     package: Any = field(default=None, repr=False, compare=False)  # code_package.CodePackage
+    #: the steps' resolved environments (--environment=pypi|uv), stored beside the code
+    #: package; None when every step runs in the image's own Python
+    environments: DeployedEnvironments | None = field(default=None, compare=False)
 
     def command(self, step: str, interpreter: str = "python") -> list[str]:
         """The container command of every task of ``step``: the bootstrap fetches the
         code package and runs ``flow.py [TOP] deployed-step STEP``, which reads the
         task's ids from its environment (``entry.py``) and runs the usual ``step``
         command. No part of it depends on the task, so an orchestrator needs one per
-        step."""
+        step.
+
+        With environments, every step's command also goes through the environment
+        bootstrap, which builds the step's environment from the stored locks with uv
+        and runs ``deployed-step`` in it (a step without a lock runs unchanged)."""
+        args = [*self.top_args, ENTRY_COMMAND, step]
+        wrapper: tuple[str, ...] = ()
+        if self.environments is not None:
+            from ..environments.bootstrap import remote_wrapper
+
+            args += [ENVIRONMENTS_OPTION, self.environments.key]
+            wrapper = remote_wrapper(self.flow_name)
         command = bootstrap_command(
-            interpreter,
-            self.package_url,
-            self.package_sha256,
-            self.flow_file,
-            [*self.top_args, ENTRY_COMMAND, step],
+            interpreter, self.package_url, self.package_sha256, self.flow_file, args, wrapper
         )
         command[2] = packed_source(command[2])
         return command
@@ -236,6 +250,9 @@ def build_plan(
     sched = flow_schedule(state.flow_cls)
     if sched is not None:
         check_schedulable(state.flow_cls)
+    # resolved (not built) here, so an unknown package or a conflict stops the deploy
+    # before anything is uploaded or created
+    environments = deployed.resolve_for_deployment(state, _flow_file())
     pkg = code_package.build(_flow_file(), state.package_suffixes)
     top = [a for a in state.top_args() if a != "--quiet"]
     return DeploymentPlan(
@@ -252,13 +269,17 @@ def build_plan(
         package_sha256=pkg.sha256,
         flow_file=pkg.flow_file,
         package=pkg,
+        environments=environments,
     )
 
 
 def upload_package(state: Any, plan: DeploymentPlan) -> int:
-    """Upload the plan's code package; content-addressed, so an unchanged flow uploads
-    nothing (returns the bytes sent)."""
-    return code_package.upload(state.fds, plan.package)
+    """Upload the plan's code package and environment locks; content-addressed, so an
+    unchanged flow uploads nothing (returns the bytes sent)."""
+    sent = code_package.upload(state.fds, plan.package)
+    if plan.environments is not None:
+        sent += deployed.upload(state.fds, plan.environments)
+    return sent
 
 
 def _flow_file() -> str:

@@ -5,6 +5,10 @@ its working directory, in place of ``python flow.py ... step STEP ...``::
 
     python -m metaflowlike.environments.bootstrap FLOW -- flow.py ... step STEP --run-id=R ...
 
+A deployed task (Step Functions, Argo) runs ``deployed-step`` instead, whose run may not
+exist yet; its lock comes from the deployment's stored locks, named by the command's
+``--environments`` (see ``deployed.py``).
+
 The step command's own arguments follow ``--``; the bootstrap reads the run id and step
 from them (with the one parser of step commands) and the datastore from their top
 options (or the configured one), reads the run's record, builds the environment with uv
@@ -35,7 +39,7 @@ from ..exceptions import MetaflowlikeException
 from .build import ensure_built, env_python, shim_dir
 from .errors import MissingUv
 from .lock import Lock, envs_root
-from .plan import saved_lock
+from .plan import lock_in, saved_lock
 from .uv_tool import uv_binary
 
 MODULE = "metaflowlike.environments.bootstrap"
@@ -70,19 +74,43 @@ def _task(flow: str, args: Sequence[str]) -> tuple[str, str]:
     return spec.run_id, spec.step_name
 
 
-def prepare(flow: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The command to run and the variables to add: the step command's arguments under
-    the environment's interpreter, or under this one when the step has no saved lock."""
+def _deployed_task(args: Sequence[str]) -> tuple[str, str] | None:
+    """(step, where its locks are stored) of ``flow.py [TOP] deployed-step STEP
+    --environments KEY``; None for any other command."""
+    from ..deployment.plan import ENTRY_COMMAND, ENVIRONMENTS_OPTION
+
+    args = list(args)
+    if ENTRY_COMMAND not in args or ENVIRONMENTS_OPTION not in args[:-1]:
+        return None
+    step = args[args.index(ENTRY_COMMAND) + 1]
+    return step, args[args.index(ENVIRONMENTS_OPTION) + 1]
+
+
+def _saved(flow: str, args: Sequence[str]) -> dict | None:
+    """The lock the step of this command runs with: from the deployment's stored locks
+    for a deployed task (its run may not exist yet), else from its run's record."""
     from .. import config
 
-    run_id, step = _task(flow, args)
     fds = config.open_datastore(*_datastore_args(args))
+    deployed_task = _deployed_task(args)
+    if deployed_task is not None:
+        from .deployed import load
+
+        step, key = deployed_task
+        return lock_in(load(fds, key), step)
+    run_id, step = _task(flow, args)
     record = fds.read_run(flow, run_id)
     if record is None:
         raise MetaflowlikeException(
             f"Run {flow}/{run_id} has no run record in {fds.storage.url()}."
         )
-    saved = saved_lock(record, step)
+    return saved_lock(record, step)
+
+
+def prepare(flow: str, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command to run and the variables to add: the step command's arguments under
+    the environment's interpreter, or under this one when the step has no saved lock."""
+    saved = _saved(flow, args)
     if saved is None:
         return [sys.executable, *args], {}
     lock = Lock.from_dict(saved)

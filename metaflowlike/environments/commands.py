@@ -30,9 +30,15 @@ def selected_kind() -> str:
 
 
 def plan_for_run(
-    state: Any, with_decorators: list | None, origin_run_id: str | None = None
+    state: Any,
+    with_decorators: list | None,
+    origin_run_id: str | None = None,
+    launcher: str = "fork",
 ) -> EnvironmentPlan:
-    """The environments of a run (or resume) about to start: resolved and built."""
+    """The environments of a run (or resume) about to start: resolved, and built when a
+    step runs on this machine. A step whose launcher runs it on another machine
+    (``@kubernetes``, ``@batch``; ``launcher`` is the run's default) only needs its
+    lock here: the container builds its environment from the saved lock."""
     from .plan import EnvironmentPlan, plan_environments
 
     kind = selected_kind()
@@ -48,8 +54,25 @@ def plan_for_run(
         flow_file=sys.argv[0],
         origin=origin,
     )
+    plan.remote_steps = _remote_steps(state.graph, list(with_decorators or []), launcher)
     plan.build(say=lambda s: None if state.quiet else _say(s))
     return plan
+
+
+def _remote_steps(graph: Any, with_decorators: list, launcher: str) -> frozenset[str]:
+    """Steps whose tasks run on another machine (a remote launcher's)."""
+    from ..decorators import step_decorators
+    from ..launchers import launcher_class, step_launcher_name
+    from ..remote_launcher import RemoteLauncher
+
+    return frozenset(
+        node.name
+        for node in graph
+        if issubclass(
+            launcher_class(step_launcher_name(step_decorators(node, with_decorators), launcher)),
+            RemoteLauncher,
+        )
+    )
 
 
 def _declares_pypi(state: Any, with_decorators: list | None) -> bool:

@@ -11,6 +11,7 @@ client can say what each task ran with and a remote machine can rebuild it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ class EnvironmentPlan:
     locks: dict[str, Lock] = field(default_factory=dict)  # step -> lock
     requests: dict[str, EnvRequest] = field(default_factory=dict)
     flow: str = ""  # the flow's name, under which the run record holds the locks
+    #: steps that run on another machine: their environments are built there, not here
+    remote_steps: frozenset[str] = frozenset()
     _launch: dict[str, StepEnvironment] = field(default_factory=dict, repr=False)
 
     def record(self) -> dict[str, Any] | None:
@@ -49,10 +52,11 @@ class EnvironmentPlan:
         }
 
     def build(self, say: Callable[[str], None] = lambda s: None) -> None:
-        """Build every environment the run needs that the cache does not have yet."""
+        """Build every environment a step running on this machine needs that the cache
+        does not have yet."""
         done: set[str] = set()
         for step, lock in self.locks.items():
-            if lock.key in done:
+            if lock.key in done or step in self.remote_steps:
                 continue
             done.add(lock.key)
             if not is_built(lock.key):
@@ -70,13 +74,18 @@ class EnvironmentPlan:
         if step not in self._launch:
             from .bootstrap import remote_wrapper  # it reads saved locks with this module
 
-            python = env_python(ensure_built(lock))
-            code = shim_dir() or _code_path()
-            self._launch[step] = StepEnvironment(
-                python,
-                {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"},
-                remote_wrapper(self.flow),
-            )
+            if step in self.remote_steps:
+                # the launcher sends only the step's arguments and the wrapper: the
+                # interpreter and variables of this machine stay unused and unbuilt
+                self._launch[step] = StepEnvironment(sys.executable, {}, remote_wrapper(self.flow))
+            else:
+                python = env_python(ensure_built(lock))
+                code = shim_dir() or _code_path()
+                self._launch[step] = StepEnvironment(
+                    python,
+                    {"PYTHONPATH": code, "PYTHONNOUSERSITE": "1"},
+                    remote_wrapper(self.flow),
+                )
         return self._launch[step]
 
 
@@ -90,8 +99,10 @@ def plan_environments(
     flow_file: str,
     origin: RunRecord | None = None,
     force: bool = False,
+    command: str = "run",
 ) -> EnvironmentPlan:
-    """Check the declarations against ``kind`` and resolve a lock per step.
+    """Check the declarations against ``kind`` and resolve a lock per step
+    (``command``, e.g. ``step-functions create``, is named in the messages).
 
     Every mistake (an ``@pypi`` without --environment=pypi, an unknown package, an
     unsatisfiable set, a missing Python) is raised here, before a run id exists."""
@@ -110,7 +121,8 @@ def plan_environments(
                 f"{declared[0][0].upper()}{declared[0][1:]} declares packages with @pypi, "
                 f"which only takes "
                 f"effect with the pypi environment: run `python "
-                f"{os.path.basename(flow_file)} --environment=pypi run` (or remove @pypi)."
+                f"{os.path.basename(flow_file)} --environment=pypi {command}` (or remove "
+                f"@pypi)."
             )
         return EnvironmentPlan(kind)
     plan = EnvironmentPlan(kind, flow=graph.name)
@@ -179,7 +191,11 @@ def _saved_environment(record: RunRecord | None) -> dict[str, Any]:
 
 def saved_lock(record: RunRecord | None, step: str) -> dict[str, Any] | None:
     """The lock a run saved for ``step`` (what the client shows), or None."""
-    env = _saved_environment(record)
+    return lock_in(_saved_environment(record), step)
+
+
+def lock_in(env: dict[str, Any], step: str) -> dict[str, Any] | None:
+    """The lock of ``step`` in an environment record (``EnvironmentPlan.record``)."""
     key = (env.get("steps") or {}).get(step)
     lock = (env.get("locks") or {}).get(key) if key else None
     return dict(lock, type=env.get("type")) if lock else None

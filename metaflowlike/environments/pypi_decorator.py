@@ -50,10 +50,6 @@ class PypiDecorator(StepDecorator):
 
     name = "pypi"
     defaults = {"packages": {}, "python": None, "disabled": False}
-    deploy_refusal = (
-        "the per-step environments are built on the laptop, not in the container; bake "
-        "the packages into the image instead"
-    )
 
     def step_init(self, *, flow_cls: type[FlowSpec], graph: FlowGraph, step_name: str) -> None:
         check_arguments(f'@pypi on step "{step_name}"', self.attributes)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from metaflowlike import config
-from metaflowlike.decorators import StepPolicy, step_decorators
+from metaflowlike.decorators import StepPolicy, launcher_decorator, step_decorators
 from metaflowlike.exceptions import MetaflowlikeException
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.plugins import import_sdk
 from metaflowlike.remote_launcher import RemoteLauncher, RemoteStatus
 from metaflowlike.task import RUNS_ON_INDIRECT, RUNS_ON_PREFIX
 
@@ -43,16 +43,6 @@ DESCRIBE_LIMIT = 100
 
 class BatchConfigError(MetaflowlikeException):
     headline = "AWS Batch is not configured"
-
-
-def _import_boto3() -> Any:
-    try:
-        import boto3
-    except ImportError as e:
-        raise MissingExtra(
-            f'@batch needs boto3 ({e}). Install it with: pip install "metaflowlike[aws]"'
-        ) from e
-    return boto3
 
 
 @dataclass
@@ -122,7 +112,8 @@ class BatchLauncher(RemoteLauncher):
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self.boto3 = _import_boto3()  # imported once here: the forked poller inherits it
+        # imported once here: the forked poller inherits it
+        self.boto3 = import_sdk("boto3", needed_by="@batch", package="boto3", extra="aws")
         self.settings = config.load_settings()
         self._client: tuple[Any, int] | None = None
         self._client_lock = threading.Lock()
@@ -145,7 +136,7 @@ class BatchLauncher(RemoteLauncher):
 
     def definition_request(self, spec: Any) -> JobDefinitionRequest:
         decos = self._decorators(spec)
-        own = next((d for d in decos if d.name == "batch"), None) or BatchDecorator()
+        own = launcher_decorator(decos, self.name) or BatchDecorator()
         a, s = own.attributes, self.settings.batch
         image = a["image"] or s.image
         if not image:
@@ -169,7 +160,7 @@ class BatchLauncher(RemoteLauncher):
         )
 
     def queue(self, spec: Any) -> str:
-        own = next((d for d in self._decorators(spec) if d.name == "batch"), None)
+        own = launcher_decorator(self._decorators(spec), self.name)
         queue = (own.attributes["queue"] if own else None) or self.settings.batch.job_queue
         if not queue:
             raise BatchConfigError(

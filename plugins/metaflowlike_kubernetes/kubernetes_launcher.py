@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from metaflowlike import config
-from metaflowlike.decorators import StepPolicy, step_decorators
-from metaflowlike.plugins import MissingExtra
+from metaflowlike.decorators import StepPolicy, launcher_decorator, step_decorators
+from metaflowlike.plugins import import_sdk
 from metaflowlike.remote_launcher import RemoteLauncher, RemoteStatus
 
 from .kubernetes_decorator import KubernetesDecorator, merged_resources
@@ -33,16 +33,6 @@ _FATAL_WAITING = {"InvalidImageName", "CreateContainerConfigError", "ErrImageNev
 #: the labels that select every Job (and pod) of one run
 FLOW_LABEL = f"{LABEL_PREFIX}/flow"
 RUN_LABEL = f"{LABEL_PREFIX}/run-id"
-
-
-def _import_client() -> Any:
-    try:
-        import kubernetes
-    except ImportError as e:
-        raise MissingExtra(
-            f'@kubernetes needs the kubernetes client ({e}). Install it with: pip install "metaflowlike[kubernetes]"'
-        ) from e
-    return kubernetes
 
 
 @dataclass
@@ -66,7 +56,13 @@ class KubernetesLauncher(RemoteLauncher):
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
-        self.k8s = _import_client()  # imported once here: the forked poller inherits it
+        # imported once here: the forked poller inherits it
+        self.k8s = import_sdk(
+            "kubernetes",
+            needed_by="@kubernetes",
+            package="the kubernetes client",
+            extra="kubernetes",
+        )
         self.settings = config.load_settings()
         self._apis: tuple[Any, Any, int] | None = None
         self._apis_lock = threading.Lock()  # the poller's threads share one client
@@ -100,7 +96,7 @@ class KubernetesLauncher(RemoteLauncher):
     def job_request(self, spec, plan, command: list[str], env: dict) -> JobRequest:
         ctx = self.context
         decos = step_decorators(ctx.graph[spec.step_name], ctx.with_decorators)
-        own = next((d for d in decos if d.name == "kubernetes"), None) or KubernetesDecorator()
+        own = launcher_decorator(decos, self.name) or KubernetesDecorator()
         a = own.attributes
         k = self.settings.kubernetes
         timeout = StepPolicy.of(decos).timeout_seconds
