@@ -60,8 +60,9 @@ import subprocess
 import sys
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from . import lifeline, plugins
 from .datastore.records import ArtifactEntry
@@ -269,11 +270,7 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
             os.dup2(w_err, 2)
             for fd in (r_out, w_out, r_err, w_err):
                 os.close(fd)
-            for fd in inherited_fds:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            close_inherited(inherited_fds)
             for stream in (sys.stdout, sys.stderr):
                 if isinstance(stream, io.TextIOWrapper):
                     stream.reconfigure(line_buffering=True)
@@ -284,14 +281,30 @@ def fork_task(body, env: dict[str, str], inherited_fds: list[int]) -> tuple[int,
         except BaseException:
             traceback.print_exc()
         finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+            exit_child(code)
     os.close(w_out)
     os.close(w_err)
     return pid, {r_out: "stdout", r_err: "stderr"}
+
+
+def close_inherited(fds: Iterable[int]) -> None:
+    """Close, in a forked child, the descriptors it inherited but must not hold (the
+    pipes of other tasks: holding them would keep those tasks' readers from seeing EOF)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def exit_child(code: int) -> NoReturn:
+    """End a forked child: flush what it printed, then leave without running the
+    parent's ``atexit`` handlers or finalisers, which are not the child's to run."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def launcher_class(name: str) -> type[Launcher]:

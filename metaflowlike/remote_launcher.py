@@ -63,7 +63,7 @@ from typing import Any
 from . import code_package, forksafe, lifeline
 from .bootstrap import bootstrap_command
 from .exceptions import MetaflowlikeException
-from .launchers import Launcher, LaunchPlan, Started, fork_task
+from .launchers import Launcher, LaunchPlan, Started, close_inherited, exit_child, fork_task
 from .task import TaskSpec
 from .task_supervisor import DEFAULT_LOG_INTERVAL, SELF_SUFFICIENT_ENV
 
@@ -249,11 +249,7 @@ class RemoteLauncher(Launcher):
                 code = 1
                 try:
                     ours.close()
-                    for fd in inherited_fds:
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
+                    close_inherited(inherited_fds)
                     os.setpgid(0, 0)  # the terminal's Ctrl-C is the runtime's to handle
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     lifeline.die_with_parent(parent)
@@ -264,11 +260,7 @@ class RemoteLauncher(Launcher):
 
                     traceback.print_exc()
                 finally:
-                    try:
-                        sys.stdout.flush()
-                        sys.stderr.flush()
-                    finally:
-                        os._exit(code)
+                    exit_child(code)
             theirs.close()
             self._poller = (pid, ours)
         return self._poller[1]
